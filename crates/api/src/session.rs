@@ -1,0 +1,310 @@
+//! Request and response bodies of the merchant API (`Authorization: Bearer <key>`) and the widget API
+//! (`/v1/checkout/{id}`). Amounts travel as decimal strings ("250.00") with `amount_minor` beside them for
+//! code that wants integers; times are RFC 3339 strings in UTC.
+
+use crate::{AttemptId, Currency, RefundId, SessionId};
+use serde::{Deserialize, Serialize};
+
+/// A payment method a session may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// bKash tokenized checkout (BDT).
+    Bkash,
+    /// UPI through Bestin Pay (INR).
+    Upi,
+}
+
+impl Method {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Bkash => "bkash",
+            Method::Upi => "upi",
+        }
+    }
+
+    /// The one currency the method settles in.
+    pub fn currency(self) -> Currency {
+        match self {
+            Method::Bkash => Currency::Bdt,
+            Method::Upi => Currency::Inr,
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "bkash" => Some(Method::Bkash),
+            "upi" => Some(Method::Upi),
+            _ => None,
+        }
+    }
+}
+
+/// Lifecycle of a session: `open -> paid | expired | canceled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    /// Waiting for payment.
+    Open,
+    /// One attempt succeeded.
+    Paid,
+    /// Not paid before `expires_at`.
+    Expired,
+    /// Canceled by the merchant.
+    Canceled,
+}
+
+impl SessionStatus {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Paid => "paid",
+            SessionStatus::Expired => "expired",
+            SessionStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// Coarse status of one payment attempt, as the widget shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Created at the provider; the customer has not finished on the provider's side.
+    Pending,
+    /// The customer finished; the backend is confirming with the provider.
+    Confirming,
+    /// Paid.
+    Succeeded,
+    /// The provider refused or the customer failed verification (see `message`).
+    Failed,
+    /// The customer closed the provider's page.
+    Cancelled,
+    /// Not finished in time.
+    Expired,
+}
+
+impl AttemptStatus {
+    /// Whether no further change will happen.
+    pub fn is_final(self) -> bool {
+        !matches!(self, AttemptStatus::Pending | AttemptStatus::Confirming)
+    }
+}
+
+/// `POST /v1/sessions`: what the merchant's server asks for. Text fields are validated by the backend so that
+/// every mistake gets its own error code (`invalid_amount`, `invalid_currency`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSessionRequest {
+    /// Decimal amount, e.g. "250.00" (at most 2 decimals, greater than zero).
+    pub amount: String,
+    /// "BDT" (bKash) or "INR" (UPI).
+    pub currency: String,
+    /// The merchant's order reference, unique per merchant; sent to bKash as merchantInvoiceNumber.
+    pub invoice: String,
+    /// Where the customer's browser returns after the provider's page (http or https URL).
+    pub return_url: String,
+    /// Methods offered, e.g. `["bkash"]`; defaults to every method of the currency.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Shown to the customer.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Lifetime in seconds (60 to 86400; default 1800).
+    #[serde(default)]
+    pub expires_in: Option<u32>,
+}
+
+/// The completed payment of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The method that paid.
+    pub method: Method,
+    /// The attempt that paid.
+    pub attempt_id: AttemptId,
+    /// The provider's payment id (bKash paymentID).
+    pub payment_id: Option<String>,
+    /// The provider's transaction id (bKash trxID): what refunds and searches need.
+    pub trx_id: String,
+    /// The payer's wallet, masked (e.g. "017*****575").
+    pub payer: Option<String>,
+    /// When the provider confirmed it.
+    pub paid_at: String,
+}
+
+/// A session as the merchant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Session id (`cs_...`).
+    pub id: SessionId,
+    /// Lifecycle status.
+    pub status: SessionStatus,
+    /// Decimal amount, e.g. "250.00".
+    pub amount: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: Currency,
+    /// Merchant's invoice.
+    pub invoice: String,
+    /// Offered methods.
+    pub methods: Vec<Method>,
+    /// Description for the customer.
+    pub description: Option<String>,
+    /// Return URL.
+    pub return_url: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// The payment, once paid.
+    pub payment: Option<Payment>,
+    /// Total refunded so far (completed refunds), decimal.
+    pub refunded: String,
+    /// Refunds, oldest first.
+    pub refunds: Vec<Refund>,
+}
+
+/// `POST /v1/sessions/{id}/refunds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// Decimal amount; at most what is left of the payment.
+    pub amount: String,
+    /// Reason sent to bKash (at most 255 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// SKU sent to bKash (at most 255 characters; defaults to the invoice).
+    #[serde(default)]
+    pub sku: Option<String>,
+}
+
+/// Status of a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefundStatus {
+    /// Sent to the provider; outcome not yet known (it is checked with the provider's refund status).
+    Pending,
+    /// Money returned.
+    Completed,
+    /// The provider refused it (see `failure_message`).
+    Failed,
+}
+
+/// A refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// Refund id.
+    pub id: RefundId,
+    /// Session refunded.
+    pub session_id: SessionId,
+    /// Decimal amount.
+    pub amount: String,
+    /// Currency.
+    pub currency: Currency,
+    /// Status.
+    pub status: RefundStatus,
+    /// The provider's refund transaction id.
+    pub refund_trx_id: Option<String>,
+    /// Reason given.
+    pub reason: Option<String>,
+    /// The provider's message when it failed.
+    pub failure_message: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// `GET /v1/bkash/transactions/{trx_id}`: bKash's Search Transaction, in our words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BkashTransaction {
+    /// bKash trxID.
+    pub trx_id: String,
+    /// bKash transactionStatus, e.g. "Completed".
+    pub status: String,
+    /// Decimal amount.
+    pub amount: String,
+    /// Currency.
+    pub currency: Currency,
+    /// Payer wallet, masked.
+    pub customer: Option<String>,
+    /// bKash transactionType.
+    pub transaction_type: Option<String>,
+    /// bKash initiationTime, as bKash wrote it.
+    pub initiation_time: Option<String>,
+    /// bKash completedTime, as bKash wrote it.
+    pub completed_time: Option<String>,
+}
+
+/// The latest attempt, as the widget sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// Attempt id.
+    pub id: AttemptId,
+    /// Method.
+    pub method: Method,
+    /// Coarse status.
+    pub status: AttemptStatus,
+    /// The provider's reason for a failure, in the provider's words (e.g. bKash's statusMessage).
+    pub message: Option<String>,
+    /// Provider transaction id once paid.
+    pub trx_id: Option<String>,
+}
+
+/// `GET /v1/checkout/{id}`: the public view of a session (no return URL, no payer details).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutView {
+    /// Session id.
+    pub id: SessionId,
+    /// Lifecycle status.
+    pub status: SessionStatus,
+    /// Decimal amount.
+    pub amount: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: Currency,
+    /// Merchant's invoice.
+    pub invoice: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Offered methods.
+    pub methods: Vec<Method>,
+    /// Expiry time.
+    pub expires_at: String,
+    /// The merchant's display name.
+    pub merchant_name: String,
+    /// Latest attempt, if any.
+    pub attempt: Option<AttemptView>,
+}
+
+/// `POST /v1/checkout/{id}/bkash`: where to send the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartBkashResponse {
+    /// The new attempt.
+    pub attempt_id: AttemptId,
+    /// bKash's hosted payment page (bkashURL).
+    pub redirect_url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_session_request_accepts_the_documented_body() {
+        let body = r#"{"amount":"250.00","currency":"BDT","invoice":"ORD-1","return_url":"https://shop.example/r",
+            "methods":["bkash"],"description":"Tea"}"#;
+        let req: CreateSessionRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(req.amount, "250.00");
+        assert_eq!(req.methods, vec!["bkash".to_string()]);
+        assert_eq!(req.expires_in, None);
+    }
+
+    #[test]
+    fn statuses_use_lowercase_wire_names() {
+        assert_eq!(serde_json::to_string(&SessionStatus::Paid).unwrap(), "\"paid\"");
+        assert_eq!(serde_json::to_string(&AttemptStatus::Cancelled).unwrap(), "\"cancelled\"");
+        assert_eq!(serde_json::to_string(&Method::Bkash).unwrap(), "\"bkash\"");
+        assert!(AttemptStatus::Failed.is_final() && !AttemptStatus::Confirming.is_final());
+    }
+}

@@ -1,0 +1,594 @@
+//! bKash tokenized checkout client (v1.2.0-beta, mode "0011"; refunds v1.2.0-beta or v2 by configuration).
+//! DTOs mirror ../shared/spec/bkash.md sections 2-8. Every call has the configured timeout (30 s in production),
+//! every amount is a string on the wire and `Money` here, and the Authorization header is the bare id_token.
+
+use crate::configuration::{BkashSettings, RefundApi};
+use crate::metrics::Metrics;
+use deshpay_api::{Currency, Money};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What went wrong talking to bKash.
+#[derive(Debug, thiserror::Error)]
+pub enum BkashError {
+    /// No answer within the timeout.
+    #[error("bKash did not answer in time")]
+    Timeout,
+    /// Connection refused, reset, DNS...
+    #[error("could not reach bKash: {0}")]
+    Transport(String),
+    /// The API gateway in front of bKash answered `{"message": ...}` (bad token, wrong path, throttling).
+    #[error("bKash gateway answered HTTP {status}: {message}")]
+    Gateway {
+        /// HTTP status.
+        status: u16,
+        /// Gateway message.
+        message: String,
+    },
+    /// A non-success HTTP status without a recognisable body.
+    #[error("bKash answered HTTP {status}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// Start of the body (never for token calls).
+        body: String,
+    },
+    /// A body that is not the JSON we expect.
+    #[error("bKash answered an unreadable body ({reason})")]
+    Decode {
+        /// What did not parse.
+        reason: String,
+        /// Start of the body (never for token calls).
+        body: String,
+    },
+    /// bKash's own error: statusCode other than "0000" (or a v2 error object).
+    #[error("bKash error {code}: {message}")]
+    Provider {
+        /// statusCode / internalCode.
+        code: String,
+        /// statusMessage / errorMessageEn: shown to the customer.
+        message: String,
+    },
+}
+
+impl BkashError {
+    /// No usable answer: the operation may or may not have happened at bKash (Execute: go to Query).
+    pub fn is_no_response(&self) -> bool {
+        !matches!(self, BkashError::Provider { .. })
+    }
+
+    /// The gateway refused the token (expired or revoked): renew it.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, BkashError::Gateway { status: 401 | 403, .. })
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            BkashError::Timeout => "timeout",
+            BkashError::Transport(_) => "transport",
+            BkashError::Gateway { .. } => "gateway",
+            BkashError::Http { .. } => "http",
+            BkashError::Decode { .. } => "decode",
+            BkashError::Provider { .. } => "provider_error",
+        }
+    }
+}
+
+/// bKash `transactionStatus`; anything unexpected is kept and never counts as paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// The customer has not finished; no money moved.
+    Initiated,
+    /// Paid.
+    Completed,
+    /// Authorised (intent=authorization only).
+    Authorized,
+    /// A voided authorisation.
+    Cancelled,
+    /// Failed.
+    Failed,
+    /// Anything else, verbatim.
+    Unknown(String),
+}
+
+impl TransactionStatus {
+    fn parse(s: &str) -> Self {
+        match s {
+            "Initiated" => TransactionStatus::Initiated,
+            "Completed" => TransactionStatus::Completed,
+            "Authorized" => TransactionStatus::Authorized,
+            "Cancelled" => TransactionStatus::Cancelled,
+            "Failed" => TransactionStatus::Failed,
+            other => TransactionStatus::Unknown(other.to_owned()),
+        }
+    }
+}
+
+fn de_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TransactionStatus, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(TransactionStatus::parse(&s))
+}
+
+fn de_opt_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TransactionStatus>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.as_deref().map(TransactionStatus::parse))
+}
+
+/// Grant/refresh answer (spec section 2).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    /// The id_token (a credential).
+    pub id_token: String,
+    /// The refresh_token (a credential).
+    pub refresh_token: String,
+    /// Lifetime in seconds (a number; some gateways send a string).
+    #[serde(default)]
+    pub expires_in: Value,
+}
+
+impl TokenResponse {
+    /// expires_in as seconds, 3600 when missing or unreadable.
+    pub fn expires_in_secs(&self) -> i64 {
+        match &self.expires_in {
+            Value::Number(n) => n.as_i64().unwrap_or(3600),
+            Value::String(s) => s.parse().unwrap_or(3600),
+            _ => 3600,
+        }
+    }
+}
+
+/// Create Payment request (spec section 3).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRequest<'a> {
+    mode: &'static str,
+    payer_reference: &'a str,
+    #[serde(rename = "callbackURL")]
+    callback_url: &'a str,
+    amount: String,
+    currency: &'static str,
+    intent: &'static str,
+    merchant_invoice_number: &'a str,
+}
+
+/// Create Payment answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateResponse {
+    /// paymentID, e.g. "TR0011...".
+    #[serde(rename = "paymentID")]
+    pub payment_id: String,
+    /// The hosted page.
+    #[serde(rename = "bkashURL")]
+    pub bkash_url: String,
+    /// Echoed amount.
+    #[serde(default)]
+    pub amount: Option<String>,
+}
+
+/// Execute Payment answer (spec section 5).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExecuteResponse {
+    /// paymentID.
+    #[serde(rename = "paymentID", default)]
+    pub payment_id: Option<String>,
+    /// trxID.
+    #[serde(rename = "trxID", default)]
+    pub trx_id: Option<String>,
+    /// transactionStatus.
+    #[serde(rename = "transactionStatus", deserialize_with = "de_status")]
+    pub transaction_status: TransactionStatus,
+    /// Amount.
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// Invoice (one 2023 sample leaves it out).
+    #[serde(rename = "merchantInvoiceNumber", default)]
+    pub merchant_invoice_number: Option<String>,
+    /// Payer wallet.
+    #[serde(rename = "customerMsisdn", default)]
+    pub customer_msisdn: Option<String>,
+}
+
+/// Query Payment answer (spec section 6); note `merchantInvoice`, not `merchantInvoiceNumber`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryResponse {
+    /// trxID once completed.
+    #[serde(rename = "trxID", default)]
+    pub trx_id: Option<String>,
+    /// transactionStatus.
+    #[serde(rename = "transactionStatus", deserialize_with = "de_status")]
+    pub transaction_status: TransactionStatus,
+    /// Amount.
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// Invoice.
+    #[serde(rename = "merchantInvoice", default)]
+    pub merchant_invoice: Option<String>,
+    /// Payer wallet, when given.
+    #[serde(rename = "customerMsisdn", default)]
+    pub customer_msisdn: Option<String>,
+}
+
+/// Search Transaction answer (spec section 7).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchResponse {
+    /// trxID.
+    #[serde(rename = "trxID")]
+    pub trx_id: String,
+    /// transactionStatus.
+    #[serde(rename = "transactionStatus")]
+    pub transaction_status: String,
+    /// Amount.
+    pub amount: String,
+    /// Currency.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Payer.
+    #[serde(rename = "customerMsisdn", default)]
+    pub customer_msisdn: Option<String>,
+    /// Type.
+    #[serde(rename = "transactionType", default)]
+    pub transaction_type: Option<String>,
+    /// Start.
+    #[serde(rename = "initiationTime", default)]
+    pub initiation_time: Option<String>,
+    /// End.
+    #[serde(rename = "completedTime", default)]
+    pub completed_time: Option<String>,
+}
+
+/// One refund at bKash, from either refund API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    /// refundTrxID.
+    pub refund_trx_id: String,
+    /// Status, e.g. Completed.
+    pub status: Option<TransactionStatus>,
+    /// Amount refunded.
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundV1 {
+    #[serde(rename = "refundTrxID")]
+    refund_trx_id: String,
+    #[serde(rename = "transactionStatus", default, deserialize_with = "de_opt_status")]
+    status: Option<TransactionStatus>,
+    #[serde(default)]
+    amount: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundV2 {
+    #[serde(rename = "refundTrxId")]
+    refund_trx_id: String,
+    #[serde(rename = "refundTransactionStatus", default, deserialize_with = "de_opt_status")]
+    status: Option<TransactionStatus>,
+    #[serde(rename = "refundAmount", default)]
+    amount: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundStatusV2 {
+    #[serde(rename = "refundTransactions", default)]
+    refund_transactions: Vec<RefundV2>,
+}
+
+impl From<RefundV1> for RefundRecord {
+    fn from(r: RefundV1) -> Self {
+        RefundRecord { refund_trx_id: r.refund_trx_id, status: r.status, amount: r.amount }
+    }
+}
+
+impl From<RefundV2> for RefundRecord {
+    fn from(r: RefundV2) -> Self {
+        RefundRecord { refund_trx_id: r.refund_trx_id, status: r.status, amount: r.amount }
+    }
+}
+
+/// The bKash client: one per merchant credential.
+#[derive(Debug)]
+pub struct BkashClient {
+    http: reqwest::Client,
+    base_url: String,
+    host_url: String,
+    username: String,
+    password: SecretString,
+    app_key: String,
+    app_secret: SecretString,
+    refund_api: RefundApi,
+    metrics: Arc<Metrics>,
+}
+
+/// Parses an amount that bKash echoed back.
+///
+/// # Errors
+/// When bKash sent something that is not a BDT decimal.
+pub fn parse_amount(text: &str) -> Result<Money, deshpay_api::MoneyError> {
+    Money::parse(text, Currency::Bdt)
+}
+
+fn truncate(body: &str) -> String {
+    body.chars().take(300).collect()
+}
+
+impl BkashClient {
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(settings: &BkashSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
+            .build()?;
+        let base_url = settings.base_url.trim_end_matches('/').to_owned();
+        // v2 refunds live under the host root, not under the version path.
+        let host_url = match url::Url::parse(&base_url) {
+            Ok(u) => u.origin().ascii_serialization(),
+            Err(_) => base_url.clone(),
+        };
+        Ok(BkashClient {
+            http,
+            base_url,
+            host_url,
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            app_key: settings.app_key.clone(),
+            app_secret: settings.app_secret.clone(),
+            refund_api: settings.refund_api,
+            metrics,
+        })
+    }
+
+    /// The app key (not a secret; names the shared token).
+    pub fn app_key(&self) -> &str {
+        &self.app_key
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/tokenized/checkout/{path}", self.base_url)
+    }
+
+    fn credential_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("username", HeaderValue::from_str(&self.username).unwrap_or(HeaderValue::from_static("")));
+        let mut pw = HeaderValue::from_str(self.password.expose_secret()).unwrap_or(HeaderValue::from_static(""));
+        pw.set_sensitive(true);
+        h.insert("password", pw);
+        h
+    }
+
+    fn token_headers(&self, id_token: &SecretString) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        // The bare id_token, no "Bearer " prefix (spec section 3).
+        let mut auth = HeaderValue::from_str(id_token.expose_secret()).unwrap_or(HeaderValue::from_static(""));
+        auth.set_sensitive(true);
+        h.insert(reqwest::header::AUTHORIZATION, auth);
+        h.insert(
+            HeaderName::from_static("x-app-key"),
+            HeaderValue::from_str(&self.app_key).unwrap_or(HeaderValue::from_static("")),
+        );
+        h
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: String,
+        headers: HeaderMap,
+        body: &impl Serialize,
+        sensitive: bool,
+    ) -> Result<T, BkashError> {
+        let started = Instant::now();
+        let result = self.post_inner(url, headers, body, sensitive).await;
+        let outcome = result.as_ref().map_or_else(BkashError::outcome, |_| "ok");
+        self.metrics.provider_call("bkash", endpoint, outcome, started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => tracing::debug!(endpoint, "bkash call ok"),
+            Err(e) => tracing::warn!(endpoint, error = %e, "bkash call failed"),
+        }
+        result
+    }
+
+    async fn post_inner<T: DeserializeOwned>(
+        &self,
+        url: String,
+        headers: HeaderMap,
+        body: &impl Serialize,
+        sensitive: bool,
+    ) -> Result<T, BkashError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() { BkashError::Timeout } else { BkashError::Transport(e.without_url().to_string()) }
+        };
+        let response = self
+            .http
+            .post(url)
+            .headers(headers)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(transport)?;
+        // Token answers carry credentials: never keep their bodies in errors.
+        let shown = if sensitive { "<redacted>".to_owned() } else { truncate(&text) };
+        let value: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) if (200..300).contains(&status) => {
+                return Err(BkashError::Decode { reason: e.to_string(), body: shown });
+            }
+            Err(_) => return Err(BkashError::Http { status, body: shown }),
+        };
+        let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+        if let (Some(message), None) = (field("message"), field("statusCode")) {
+            return Err(BkashError::Gateway { status, message });
+        }
+        if let Some(message) = field("errorMessageEn") {
+            let code = value
+                .get("internalCode")
+                .or_else(|| value.get("externalCode"))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default();
+            return Err(BkashError::Provider { code, message });
+        }
+        let code = field("statusCode").or_else(|| field("errorCode"));
+        if let Some(code) = code
+            && code != "0000"
+        {
+            let message = field("statusMessage").or_else(|| field("errorMessage")).unwrap_or_default();
+            return Err(BkashError::Provider { code, message });
+        }
+        if !(200..300).contains(&status) {
+            return Err(BkashError::Http { status, body: shown });
+        }
+        serde_json::from_value(value).map_err(|e| BkashError::Decode { reason: e.to_string(), body: shown })
+    }
+
+    /// Grant Token.
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn grant(&self) -> Result<TokenResponse, BkashError> {
+        let body = serde_json::json!({
+            "app_key": self.app_key,
+            "app_secret": self.app_secret.expose_secret(),
+        });
+        self.post("grant", self.url("token/grant"), self.credential_headers(), &body, true).await
+    }
+
+    /// Refresh Token.
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenResponse, BkashError> {
+        let body = serde_json::json!({
+            "app_key": self.app_key,
+            "app_secret": self.app_secret.expose_secret(),
+            "refresh_token": refresh_token.expose_secret(),
+        });
+        self.post("refresh", self.url("token/refresh"), self.credential_headers(), &body, true).await
+    }
+
+    /// Create Payment (mode 0011, intent sale).
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all, fields(invoice = invoice))]
+    pub async fn create(
+        &self,
+        id_token: &SecretString,
+        amount: Money,
+        invoice: &str,
+        callback_url: &str,
+    ) -> Result<CreateResponse, BkashError> {
+        let body = CreateRequest {
+            mode: "0011",
+            payer_reference: " ",
+            callback_url,
+            amount: amount.to_decimal(),
+            currency: "BDT",
+            intent: "sale",
+            merchant_invoice_number: invoice,
+        };
+        self.post("create", self.url("create"), self.token_headers(id_token), &body, false).await
+    }
+
+    /// Execute Payment: moves the money. Call only after a `status=success` callback, once.
+    ///
+    /// # Errors
+    /// Any [`BkashError`]; [`BkashError::is_no_response`] ones mean "go to Query".
+    #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
+    pub async fn execute(&self, id_token: &SecretString, payment_id: &str) -> Result<ExecuteResponse, BkashError> {
+        let body = serde_json::json!({ "paymentID": payment_id });
+        self.post("execute", self.url("execute"), self.token_headers(id_token), &body, false).await
+    }
+
+    /// Query Payment.
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
+    pub async fn query(&self, id_token: &SecretString, payment_id: &str) -> Result<QueryResponse, BkashError> {
+        let body = serde_json::json!({ "paymentID": payment_id });
+        self.post("query", self.url("payment/status"), self.token_headers(id_token), &body, false).await
+    }
+
+    /// Search Transaction.
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all, fields(trx_id = trx_id))]
+    pub async fn search(&self, id_token: &SecretString, trx_id: &str) -> Result<SearchResponse, BkashError> {
+        let body = serde_json::json!({ "trxID": trx_id });
+        self.post("search", self.url("general/searchTransaction"), self.token_headers(id_token), &body, false).await
+    }
+
+    /// Refund (v1.2.0-beta or v2 by configuration).
+    ///
+    /// # Errors
+    /// Any [`BkashError`]; on a no-response error, ask [`BkashClient::refund_status`] before retrying.
+    #[tracing::instrument(skip_all, fields(payment_id = payment_id, trx_id = trx_id))]
+    pub async fn refund(
+        &self,
+        id_token: &SecretString,
+        payment_id: &str,
+        trx_id: &str,
+        amount: Money,
+        sku: &str,
+        reason: &str,
+    ) -> Result<RefundRecord, BkashError> {
+        let headers = self.token_headers(id_token);
+        match self.refund_api {
+            RefundApi::V1 => {
+                let body = serde_json::json!({
+                    "paymentID": payment_id, "amount": amount.to_decimal(), "trxID": trx_id, "sku": sku, "reason": reason,
+                });
+                let r: RefundV1 = self.post("refund", self.url("payment/refund"), headers, &body, false).await?;
+                Ok(r.into())
+            }
+            RefundApi::V2 => {
+                let body = serde_json::json!({
+                    "paymentId": payment_id, "trxId": trx_id, "refundAmount": amount.to_decimal(), "sku": sku, "reason": reason,
+                });
+                let url = format!("{}/v2/tokenized-checkout/refund/payment/transaction", self.host_url);
+                let r: RefundV2 = self.post("refund", url, headers, &body, false).await?;
+                Ok(r.into())
+            }
+        }
+    }
+
+    /// Refund status: the refunds bKash knows of for a transaction (v1 returns only the latest).
+    ///
+    /// # Errors
+    /// Any [`BkashError`].
+    #[tracing::instrument(skip_all, fields(payment_id = payment_id, trx_id = trx_id))]
+    pub async fn refund_status(
+        &self,
+        id_token: &SecretString,
+        payment_id: &str,
+        trx_id: &str,
+    ) -> Result<Vec<RefundRecord>, BkashError> {
+        let headers = self.token_headers(id_token);
+        match self.refund_api {
+            RefundApi::V1 => {
+                let body = serde_json::json!({ "paymentID": payment_id, "trxID": trx_id });
+                let r: RefundV1 = self.post("refund_status", self.url("payment/refund"), headers, &body, false).await?;
+                Ok(vec![r.into()])
+            }
+            RefundApi::V2 => {
+                let body = serde_json::json!({ "paymentId": payment_id, "trxId": trx_id });
+                let url = format!("{}/v2/tokenized-checkout/refund/payment/status", self.host_url);
+                let r: RefundStatusV2 = self.post("refund_status", url, headers, &body, false).await?;
+                Ok(r.refund_transactions.into_iter().map(Into::into).collect())
+            }
+        }
+    }
+}

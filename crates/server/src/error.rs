@@ -1,0 +1,87 @@
+//! `AppError`: every failure of an HTTP handler becomes a status plus `{"error":{"code","message"}}`.
+//! Internal causes are logged here and never sent to the client.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use deshpay_api::{ErrorBody, ErrorCode};
+
+/// An error with its HTTP status and public code; `source` is logged, not shown.
+#[derive(Debug)]
+pub struct AppError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Public error code.
+    pub code: ErrorCode,
+    /// Public message (no secrets, no internals).
+    pub message: String,
+    source: Option<anyhow::Error>,
+}
+
+impl AppError {
+    /// A client error with a public message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError { status, code, message: message.into(), source: None }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 with a code.
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409 with a code.
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 500: the cause is logged; the client learns only that it was our fault.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        AppError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: ErrorCode::Internal,
+            message: "internal error; nothing was lost, please retry".into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::internal(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Some(source) = &self.source {
+            tracing::error!(code = %self.code, error = %format!("{source:#}"), "request failed");
+        } else if self.status.is_server_error() {
+            tracing::warn!(code = %self.code, message = %self.message, "request failed");
+        }
+        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}
+
+/// A JSON extractor whose rejections have the API's error shape (`invalid_json`).
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        AppError::new(rejection.status(), ErrorCode::InvalidJson, rejection.body_text())
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

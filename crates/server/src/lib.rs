@@ -1,0 +1,23 @@
+//! DeshPay merchant backend: the thin server that holds every secret, talks to bKash (and later Bestin Pay),
+//! verifies callbacks, and keeps every payment durable.
+//!
+//! Run it with `deshpay-server --config deshpay.toml` (or only `DESHPAY_*` environment variables); see the
+//! README for the settings and the API. Its tests (`cargo test -p deshpay-server`) start the sandbox in-process
+//! and drive the backend over HTTP.
+
+pub mod bkash;
+pub mod bkash_flow;
+pub mod clock;
+pub mod configuration;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod routes;
+pub mod sessions;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+
+pub use startup::Application;

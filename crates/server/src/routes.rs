@@ -1,0 +1,205 @@
+//! HTTP routes: the merchant API (API key), the widget API (CORS), the provider callback, operations.
+
+use crate::error::{ApiJson, AppError};
+use crate::sessions::parse_session_id;
+use crate::state::AppState;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use deshpay_api::{CreateSessionRequest, ErrorCode, RefundRequest};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+use std::future::Future;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// The whole router; pure, so tests can drive it with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    let merchant = Router::new()
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/refunds", post(create_refund))
+        .route("/v1/bkash/transactions/{trx_id}", get(search_transaction))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let widget = Router::new()
+        .route("/v1/checkout/{id}", get(checkout_view))
+        .route("/v1/checkout/{id}/bkash", post(start_bkash))
+        .layer(cors(&state));
+    Router::new()
+        .merge(merchant)
+        .merge(widget)
+        .route("/v1/bkash/callback", get(bkash_callback))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { AppError::not_found(ErrorCode::NotFound, "no such route") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors(state: &AppState) -> CorsLayer {
+    let origins: Vec<HeaderValue> = state
+        .settings
+        .server
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([HttpMethod::GET, HttpMethod::POST])
+        .allow_headers([header::CONTENT_TYPE])
+}
+
+/// Constant-time comparison, so the key cannot be guessed byte by byte from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(presented.as_bytes(), state.settings.merchant.api_key.expose_secret().as_bytes()) {
+        return AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing or wrong API key")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Runs `handler` once per `Idempotency-Key` (scoped by `scope`): a repeat with the same body replays the
+/// stored response; a repeat with another body is `idempotency_conflict`; a repeat while the first still runs is
+/// `payment_in_progress`. Server errors release the key so a retry can run.
+async fn idempotent<F, Fut>(state: &AppState, headers: &HeaderMap, scope: &str, body: &str, handler: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+        return handler().await;
+    };
+    if key.is_empty() || key.len() > 255 {
+        return AppError::bad_request(ErrorCode::InvalidRequest, "Idempotency-Key must be 1 to 255 characters").into_response();
+    }
+    let key = format!("{scope}:{key}");
+    match state.store.claim_idempotency_key(&key, body, state.clock.now_ms()).await {
+        Err(e) => return AppError::from(e).into_response(),
+        Ok(Some((hash, _))) if hash != body => {
+            return AppError::conflict(ErrorCode::IdempotencyConflict, "this Idempotency-Key was used with another request")
+                .into_response();
+        }
+        Ok(Some((_, Some((status, stored))))) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return (status, [(header::CONTENT_TYPE, "application/json")], stored).into_response();
+        }
+        Ok(Some((_, None))) => {
+            return AppError::conflict(ErrorCode::PaymentInProgress, "the first request with this key is still running")
+                .into_response();
+        }
+        Ok(None) => {}
+    }
+    let response = handler().await;
+    let status = response.status();
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        let _ = state.store.release_idempotency_key(&key).await;
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if let Err(e) = state.store.finish_idempotency_key(&key, status.as_u16(), &text).await {
+        tracing::error!(error = %e, "could not store idempotent response");
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateSessionRequest>,
+) -> Response {
+    let body = serde_json::to_string(&req).unwrap_or_default();
+    idempotent(&state, &headers, "session", &body, || async {
+        match state.create_session(&req).await {
+            Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
+            Err(e) => e.into_response(),
+        }
+    })
+    .await
+}
+
+async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    let row = state.load_session(&id).await?;
+    Ok(Json(state.merchant_view(row).await?).into_response())
+}
+
+async fn create_refund(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RefundRequest>,
+) -> Response {
+    let id = match parse_session_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let body = serde_json::to_string(&req).unwrap_or_default();
+    idempotent(&state, &headers, &format!("refund:{id}"), &body, || async {
+        match state.refund(&id, &req).await {
+            Ok((status, refund)) => (status, Json(refund)).into_response(),
+            Err(e) => e.into_response(),
+        }
+    })
+    .await
+}
+
+async fn search_transaction(State(state): State<AppState>, Path(trx_id): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(state.search_bkash(&trx_id).await?).into_response())
+}
+
+async fn checkout_view(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    let view = state.checkout_view(&id).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
+}
+
+async fn start_bkash(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    Ok((StatusCode::CREATED, Json(state.start_bkash(&id).await?)).into_response())
+}
+
+async fn bkash_callback(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    // bKash adds signature and apiVersion too; neither can be verified, so only Execute/Query establish truth.
+    let (Some(payment_id), Some(status)) = (params.get("paymentID"), params.get("status")) else {
+        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "paymentID and status are required"));
+    };
+    let to = state.bkash_callback(payment_id, status).await?;
+    Ok(Redirect::to(&to).into_response())
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

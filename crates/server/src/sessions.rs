@@ -1,0 +1,230 @@
+//! Checkout sessions: creation by the merchant, the merchant's and the widget's views, lazy expiry.
+
+use crate::clock::rfc3339;
+use crate::error::AppError;
+use crate::ids;
+use crate::state::AppState;
+use crate::store::{AttemptRow, AttemptState, SessionRow};
+use deshpay_api::{
+    AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency, ErrorCode, Method, Money, Payment,
+    Refund, RefundStatus, Session, SessionId, SessionStatus,
+};
+
+/// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
+const MIN_MINOR: i64 = 100;
+
+fn invalid(message: impl Into<String>) -> AppError {
+    AppError::bad_request(ErrorCode::InvalidRequest, message)
+}
+
+/// Parses an id from a path segment.
+///
+/// # Errors
+/// `session_not_found` for a malformed id (it cannot exist).
+pub fn parse_session_id(raw: &str) -> Result<SessionId, AppError> {
+    SessionId::parse(raw).map_err(|e| AppError::not_found(ErrorCode::SessionNotFound, e.to_string()))
+}
+
+/// Validates a create request into a session row.
+///
+/// # Errors
+/// A typed 400 for every field that is wrong.
+pub fn validate_new_session(req: &CreateSessionRequest, now: i64, default_ttl: u32) -> Result<SessionRow, AppError> {
+    let currency: Currency = req
+        .currency
+        .parse()
+        .map_err(|e: deshpay_api::MoneyError| AppError::bad_request(ErrorCode::InvalidCurrency, e.to_string()))?;
+    let amount = Money::parse_positive(&req.amount, currency)
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()))?;
+    if amount.minor() < MIN_MINOR {
+        return Err(AppError::bad_request(ErrorCode::InvalidAmount, "amount must be at least 1.00"));
+    }
+    let invoice = req.invoice.trim();
+    if invoice.is_empty() || invoice.chars().count() > 255 || invoice.contains(['<', '>', '&']) {
+        return Err(invalid("invoice must be 1 to 255 characters without < > &"));
+    }
+    let return_url = url::Url::parse(&req.return_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| invalid("return_url must be an absolute http or https URL"))?;
+    let mut methods = Vec::new();
+    for name in &req.methods {
+        let method = Method::parse(name).ok_or_else(|| invalid(format!("unknown method {name:?} (bkash or upi)")))?;
+        if method.currency() != currency {
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidCurrency,
+                format!("{} takes {}, not {currency}", method.as_str(), method.currency()),
+            ));
+        }
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    if methods.is_empty() {
+        methods = [Method::Bkash, Method::Upi].into_iter().filter(|m| m.currency() == currency).collect();
+    }
+    if methods.contains(&Method::Upi) {
+        return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not available on this backend yet"));
+    }
+    if req.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        return Err(invalid("description must be at most 500 characters"));
+    }
+    let ttl = req.expires_in.unwrap_or(default_ttl);
+    if !(60..=86_400).contains(&ttl) {
+        return Err(invalid("expires_in must be between 60 and 86400 seconds"));
+    }
+    Ok(SessionRow {
+        id: ids::session_id(),
+        amount,
+        invoice: invoice.to_owned(),
+        description: req.description.clone().filter(|d| !d.trim().is_empty()),
+        return_url: return_url.to_string(),
+        methods,
+        status: SessionStatus::Open,
+        paid_attempt_id: None,
+        created_at: now,
+        expires_at: now + i64::from(ttl) * 1000,
+    })
+}
+
+/// Maps the backend's attempt state to what the widget shows.
+pub fn attempt_status(state: AttemptState) -> AttemptStatus {
+    match state {
+        AttemptState::Creating | AttemptState::Created => AttemptStatus::Pending,
+        AttemptState::Executing => AttemptStatus::Confirming,
+        AttemptState::Completed => AttemptStatus::Succeeded,
+        AttemptState::Failed | AttemptState::CreateFailed | AttemptState::Review | AttemptState::Superseded => {
+            AttemptStatus::Failed
+        }
+        AttemptState::Cancelled => AttemptStatus::Cancelled,
+        AttemptState::Expired => AttemptStatus::Expired,
+    }
+}
+
+impl AppState {
+    /// Creates a session.
+    ///
+    /// # Errors
+    /// Validation errors, `invoice_in_use`, or internal.
+    pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
+        let now = self.clock.now_ms();
+        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs)?;
+        if let Some(existing) = self.store.live_session_for_invoice(&row.invoice, now).await? {
+            return Err(AppError::conflict(
+                ErrorCode::InvoiceInUse,
+                format!("invoice {} already has session {} ({})", row.invoice, existing.id, existing.status.as_str()),
+            ));
+        }
+        self.store.insert_session(&row).await?;
+        self.store.add_event(Some(&row.id), None, "session.created", &row.amount.to_string(), now).await?;
+        tracing::info!(session = %row.id, amount = %row.amount, "session created");
+        self.merchant_view(row).await
+    }
+
+    /// Loads a session, applying lazy expiry.
+    ///
+    /// # Errors
+    /// `session_not_found` or internal.
+    pub async fn load_session(&self, id: &SessionId) -> Result<SessionRow, AppError> {
+        let now = self.clock.now_ms();
+        let mut row = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))?;
+        if row.status == SessionStatus::Open && row.expires_at <= now && self.store.expire_session_if_due(id, now).await? {
+            self.store.add_event(Some(id), None, "session.expired", "", now).await?;
+            row.status = SessionStatus::Expired;
+        }
+        Ok(row)
+    }
+
+    /// The merchant's view of a session.
+    ///
+    /// # Errors
+    /// Internal.
+    pub async fn merchant_view(&self, row: SessionRow) -> Result<Session, AppError> {
+        let payment = match &row.paid_attempt_id {
+            Some(id) => self.store.attempt(id).await?.map(|a| payment_of(&a)),
+            None => None,
+        };
+        let refunds = self.store.refunds(&row.id).await?;
+        let refunded: i64 =
+            refunds.iter().filter(|r| r.status == RefundStatus::Completed).map(|r| r.amount.minor()).sum();
+        let refunded = Money::from_minor(refunded, row.amount.currency()).map_err(AppError::internal)?;
+        Ok(Session {
+            id: row.id.clone(),
+            status: row.status,
+            amount: row.amount.to_decimal(),
+            amount_minor: row.amount.minor(),
+            currency: row.amount.currency(),
+            invoice: row.invoice,
+            methods: row.methods,
+            description: row.description,
+            return_url: row.return_url,
+            created_at: rfc3339(row.created_at),
+            expires_at: rfc3339(row.expires_at),
+            payment,
+            refunded: refunded.to_decimal(),
+            refunds: refunds.into_iter().map(refund_view).collect(),
+        })
+    }
+
+    /// The widget's view: no return URL, no payer details.
+    ///
+    /// # Errors
+    /// `session_not_found` or internal.
+    pub async fn checkout_view(&self, id: &SessionId) -> Result<CheckoutView, AppError> {
+        let row = self.load_session(id).await?;
+        let attempt = self.store.latest_attempt(id).await?.map(|a| AttemptView {
+            id: a.id.clone(),
+            method: a.method,
+            status: attempt_status(a.state),
+            message: match a.state {
+                AttemptState::Superseded => Some("This order has already been paid.".into()),
+                AttemptState::Review => Some("The payment needs a manual check by the merchant.".into()),
+                _ => a.failure_message.clone(),
+            },
+            trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
+        });
+        Ok(CheckoutView {
+            id: row.id,
+            status: row.status,
+            amount: row.amount.to_decimal(),
+            amount_minor: row.amount.minor(),
+            currency: row.amount.currency(),
+            invoice: row.invoice,
+            description: row.description,
+            methods: row.methods,
+            expires_at: rfc3339(row.expires_at),
+            merchant_name: self.settings.merchant.name.clone(),
+            attempt,
+        })
+    }
+}
+
+fn payment_of(a: &AttemptRow) -> Payment {
+    Payment {
+        method: a.method,
+        attempt_id: a.id.clone(),
+        payment_id: a.provider_ref.clone(),
+        trx_id: a.trx_id.clone().unwrap_or_default(),
+        payer: a.payer.clone(),
+        paid_at: rfc3339(a.updated_at),
+    }
+}
+
+/// The wire form of a refund row.
+pub fn refund_view(r: crate::store::RefundRow) -> Refund {
+    Refund {
+        id: r.id,
+        session_id: r.session_id,
+        amount: r.amount.to_decimal(),
+        currency: r.amount.currency(),
+        status: r.status,
+        refund_trx_id: r.refund_trx_id,
+        reason: r.reason,
+        failure_message: r.failure_message,
+        created_at: rfc3339(r.created_at),
+    }
+}

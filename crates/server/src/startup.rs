@@ -1,0 +1,103 @@
+//! `Application::build` wires settings, store, clients and router, binds the listener (port 0 in tests) and
+//! starts the reconciler.
+
+use crate::bkash::BkashClient;
+use crate::clock::Clock;
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::routes::router;
+use crate::state::{AppState, Inner};
+use crate::store::Store;
+use crate::token::TokenManager;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A built, bound, not yet serving backend.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Builds with the system clock.
+    ///
+    /// # Errors
+    /// Bad settings, an unreachable database, a port in use.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Builds with the given clock (tests move it).
+    ///
+    /// # Errors
+    /// Bad settings, an unreachable database, a port in use.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .context("opening the database (database.url)")?;
+        let listener = TcpListener::bind(&settings.server.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let address = listener.local_addr()?;
+        let public_url = settings
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let metrics = Arc::new(Metrics::default());
+        let bkash = Arc::new(BkashClient::new(&settings.bkash, metrics.clone()).context("building the bKash client")?);
+        let tokens = TokenManager::new(
+            bkash.clone(),
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            settings.bkash.refresh_margin_secs,
+            settings.bkash.refresh_token_lifetime_secs,
+        );
+        let state = AppState::new(Inner { settings, public_url, store, clock, metrics, bkash, tokens });
+        Ok(Application { listener, state })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The public URL.
+    pub fn url(&self) -> String {
+        self.state.public_url.clone()
+    }
+
+    /// The state (tests reach the store and the reconciler through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Runs the reconciler (a pass at start, then periodically) and serves until the process ends.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let interval = state.settings.reconciler.interval_secs;
+            loop {
+                match state.reconcile_once().await {
+                    Ok(n) if n > 0 => tracing::info!(records = n, "reconciler pass"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e.message, "reconciler pass failed"),
+                }
+                if interval == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(interval)).await;
+            }
+        });
+        axum::serve(self.listener, router(self.state)).await
+    }
+}

@@ -1,0 +1,864 @@
+//! The durable store: sessions, attempts, refunds, the shared bKash token, idempotency records and an audit
+//! trail. One implementation over `sqlx::AnyPool` serves SQLite (the default, a single file) and PostgreSQL
+//! (several instances): the SQL is portable and every state change is a conditional update
+//! (`... WHERE status IN (...)`), so exactly-once holds across connections and instances alike.
+
+use deshpay_api::{AttemptId, Currency, Method, Money, RefundId, RefundStatus, SessionId, SessionStatus};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Store errors carry sqlx's cause; callers map them to `internal` (logged, not shown).
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// Backend-side status of an attempt: finer than the widget's `AttemptStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptState {
+    /// Row written; the provider's create call is under way.
+    Creating,
+    /// Created at the provider; waiting for the customer.
+    Created,
+    /// A callback claimed the attempt and Execute (or Query) is under way.
+    Executing,
+    /// Paid.
+    Completed,
+    /// The provider refused, or the customer failed verification.
+    Failed,
+    /// The customer cancelled on the provider's page.
+    Cancelled,
+    /// The provider's create call failed; nothing exists at the provider that can take money.
+    CreateFailed,
+    /// Not executed because another attempt had already paid the session (no money moved).
+    Superseded,
+    /// Money moved but amount or invoice did not match: needs a person.
+    Review,
+    /// Never finished by the customer in time.
+    Expired,
+}
+
+impl AttemptState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Creating => "creating",
+            AttemptState::Created => "created",
+            AttemptState::Executing => "executing",
+            AttemptState::Completed => "completed",
+            AttemptState::Failed => "failed",
+            AttemptState::Cancelled => "cancelled",
+            AttemptState::CreateFailed => "create_failed",
+            AttemptState::Superseded => "superseded",
+            AttemptState::Review => "review",
+            AttemptState::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "creating" => AttemptState::Creating,
+            "created" => AttemptState::Created,
+            "executing" => AttemptState::Executing,
+            "completed" => AttemptState::Completed,
+            "failed" => AttemptState::Failed,
+            "cancelled" => AttemptState::Cancelled,
+            "create_failed" => AttemptState::CreateFailed,
+            "superseded" => AttemptState::Superseded,
+            "review" => AttemptState::Review,
+            "expired" => AttemptState::Expired,
+            other => return Err(decode_err(format!("unknown attempt state {other:?}"))),
+        })
+    }
+
+    /// Whether the attempt may still take the customer's money.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, AttemptState::Creating | AttemptState::Created | AttemptState::Executing)
+    }
+}
+
+/// A session row.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Id.
+    pub id: SessionId,
+    /// Amount and currency.
+    pub amount: Money,
+    /// Merchant invoice.
+    pub invoice: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Return URL.
+    pub return_url: String,
+    /// Offered methods.
+    pub methods: Vec<Method>,
+    /// Status as stored (an open session past `expires_at` is shown as expired).
+    pub status: SessionStatus,
+    /// The attempt that paid.
+    pub paid_attempt_id: Option<AttemptId>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+/// An attempt row.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    /// Id.
+    pub id: AttemptId,
+    /// Session.
+    pub session_id: SessionId,
+    /// Method.
+    pub method: Method,
+    /// State.
+    pub state: AttemptState,
+    /// Amount and currency at the time of the attempt.
+    pub amount: Money,
+    /// Provider's id for it (bKash paymentID).
+    pub provider_ref: Option<String>,
+    /// Where the customer goes (bkashURL).
+    pub redirect_url: Option<String>,
+    /// Provider transaction id once paid.
+    pub trx_id: Option<String>,
+    /// Masked payer.
+    pub payer: Option<String>,
+    /// Provider's failure code.
+    pub failure_code: Option<String>,
+    /// Provider's failure message (shown to the customer).
+    pub failure_message: Option<String>,
+    /// When Execute began (Unix ms).
+    pub execute_started_at: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// Fields to set along with a state transition; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptPatch {
+    /// Provider id.
+    pub provider_ref: Option<String>,
+    /// Redirect URL.
+    pub redirect_url: Option<String>,
+    /// Transaction id.
+    pub trx_id: Option<String>,
+    /// Masked payer.
+    pub payer: Option<String>,
+    /// Failure code.
+    pub failure_code: Option<String>,
+    /// Failure message.
+    pub failure_message: Option<String>,
+    /// Execute start.
+    pub execute_started_at: Option<i64>,
+}
+
+/// A refund row.
+#[derive(Debug, Clone)]
+pub struct RefundRow {
+    /// Id.
+    pub id: RefundId,
+    /// Session.
+    pub session_id: SessionId,
+    /// The paying attempt.
+    pub attempt_id: AttemptId,
+    /// Amount.
+    pub amount: Money,
+    /// Status.
+    pub status: RefundStatus,
+    /// Reason.
+    pub reason: Option<String>,
+    /// SKU.
+    pub sku: Option<String>,
+    /// Provider's refund trx id.
+    pub refund_trx_id: Option<String>,
+    /// Provider's message on failure.
+    pub failure_message: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// The persisted provider token.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// id_token (a credential: never logged).
+    pub id_token: String,
+    /// refresh_token (a credential: never logged).
+    pub refresh_token: String,
+    /// id_token expiry, Unix ms.
+    pub expires_at: i64,
+    /// refresh_token expiry, Unix ms.
+    pub refresh_expires_at: i64,
+}
+
+fn decode_err(msg: String) -> sqlx::Error {
+    sqlx::Error::Decode(msg.into())
+}
+
+fn currency_of(s: &str) -> StoreResult<Currency> {
+    s.parse().map_err(|e| decode_err(format!("{e}")))
+}
+
+fn money_of(minor: i64, currency: &str) -> StoreResult<Money> {
+    Money::from_minor(minor, currency_of(currency)?).map_err(|e| decode_err(e.to_string()))
+}
+
+fn session_status_of(s: &str) -> StoreResult<SessionStatus> {
+    Ok(match s {
+        "open" => SessionStatus::Open,
+        "paid" => SessionStatus::Paid,
+        "expired" => SessionStatus::Expired,
+        "canceled" => SessionStatus::Canceled,
+        other => return Err(decode_err(format!("unknown session status {other:?}"))),
+    })
+}
+
+fn refund_status_str(s: RefundStatus) -> &'static str {
+    match s {
+        RefundStatus::Pending => "pending",
+        RefundStatus::Completed => "completed",
+        RefundStatus::Failed => "failed",
+    }
+}
+
+fn refund_status_of(s: &str) -> StoreResult<RefundStatus> {
+    Ok(match s {
+        "pending" => RefundStatus::Pending,
+        "completed" => RefundStatus::Completed,
+        "failed" => RefundStatus::Failed,
+        other => return Err(decode_err(format!("unknown refund status {other:?}"))),
+    })
+}
+
+fn id_of<T>(row: &AnyRow, col: &str, parse: fn(&str) -> Result<T, deshpay_api::IdError>) -> StoreResult<T> {
+    let text: String = row.try_get(col)?;
+    parse(&text).map_err(|e| decode_err(e.to_string()))
+}
+
+fn session_from(row: &AnyRow) -> StoreResult<SessionRow> {
+    let methods: String = row.try_get("methods")?;
+    let paid: Option<String> = row.try_get("paid_attempt_id")?;
+    Ok(SessionRow {
+        id: id_of(row, "id", SessionId::parse)?,
+        amount: money_of(row.try_get("amount_minor")?, &row.try_get::<String, _>("currency")?)?,
+        invoice: row.try_get("invoice")?,
+        description: row.try_get("description")?,
+        return_url: row.try_get("return_url")?,
+        methods: methods.split(',').filter_map(Method::parse).collect(),
+        status: session_status_of(&row.try_get::<String, _>("status")?)?,
+        paid_attempt_id: paid.as_deref().map(AttemptId::parse).transpose().map_err(|e| decode_err(e.to_string()))?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn attempt_from(row: &AnyRow) -> StoreResult<AttemptRow> {
+    let method: String = row.try_get("method")?;
+    Ok(AttemptRow {
+        id: id_of(row, "id", AttemptId::parse)?,
+        session_id: id_of(row, "session_id", SessionId::parse)?,
+        method: Method::parse(&method).ok_or_else(|| decode_err(format!("unknown method {method:?}")))?,
+        state: AttemptState::parse(&row.try_get::<String, _>("status")?)?,
+        amount: money_of(row.try_get("amount_minor")?, &row.try_get::<String, _>("currency")?)?,
+        provider_ref: row.try_get("provider_ref")?,
+        redirect_url: row.try_get("redirect_url")?,
+        trx_id: row.try_get("trx_id")?,
+        payer: row.try_get("payer")?,
+        failure_code: row.try_get("failure_code")?,
+        failure_message: row.try_get("failure_message")?,
+        execute_started_at: row.try_get("execute_started_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn refund_from(row: &AnyRow) -> StoreResult<RefundRow> {
+    Ok(RefundRow {
+        id: id_of(row, "id", RefundId::parse)?,
+        session_id: id_of(row, "session_id", SessionId::parse)?,
+        attempt_id: id_of(row, "attempt_id", AttemptId::parse)?,
+        amount: money_of(row.try_get("amount_minor")?, &row.try_get::<String, _>("currency")?)?,
+        status: refund_status_of(&row.try_get::<String, _>("status")?)?,
+        reason: row.try_get("reason")?,
+        sku: row.try_get("sku")?,
+        refund_trx_id: row.try_get("refund_trx_id")?,
+        failure_message: row.try_get("failure_message")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn state_list(states: &[AttemptState]) -> String {
+    states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+}
+
+const ATTEMPT_COLUMNS: &str = "id, session_id, method, status, amount_minor, currency, provider_ref, redirect_url, \
+     trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at";
+
+impl Store {
+    /// Connects and runs the migrations. A `sqlite://` file is created if missing.
+    ///
+    /// # Errors
+    /// Connection or migration failures.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(sqlx::Error::Configuration(
+                "database.url must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes writers queue.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 15000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A trivial query, for `/healthz`.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Appends an audit event.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn add_event(
+        &self,
+        session_id: Option<&SessionId>,
+        attempt_id: Option<&AttemptId>,
+        kind: &str,
+        detail: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO events (id, session_id, attempt_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(crate::ids::event_id())
+            .bind(session_id.map(|s| s.as_str().to_owned()))
+            .bind(attempt_id.map(|a| a.as_str().to_owned()))
+            .bind(kind)
+            .bind(detail)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Audit events of a session, oldest first: `(kind, detail)`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn events(&self, session_id: &SessionId) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT kind, detail FROM events WHERE session_id = $1 ORDER BY created_at, id")
+            .bind(session_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kind")?, r.try_get::<Option<String>, _>("detail")?.unwrap_or_default())))
+            .collect()
+    }
+
+    // ----- sessions -----
+
+    /// Inserts a new session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
+        let methods = s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",");
+        sqlx::query(
+            "INSERT INTO sessions (id, amount_minor, currency, invoice, description, return_url, methods, status, \
+             paid_attempt_id, created_at, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.amount.minor())
+        .bind(s.amount.currency().code())
+        .bind(&s.invoice)
+        .bind(s.description.clone())
+        .bind(&s.return_url)
+        .bind(methods)
+        .bind(s.status.as_str())
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Loads a session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn session(&self, id: &SessionId) -> StoreResult<Option<SessionRow>> {
+        sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(session_from)
+            .transpose()
+    }
+
+    /// A session with this invoice that is paid, or open and not yet expired.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn live_session_for_invoice(&self, invoice: &str, now: i64) -> StoreResult<Option<SessionRow>> {
+        sqlx::query(
+            "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' OR (status = 'open' AND expires_at > $2)) \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(invoice)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from)
+        .transpose()
+    }
+
+    /// Marks an open session past its expiry as expired, unless an attempt may still take money.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn expire_session_if_due(&self, id: &SessionId, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE sessions SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'open' AND expires_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM attempts WHERE session_id = $1 AND status IN ({}))",
+            state_list(&[AttemptState::Creating, AttemptState::Executing])
+        ))
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Completes a payment: the executing attempt becomes completed and its session paid, in one transaction.
+    /// Returns false (and changes nothing) when the attempt was not executing or the session was already paid.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn complete_payment(&self, attempt: &AttemptRow, patch: &AttemptPatch, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so SQLite takes its write lock here and never has to upgrade a read lock.
+        let paid = sqlx::query(
+            "UPDATE sessions SET status = 'paid', paid_attempt_id = $1, updated_at = $2 \
+             WHERE id = $3 AND status IN ('open', 'expired')",
+        )
+        .bind(attempt.id.as_str())
+        .bind(now)
+        .bind(attempt.session_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if paid.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sql = transition_sql(&[AttemptState::Executing]);
+        let moved = bind_transition(sqlx::query(&sql), attempt, AttemptState::Completed, patch, now)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ----- attempts -----
+
+    /// Inserts a new attempt.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_attempt(&self, a: &AttemptRow) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(a.id.as_str())
+        .bind(a.session_id.as_str())
+        .bind(a.method.as_str())
+        .bind(a.state.as_str())
+        .bind(a.amount.minor())
+        .bind(a.amount.currency().code())
+        .bind(a.provider_ref.clone())
+        .bind(a.redirect_url.clone())
+        .bind(a.trx_id.clone())
+        .bind(a.payer.clone())
+        .bind(a.failure_code.clone())
+        .bind(a.failure_message.clone())
+        .bind(a.execute_started_at)
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves an attempt from one of `from` to `to`, setting the patch's fields. Returns whether this call made
+    /// the change: of concurrent callers (threads or instances) exactly one gets `true`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn transition_attempt(
+        &self,
+        attempt: &AttemptRow,
+        from: &[AttemptState],
+        to: AttemptState,
+        patch: &AttemptPatch,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let sql = transition_sql(from);
+        let done = bind_transition(sqlx::query(&sql), attempt, to, patch, now).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Loads an attempt.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempt(&self, id: &AttemptId) -> StoreResult<Option<AttemptRow>> {
+        sqlx::query(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(attempt_from)
+            .transpose()
+    }
+
+    /// Finds an attempt by the provider's id for it (bKash paymentID).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempt_by_provider_ref(&self, method: Method, provider_ref: &str) -> StoreResult<Option<AttemptRow>> {
+        sqlx::query(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE method = $1 AND provider_ref = $2"))
+            .bind(method.as_str())
+            .bind(provider_ref)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(attempt_from)
+            .transpose()
+    }
+
+    /// The newest attempt of a session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn latest_attempt(&self, session_id: &SessionId) -> StoreResult<Option<AttemptRow>> {
+        sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(session_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(attempt_from)
+        .transpose()
+    }
+
+    /// Attempts in one of `states` not updated since `before` (Unix ms), oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempts_in(&self, states: &[AttemptState], before: i64, limit: i64) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE status IN ({}) AND updated_at <= $1 ORDER BY updated_at LIMIT $2",
+            state_list(states)
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Counts a session's attempts in one of `states`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_attempts(&self, session_id: &SessionId, states: &[AttemptState]) -> StoreResult<i64> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM attempts WHERE session_id = $1 AND status IN ({})",
+            state_list(states)
+        ))
+        .bind(session_id.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get("n")
+    }
+
+    // ----- refunds -----
+
+    /// Inserts a pending refund only if the refunds of the attempt (pending or completed) plus this one stay
+    /// within `paid_minor`. Returns whether it was inserted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_refund_within(&self, r: &RefundRow, paid_minor: i64, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Serialise refunds of one payment across instances: read-committed sums would race.
+            sqlx::query("SELECT id FROM attempts WHERE id = $1 FOR UPDATE")
+                .bind(r.attempt_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query(
+            "INSERT INTO refunds (id, session_id, attempt_id, amount_minor, currency, status, reason, sku, refund_trx_id, \
+             failure_message, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, NULL, NULL, $8, $8 \
+             WHERE (SELECT COALESCE(SUM(amount_minor), 0) FROM refunds WHERE attempt_id = $3 \
+                    AND status IN ('pending', 'completed')) + $4 <= $9",
+        )
+        .bind(r.id.as_str())
+        .bind(r.session_id.as_str())
+        .bind(r.attempt_id.as_str())
+        .bind(r.amount.minor())
+        .bind(r.amount.currency().code())
+        .bind(r.reason.clone())
+        .bind(r.sku.clone())
+        .bind(now)
+        .bind(paid_minor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Settles a pending refund. Returns whether this call changed it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        refund_trx_id: Option<&str>,
+        failure_message: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE refunds SET status = $1, refund_trx_id = COALESCE($2, refund_trx_id), \
+             failure_message = COALESCE($3, failure_message), updated_at = $4 WHERE id = $5 AND status = 'pending'",
+        )
+        .bind(refund_status_str(status))
+        .bind(refund_trx_id.map(str::to_owned))
+        .bind(failure_message.map(str::to_owned))
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Refunds of a session, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn refunds(&self, session_id: &SessionId) -> StoreResult<Vec<RefundRow>> {
+        let rows = sqlx::query("SELECT * FROM refunds WHERE session_id = $1 ORDER BY created_at, id")
+            .bind(session_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(refund_from).collect()
+    }
+
+    /// Pending refunds older than `before`, for the reconciler.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pending_refunds(&self, before: i64, limit: i64) -> StoreResult<Vec<RefundRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM refunds WHERE status = 'pending' AND updated_at <= $1 ORDER BY updated_at LIMIT $2")
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(refund_from).collect()
+    }
+
+    // ----- tokens -----
+
+    /// Loads a provider token.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn token(&self, name: &str) -> StoreResult<Option<StoredToken>> {
+        let row = sqlx::query("SELECT * FROM provider_tokens WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredToken {
+                id_token: r.try_get("id_token")?,
+                refresh_token: r.try_get("refresh_token")?,
+                expires_at: r.try_get("expires_at")?,
+                refresh_expires_at: r.try_get("refresh_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Saves (inserts or replaces) a provider token.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn save_token(&self, name: &str, t: &StoredToken, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO provider_tokens (name, id_token, refresh_token, expires_at, refresh_expires_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET id_token = excluded.id_token, \
+             refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, \
+             refresh_expires_at = excluded.refresh_expires_at, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(&t.id_token)
+        .bind(&t.refresh_token)
+        .bind(t.expires_at)
+        .bind(t.refresh_expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    // ----- idempotency -----
+
+    /// Claims an idempotency key. `Ok(None)`: claimed, go ahead. `Ok(Some((hash, response)))`: seen before;
+    /// `response` is `None` while the first request is still running.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(String, Option<(u16, String)>)>> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (key, request_hash, status, body, created_at) VALUES ($1, $2, NULL, NULL, $3) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT request_hash, status, body FROM idempotency WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        let status: Option<i32> = row.try_get("status")?;
+        let body: Option<String> = row.try_get("body")?;
+        let response = match (status, body) {
+            (Some(s), Some(b)) => Some((u16::try_from(s).unwrap_or(500), b)),
+            _ => None,
+        };
+        Ok(Some((row.try_get("request_hash")?, response)))
+    }
+
+    /// Stores the response for a claimed key.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn finish_idempotency_key(&self, key: &str, status: u16, body: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency SET status = $1, body = $2 WHERE key = $3")
+            .bind(i32::from(status))
+            .bind(body)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Releases a claimed key whose request failed before doing anything, so a retry can run.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status IS NULL")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn transition_sql(from: &[AttemptState]) -> String {
+    // The statement text is built from our own enum names only; values are bound.
+    format!(
+        "UPDATE attempts SET status = $1, provider_ref = COALESCE($2, provider_ref), \
+         redirect_url = COALESCE($3, redirect_url), trx_id = COALESCE($4, trx_id), payer = COALESCE($5, payer), \
+         failure_code = COALESCE($6, failure_code), failure_message = COALESCE($7, failure_message), \
+         execute_started_at = COALESCE($8, execute_started_at), updated_at = $9 WHERE id = $10 AND status IN ({})",
+        state_list(from)
+    )
+}
+
+fn bind_transition<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    attempt: &AttemptRow,
+    to: AttemptState,
+    patch: &AttemptPatch,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(to.as_str())
+        .bind(patch.provider_ref.clone())
+        .bind(patch.redirect_url.clone())
+        .bind(patch.trx_id.clone())
+        .bind(patch.payer.clone())
+        .bind(patch.failure_code.clone())
+        .bind(patch.failure_message.clone())
+        .bind(patch.execute_started_at)
+        .bind(now)
+        .bind(attempt.id.as_str().to_owned())
+}

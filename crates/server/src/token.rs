@@ -1,0 +1,148 @@
+//! The bKash id_token, shared by every customer (bKash allows about two grants an hour per app key).
+//!
+//! One token is reused until `refresh_margin` before its hour ends, then renewed with the refresh_token; a new
+//! grant happens only when there is no token, the refresh fails, or the refresh_token is about to expire.
+//! Renewal is single-flight within the process (an async mutex) and the token is persisted in the store,
+//! so a restart reuses it instead of granting again.
+
+use crate::bkash::{BkashClient, BkashError, TokenResponse};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoredToken};
+use secrecy::SecretString;
+use std::sync::Arc;
+use tokio::sync::{Mutex, RwLock};
+
+/// A day: the refresh_token is replaced by a grant this long before bKash would stop accepting it.
+const REFRESH_TOKEN_SAFETY_MS: i64 = 24 * 3600 * 1000;
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// bKash refused or did not answer.
+    #[error(transparent)]
+    Bkash(#[from] BkashError),
+    /// The store failed.
+    #[error("token store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+/// Hands out the current id_token.
+#[derive(Debug)]
+pub struct TokenManager {
+    client: Arc<BkashClient>,
+    store: Store,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    refresh_margin_ms: i64,
+    refresh_token_lifetime_ms: i64,
+    cached: RwLock<Option<StoredToken>>,
+    renewing: Mutex<()>,
+}
+
+impl TokenManager {
+    /// Builds the manager; nothing is fetched until the first call.
+    pub fn new(
+        client: Arc<BkashClient>,
+        store: Store,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        refresh_margin_secs: u64,
+        refresh_token_lifetime_secs: u64,
+    ) -> Self {
+        TokenManager {
+            client,
+            store,
+            clock,
+            metrics,
+            refresh_margin_ms: refresh_margin_secs as i64 * 1000,
+            refresh_token_lifetime_ms: refresh_token_lifetime_secs as i64 * 1000,
+            cached: RwLock::new(None),
+            renewing: Mutex::new(()),
+        }
+    }
+
+    fn store_key(&self) -> String {
+        format!("bkash:{}", self.client.app_key())
+    }
+
+    fn usable(&self, t: &StoredToken, now: i64) -> bool {
+        t.expires_at - self.refresh_margin_ms > now
+    }
+
+    /// The current id_token, renewing it first if it is about to expire.
+    ///
+    /// # Errors
+    /// [`TokenError`] when neither refresh nor grant worked.
+    pub async fn id_token(&self) -> Result<SecretString, TokenError> {
+        let now = self.clock.now_ms();
+        if let Some(t) = self.cached.read().await.as_ref()
+            && self.usable(t, now)
+        {
+            return Ok(SecretString::from(t.id_token.clone()));
+        }
+        let _single_flight = self.renewing.lock().await;
+        let now = self.clock.now_ms();
+        // Another caller (or, through the store, another instance) may have renewed while we waited.
+        if let Some(t) = self.cached.read().await.as_ref()
+            && self.usable(t, now)
+        {
+            return Ok(SecretString::from(t.id_token.clone()));
+        }
+        let stored = self.store.token(&self.store_key()).await?;
+        if let Some(t) = &stored
+            && self.usable(t, now)
+        {
+            *self.cached.write().await = Some(t.clone());
+            return Ok(SecretString::from(t.id_token.clone()));
+        }
+        let renewed = self.renew(stored.as_ref(), now).await?;
+        let token = SecretString::from(renewed.id_token.clone());
+        *self.cached.write().await = Some(renewed);
+        Ok(token)
+    }
+
+    /// Forgets `rejected` after bKash's gateway refused it, so the next call renews.
+    pub async fn invalidate(&self, rejected: &str) {
+        let mut cached = self.cached.write().await;
+        if let Some(t) = cached.as_mut()
+            && t.id_token == rejected
+        {
+            t.expires_at = 0;
+            let _ = self.store.save_token(&self.store_key(), t, self.clock.now_ms()).await;
+        }
+    }
+
+    async fn renew(&self, stored: Option<&StoredToken>, now: i64) -> Result<StoredToken, TokenError> {
+        if let Some(old) = stored
+            && old.refresh_expires_at - REFRESH_TOKEN_SAFETY_MS > now
+        {
+            match self.client.refresh(&SecretString::from(old.refresh_token.clone())).await {
+                Ok(r) => {
+                    self.metrics.token_refreshed();
+                    tracing::info!("bkash id_token refreshed");
+                    // bKash keeps the refresh_token's original expiry across refreshes.
+                    let t = self.to_stored(&r, now, Some(old.refresh_expires_at));
+                    self.store.save_token(&self.store_key(), &t, now).await?;
+                    return Ok(t);
+                }
+                Err(e) => tracing::warn!(error = %e, "bkash refresh failed; granting a new token"),
+            }
+        }
+        let r = self.client.grant().await?;
+        self.metrics.token_granted();
+        tracing::info!("bkash id_token granted");
+        let t = self.to_stored(&r, now, None);
+        self.store.save_token(&self.store_key(), &t, now).await?;
+        Ok(t)
+    }
+
+    fn to_stored(&self, r: &TokenResponse, now: i64, refresh_expires_at: Option<i64>) -> StoredToken {
+        StoredToken {
+            id_token: r.id_token.clone(),
+            refresh_token: r.refresh_token.clone(),
+            expires_at: now + r.expires_in_secs() * 1000,
+            refresh_expires_at: refresh_expires_at.unwrap_or(now + self.refresh_token_lifetime_ms),
+        }
+    }
+}
