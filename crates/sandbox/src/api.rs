@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State as AxState;
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::handler::Handler;
 use axum::routing::{MethodRouter, any, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
@@ -50,10 +50,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{V1}/payment/status"), api(query))
         .route(&format!("{V1}/general/searchTransaction"), api(search))
         // bKash's own Node sample calls this spelling.
-        .route(&format!("{V1}/general/search/searchTransaction"), api(search))
+        .route(
+            &format!("{V1}/general/search/searchTransaction"),
+            api(search),
+        )
         .route(&format!("{V1}/payment/refund"), api(refund_v1))
         .route(&format!("{V2}/refund/payment/transaction"), api(refund_v2))
-        .route(&format!("{V2}/refund/payment/status"), api(refund_status_v2))
+        .route(
+            &format!("{V2}/refund/payment/status"),
+            api(refund_status_v2),
+        )
         .route("/v1.2.0-beta", any(missing_authentication_token))
         .route("/v1.2.0-beta/{*rest}", any(missing_authentication_token))
         .route("/v2", any(missing_authentication_token))
@@ -125,7 +131,8 @@ fn v2_error((code, message): BkError) -> Response {
 }
 
 fn fault_response(fault: &Fault) -> Response {
-    let status = StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault.response {
         FaultResponse::HttpStatus => {
             let line = format!(
@@ -136,7 +143,9 @@ fn fault_response(fault: &Fault) -> Response {
             (
                 status,
                 [(header::CONTENT_TYPE, "text/html")],
-                format!("<html><head><title>{line}</title></head><body><h1>{line}</h1></body></html>"),
+                format!(
+                    "<html><head><title>{line}</title></head><body><h1>{line}</h1></body></html>"
+                ),
             )
                 .into_response()
         }
@@ -151,7 +160,9 @@ fn fault_response(fault: &Fault) -> Response {
             r#"{"statusCode":"00"#,
         )
             .into_response(),
-        FaultResponse::Normal => gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        FaultResponse::Normal => {
+            gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
     }
 }
 
@@ -183,8 +194,8 @@ async fn serve(
         process = fault.process,
         "injecting fault"
     );
-    let processed = (fault.process || fault.response == FaultResponse::Normal)
-        .then(|| op(&mut app.lock()));
+    let processed =
+        (fault.process || fault.response == FaultResponse::Normal).then(|| op(&mut app.lock()));
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
@@ -198,31 +209,32 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The gateway's check of `Authorization` (the bare id_token) and `X-APP-Key`; returns the app key.
-fn authorize(state: &State, headers: &HeaderMap) -> Result<String, Response> {
+/// The gateway's check of `Authorization` (the bare id_token) and `X-APP-Key`; returns the app key
+/// (`None` means HTTP 401).
+fn authorize(state: &State, headers: &HeaderMap) -> Option<String> {
     let token = header_str(headers, header::AUTHORIZATION.as_str());
     let app_key = header_str(headers, "x-app-key");
     let (Some(token), Some(app_key)) = (token, app_key) else {
         tracing::info!("rejected: Authorization or X-APP-Key header missing");
-        return Err(unauthorized());
+        return None;
     };
     if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
         tracing::info!("rejected: bKash expects the bare id_token, not a Bearer prefix");
-        return Err(unauthorized());
+        return None;
     }
     match state.id_tokens.get(token) {
         Some(t) if t.app_key != app_key => {
             tracing::info!("rejected: X-APP-Key does not match the token's app key");
-            Err(unauthorized())
+            None
         }
         Some(t) if t.expires_ms <= state.now_ms() => {
             tracing::info!("rejected: id_token expired");
-            Err(unauthorized())
+            None
         }
-        Some(_) => Ok(app_key.to_owned()),
+        Some(_) => Some(app_key.to_owned()),
         None => {
             tracing::info!("rejected: unknown id_token");
-            Err(unauthorized())
+            None
         }
     }
 }
@@ -446,8 +458,15 @@ fn validate_create(body: &Body) -> Result<CreateRequest, BkError> {
     ];
     let mut fields = MANDATORY.iter().map(|k| text(body, k));
     let mut next = || fields.next().flatten().ok_or(MANDATORY_MISSING);
-    let (mode, payer_reference, callback_url, amount, currency, intent, invoice) =
-        (next()?, next()?, next()?, next()?, next()?, next()?, next()?);
+    let (mode, payer_reference, callback_url, amount, currency, intent, invoice) = (
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+    );
     if mode != "0011" {
         return Err(("2063", "Mode is not valid as per request data"));
     }
@@ -480,9 +499,8 @@ fn validate_create(body: &Body) -> Result<CreateRequest, BkError> {
 }
 
 fn do_create(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let request = match parse_body(body).and_then(|b| validate_create(&b)) {
         Ok(r) => r,
@@ -548,9 +566,8 @@ async fn execute(AxState(app): AxState<AppState>, headers: HeaderMap, body: Byte
 }
 
 fn do_execute(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let id = match parse_body(body).and_then(|b| text(&b, "paymentID").ok_or(MANDATORY_MISSING)) {
         Ok(id) => id,
@@ -628,9 +645,8 @@ async fn query(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes)
 }
 
 fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let id = match parse_body(body).and_then(|b| text(&b, "paymentID").ok_or(MANDATORY_MISSING)) {
         Ok(id) => id,
@@ -675,9 +691,8 @@ async fn search(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes
 }
 
 fn do_search(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let trx_id = match parse_body(body).and_then(|b| text(&b, "trxID").ok_or(MANDATORY_MISSING)) {
         Ok(id) => id,
@@ -823,9 +838,8 @@ async fn refund_v1(AxState(app): AxState<AppState>, headers: HeaderMap, body: By
 }
 
 fn do_refund_v1(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let body = match parse_body(body) {
         Ok(b) => b,
@@ -855,17 +869,15 @@ fn do_refund_v1(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response
 }
 
 fn do_refund_status_v1(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(e) => return bk_error(e),
     };
     let (payment_id, trx_id) = (text(&body, "paymentID"), text(&body, "trxID"));
-    let payment = match find_refundable(state, &app_key, payment_id.as_deref(), trx_id.as_deref())
-    {
+    let payment = match find_refundable(state, &app_key, payment_id.as_deref(), trx_id.as_deref()) {
         Ok(p) => p,
         Err(e) => return bk_error(e),
     };
@@ -884,9 +896,8 @@ async fn refund_v2(AxState(app): AxState<AppState>, headers: HeaderMap, body: By
 }
 
 fn do_refund_v2(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let body = match parse_body(body) {
         Ok(b) => b,
@@ -936,17 +947,15 @@ async fn refund_status_v2(
 }
 
 fn do_refund_status_v2(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
-    let app_key = match authorize(state, headers) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Some(app_key) = authorize(state, headers) else {
+        return unauthorized();
     };
     let body = match parse_body(body) {
         Ok(b) => b,
         Err(e) => return v2_error(e),
     };
     let (payment_id, trx_id) = (text(&body, "paymentId"), text(&body, "trxId"));
-    let payment = match find_refundable(state, &app_key, payment_id.as_deref(), trx_id.as_deref())
-    {
+    let payment = match find_refundable(state, &app_key, payment_id.as_deref(), trx_id.as_deref()) {
         Ok(p) => p,
         Err(e) => return v2_error(e),
     };

@@ -19,8 +19,14 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/__sandbox/bkash/counters", get(counters))
         .route("/__sandbox/bkash/payments/{payment_id}", get(payment))
-        .route("/__sandbox/bkash/payments/{payment_id}/approve", post(approve))
-        .route("/__sandbox/bkash/faults", post(add_fault).delete(clear_faults))
+        .route(
+            "/__sandbox/bkash/payments/{payment_id}/approve",
+            post(approve),
+        )
+        .route(
+            "/__sandbox/bkash/faults",
+            post(add_fault).delete(clear_faults),
+        )
         .route("/__sandbox/clock", get(clock))
         .route("/__sandbox/clock/advance", post(advance_clock))
         .route("/__sandbox/reset", post(reset))
@@ -31,11 +37,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// An absent body reads as the type's default; a malformed one is a 400.
-fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 async fn counters(AxState(app): AxState<AppState>) -> Response {
@@ -77,9 +83,11 @@ async fn approve(
 ) -> Response {
     let request: ApproveRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let wallet = request.wallet.unwrap_or_else(|| SUCCESS_WALLETS[0].to_owned());
+    let wallet = request
+        .wallet
+        .unwrap_or_else(|| SUCCESS_WALLETS[0].to_owned());
     let mut state = app.lock();
     let now = state.now_ms();
     let Some(p) = state.payments.get_mut(&payment_id) else {
@@ -148,7 +156,7 @@ struct AdvanceRequest {
 async fn advance_clock(AxState(app): AxState<AppState>, bytes: Bytes) -> Response {
     let request: AdvanceRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     if !request.seconds.is_finite() {
         return error(StatusCode::BAD_REQUEST, "seconds must be a finite number");

@@ -10,7 +10,11 @@ use deshpay_sandbox::{Sandbox, SandboxConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "deshpay-sandbox", version, about = "bKash tokenized checkout simulator")]
+#[command(
+    name = "deshpay-sandbox",
+    version,
+    about = "bKash tokenized checkout simulator"
+)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, env = "DESHPAY_SANDBOX_LISTEN", default_value = "127.0.0.1:8082")]
@@ -24,7 +28,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let args = Args::parse();
     let sandbox = Sandbox::spawn(SandboxConfig {

@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
+use axum::Router;
 use axum::extract::{Form, Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::state::{

@@ -460,7 +460,10 @@ mod tests {
     #[test]
     fn bkash_time_is_dhaka_time_with_a_colon_before_millis() {
         // 2019-09-03T16:55:37.813Z
-        assert_eq!(bkash_time(1_567_529_737_813), "2019-09-03T22:55:37:813 GMT+0600");
+        assert_eq!(
+            bkash_time(1_567_529_737_813),
+            "2019-09-03T22:55:37:813 GMT+0600"
+        );
     }
 
     #[test]

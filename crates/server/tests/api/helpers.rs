@@ -1,0 +1,218 @@
+//! `spawn_app()` and the customer/merchant moves the tests are written in.
+
+use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
+use deshpay_server::Application;
+use deshpay_server::clock::Clock;
+use deshpay_server::configuration::{
+    BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
+};
+use deshpay_server::state::AppState;
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "test-api-key-0123456789";
+pub const WALLET: &str = "01770618575";
+pub const OTP: &str = "123456";
+pub const PIN: &str = "12121";
+/// Client timeout for bKash calls in tests; sandbox delays beyond it play "no response".
+pub const BKASH_TIMEOUT_MS: u64 = 1500;
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub sandbox: Sandbox,
+    pub clock: Clock,
+    pub state: AppState,
+    pub db_url: String,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
+    let creds = BkashCredentials::public_sandbox();
+    Settings {
+        server: ServerSettings {
+            listen: "127.0.0.1:0".into(),
+            public_url: None,
+            allowed_origins: vec!["http://shop.test".into()],
+        },
+        database: DatabaseSettings { url: db_url.into(), max_connections: 8 },
+        merchant: MerchantSettings { api_key: API_KEY.into(), name: "Test Shop".into(), session_ttl_secs: 1800 },
+        bkash: BkashSettings {
+            base_url: sandbox.bkash_base_url(),
+            username: creds.username,
+            password: creds.password.into(),
+            app_key: creds.app_key,
+            app_secret: creds.app_secret.into(),
+            refund_api: RefundApi::V1,
+            timeout_ms: BKASH_TIMEOUT_MS,
+            refresh_margin_secs: 300,
+            refresh_token_lifetime_secs: 28 * 24 * 3600,
+        },
+        reconciler: ReconcilerSettings { interval_secs: 0, stale_after_secs: 2 },
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let sandbox = Sandbox::spawn(SandboxConfig::default()).await.expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("deshpay.db").display());
+    let mut settings = settings_for(&sandbox, &db_url);
+    configure(&mut settings);
+    let clock = Clock::system();
+    let (url, state) = start_backend(settings, clock.clone()).await;
+    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir }
+}
+
+/// Builds and serves a backend; returns its URL and state.
+pub async fn start_backend(settings: Settings, clock: Clock) -> (String, AppState) {
+    let app = Application::build_with_clock(settings, clock).await.expect("backend");
+    let url = app.url();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    (url, state)
+}
+
+/// A client that does not follow redirects, so tests see every hop.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(API_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.url)).bearer_auth(API_KEY).send().await.expect("request")
+    }
+
+    /// Creates a BDT session and returns its id.
+    pub async fn create_session(&self, amount: &str) -> String {
+        let invoice = format!("ORD-{}", rand_suffix());
+        let r = self
+            .post_json(
+                "/v1/sessions",
+                &json!({"amount": amount, "currency": "BDT", "invoice": invoice,
+                        "return_url": "http://shop.test/return?order=1", "methods": ["bkash"]}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn session(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/sessions/{id}")).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn checkout(&self, id: &str) -> Value {
+        let r = self.http.get(format!("{}/v1/checkout/{id}", self.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Starts a bKash attempt (as the widget does) and returns the bkashURL.
+    pub async fn start_bkash(&self, id: &str) -> String {
+        let r = self.http.post(format!("{}/v1/checkout/{id}/bkash", self.url)).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
+    }
+
+    /// Plays the customer on bKash's hosted page by form posts; returns where bKash redirects the browser.
+    pub async fn pay_on_page(&self, bkash_url: &str, wallet: &str, otp: &str, pin: &str) -> String {
+        let page = self.http.get(bkash_url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("bKash Account number"), "{html}");
+        let payment_id = query_param(bkash_url, "paymentID").expect("paymentID in bkashURL");
+        let base = format!("{}/redirect/tokenized/{payment_id}", self.sandbox.url());
+        let r = self.form(&format!("{base}/wallet"), &[("wallet", wallet), ("action", "confirm")]).await;
+        assert_eq!(r.status(), 200, "wallet step");
+        let r = self.form(&format!("{base}/otp"), &[("otp", otp), ("action", "confirm")]).await;
+        if r.status() == 303 {
+            return location(&r);
+        }
+        let r = self.form(&format!("{base}/pin"), &[("pin", pin), ("action", "confirm")]).await;
+        assert_eq!(r.status(), 303, "pin step ends with a redirect");
+        location(&r)
+    }
+
+    pub async fn form(&self, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(url).form(fields).send().await.unwrap()
+    }
+
+    /// Follows bKash's redirect to our callback; returns where we send the browser (the shop's return URL).
+    pub async fn follow_callback(&self, callback: &str) -> String {
+        assert!(callback.starts_with(&self.url), "callback {callback} goes to the backend");
+        let r = self.http.get(callback).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+        location(&r)
+    }
+
+    /// Session -> attempt -> hosted page -> callback. Returns (session id, paymentID, return location).
+    pub async fn pay(&self, amount: &str, wallet: &str) -> (String, String, String) {
+        let id = self.create_session(amount).await;
+        let bkash_url = self.start_bkash(&id).await;
+        let payment_id = query_param(&bkash_url, "paymentID").unwrap();
+        let callback = self.pay_on_page(&bkash_url, wallet, OTP, PIN).await;
+        let back = self.follow_callback(&callback).await;
+        (id, payment_id, back)
+    }
+
+    pub async fn sandbox_get(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.sandbox.url())).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn counters(&self) -> Value {
+        self.sandbox_get("/__sandbox/bkash/counters").await
+    }
+
+    pub async fn sandbox_payment(&self, payment_id: &str) -> Value {
+        self.sandbox_get(&format!("/__sandbox/bkash/payments/{payment_id}")).await
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        let r = self.http.post(format!("{}/__sandbox/bkash/faults", self.sandbox.url())).json(&fault).send().await.unwrap();
+        assert!(r.status().is_success(), "fault {fault}: {}", r.status());
+    }
+
+    /// Moves both clocks (ours and the sandbox's) forward.
+    pub async fn advance(&self, secs: i64) {
+        self.clock.advance_secs(secs);
+        let r = self
+            .http
+            .post(format!("{}/__sandbox/clock/advance", self.sandbox.url()))
+            .json(&json!({"seconds": secs}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
+}
+
+pub fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{nanos}-{}", N.fetch_add(1, Ordering::SeqCst))
+}

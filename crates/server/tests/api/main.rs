@@ -1,0 +1,9 @@
+//! Backend tests over real HTTP: each test spawns its own sandbox and backend (port 0, own SQLite file).
+
+mod helpers;
+
+mod bkash_payments;
+mod refunds;
+mod restart;
+mod sessions;
+mod tokens;
