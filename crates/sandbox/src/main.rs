@@ -3,6 +3,7 @@
 //! `deshpay-sandbox --listen 127.0.0.1:8082 --public-url http://127.0.0.1:8082` prints
 //! `sandbox: <url>` on stdout once listening; logs go to stderr (`RUST_LOG`, default `info`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -28,6 +29,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
