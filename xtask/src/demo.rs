@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: builds and starts the sandbox, the merchant backend (SQLite) and the demo shop on
 //! 127.0.0.1. Ports come from `DESHPAY_DEMO_PORT` (the shop; backend = +1, sandbox = +2), default 8080.
 
-use crate::{cargo, root, run as run_cmd};
+use crate::root;
 use anyhow::{Context, Result, bail};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -97,9 +97,8 @@ app_secret = "2is7hdktrekvrbljjh44ll3d9l1dtjo4pasmjvs5vl5qr3fug4b"
     Ok(path)
 }
 
-/// Starts sandbox and backend; returns them running.
-pub fn start_services(ports: Ports) -> Result<(Service, Service)> {
-    run_cmd(cargo().args(["build", "-p", "deshpay-sandbox", "-p", "deshpay-server"]))?;
+/// Starts sandbox, backend and shop; returns them running. The binaries must be built.
+pub fn start_services(ports: Ports) -> Result<Vec<(&'static str, Service)>> {
     let sandbox = Service(
         Command::new(target_bin("deshpay-sandbox"))
             .args(["--listen", &format!("127.0.0.1:{}", ports.sandbox)])
@@ -118,19 +117,35 @@ pub fn start_services(ports: Ports) -> Result<(Service, Service)> {
             .context("starting deshpay-server")?,
     );
     wait_for_port(ports.backend, "the backend")?;
-    Ok((sandbox, backend))
+    let shop = Service(
+        Command::new(target_bin("deshpay-demo-shop"))
+            .args(["--listen", &format!("127.0.0.1:{}", ports.shop)])
+            .args(["--backend", &format!("http://127.0.0.1:{}", ports.backend)])
+            .args(["--api-key", DEMO_API_KEY])
+            .arg("--www")
+            .arg(root().join("www"))
+            .arg("--pkg")
+            .arg(root().join("pkg"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting deshpay-demo-shop")?,
+    );
+    wait_for_port(ports.shop, "the shop")?;
+    Ok(vec![("sandbox", sandbox), ("backend", backend), ("shop", shop)])
 }
 
 /// `cargo xtask demo`.
 pub fn run(_args: &[String]) -> Result<()> {
     let ports = Ports::from_env()?;
-    let (mut sandbox, mut backend) = start_services(ports)?;
+    crate::build()?;
+    let mut services = start_services(ports)?;
     println!("sandbox: http://127.0.0.1:{}", ports.sandbox);
     println!("backend: http://127.0.0.1:{}", ports.backend);
+    println!("shop: http://127.0.0.1:{}", ports.shop);
     println!("api key: {DEMO_API_KEY}");
     println!("(Ctrl-C stops everything; data stays in .demo/deshpay.db)");
     loop {
-        for (name, service) in [("sandbox", &mut sandbox), ("backend", &mut backend)] {
+        for (name, service) in services.iter_mut() {
             if let Some(status) = service.0.try_wait()? {
                 bail!("the {name} stopped ({status})");
             }

@@ -63,10 +63,14 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn build() -> Result<()> {
+/// Builds the widget package and the native binaries.
+///
+/// # Errors
+/// When a build step fails.
+pub fn build() -> Result<()> {
     tools::ensure_wasm_target()?;
     run(cargo().args(["build", "-p", "deshpay-widget", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"]))?;
-    run(cargo().args(["build", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+    run(cargo().args(["build", "-p", "deshpay-server", "-p", "deshpay-sandbox", "-p", "deshpay-shop"]))?;
     Ok(())
 }
 
