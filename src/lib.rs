@@ -1,19 +1,100 @@
-//! The DeshPay Checkout widget.
+//! The DeshPay Checkout widget: a Leptos (CSR) component compiled to WebAssembly.
 //!
-//! For now a placeholder that proves the crate builds for `wasm32-unknown-unknown` with the shared wire types;
-//! the Leptos component arrives with the widget issue. Build it with `cargo xtask build`.
+//! Merchants embed it with `www/deshpay.js` (a script tag, the `<deshpay-checkout>` element, or
+//! `DeshPay.mount(element, options)`); the loader attaches an open shadow root to the host element and calls
+//! [`mount`] here. The widget reads the checkout session from the merchant backend (`api`), shows amount and
+//! methods, starts a bKash attempt and sends the browser to bKash's page, and on the return shows the outcome
+//! (`state`), in English, Bengali or Hindi (`i18n`), themed by `--deshpay-*` custom properties (`theme`).
+//!
+//! Pure logic (texts, contrast of the theme presets, state mapping, money) builds natively and is tested with
+//! `cargo test -p deshpay-widget`; the browser part builds for `wasm32-unknown-unknown` only:
+//! `cargo xtask build` writes `pkg/`, and the component tests run in headless Chromium with
+//! `cargo xtask test` (see `xtask/src/build.rs`).
 
-use wasm_bindgen::prelude::*;
+pub mod api;
+pub mod config;
+pub mod i18n;
+pub mod money;
+pub mod state;
+pub mod theme;
 
-/// Formats an amount in minor units the way the widget will show it, e.g. `format_amount(25000, "BDT")` is
-/// "৳250.00". Returns an empty string for an unknown currency.
-#[wasm_bindgen]
-pub fn format_amount(minor: i64, currency: &str) -> String {
-    match currency.parse::<deshpay_api::Currency>() {
-        Ok(c) => match deshpay_api::Money::from_minor(minor, c) {
-            Ok(m) => format!("{}{}", c.symbol(), m.to_decimal()),
-            Err(_) => String::new(),
-        },
-        Err(_) => String::new(),
+#[cfg(target_arch = "wasm32")]
+mod dom;
+#[cfg(target_arch = "wasm32")]
+mod ui;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
+
+/// The widget's stylesheet (layout and components); the theme presets are appended by [`stylesheet`].
+pub const CSS: &str = include_str!("widget.css");
+
+/// The complete stylesheet put into the shadow root: theme presets, then layout.
+pub fn stylesheet() -> String {
+    let mut css = theme::presets_css();
+    css.push_str(CSS);
+    css
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use exports::*;
+
+#[cfg(target_arch = "wasm32")]
+mod exports {
+    use crate::config::{Config, MountOptions};
+    use crate::dom;
+    use wasm_bindgen::prelude::*;
+    use web_sys::{HtmlElement, ShadowRoot};
+
+    /// A mounted widget, returned by [`mount`]; `unmount()` removes it and stops its timers.
+    #[wasm_bindgen]
+    pub struct WidgetHandle {
+        inner: Option<Box<dyn std::any::Any>>,
+    }
+
+    impl std::fmt::Debug for WidgetHandle {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("WidgetHandle").field("mounted", &self.inner.is_some()).finish()
+        }
+    }
+
+    #[wasm_bindgen]
+    impl WidgetHandle {
+        /// Removes the widget from its shadow root. Calling it twice is harmless.
+        pub fn unmount(&mut self) {
+            // Dropping Leptos' handle removes the DOM and disposes the signals, which stops polling.
+            self.inner.take();
+        }
+    }
+
+    /// Mounts the widget into `root` (the open shadow root of `host`), replacing what is there. Host events are
+    /// dispatched on `host`. `options` is the loader's normalised options object (see `www/deshpay.d.ts`).
+    ///
+    /// # Errors
+    /// A JS `Error` when the options are unreadable or lack `session`/`endpoint` (outside preview mode).
+    #[wasm_bindgen]
+    pub fn mount(host: HtmlElement, root: ShadowRoot, options: JsValue) -> Result<WidgetHandle, JsError> {
+        console_error_panic_hook::set_once();
+        let options: MountOptions =
+            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("DeshPay: bad options: {e}")))?;
+        let (config, warnings) = Config::new(
+            options,
+            dom::page_lang().as_deref(),
+            dom::navigator_lang().as_deref(),
+            &dom::location_search(),
+        )
+        .map_err(|e| JsError::new(&format!("DeshPay: {e}")))?;
+        for warning in warnings {
+            dom::warn(&warning);
+        }
+
+        root.set_inner_html("");
+        dom::adopt_styles(&root, &crate::stylesheet());
+        let document = web_sys::window().and_then(|w| w.document()).ok_or_else(|| JsError::new("no document"))?;
+        let container: HtmlElement =
+            document.create_element("div").map_err(|_| JsError::new("no div"))?.unchecked_into();
+        container.set_class_name("dp-root");
+        root.append_child(&container).map_err(|_| JsError::new("cannot append to the shadow root"))?;
+        Ok(WidgetHandle { inner: Some(crate::ui::mount(config, host, container)) })
     }
 }

@@ -161,12 +161,17 @@ async fn advance_clock(AxState(app): AxState<AppState>, bytes: Bytes) -> Respons
     if !request.seconds.is_finite() {
         return error(StatusCode::BAD_REQUEST, "seconds must be a finite number");
     }
-    let mut state = app.lock();
-    // `as` saturates, which is what an absurd jump should do.
-    let delta_ms = (request.seconds * SECOND_MS as f64).round() as i64;
-    state.offset_ms = state.offset_ms.saturating_add(delta_ms);
+    let (now_ms, offset_ms) = {
+        let mut state = app.lock();
+        // `as` saturates, which is what an absurd jump should do.
+        let delta_ms = (request.seconds * SECOND_MS as f64).round() as i64;
+        state.offset_ms = state.offset_ms.saturating_add(delta_ms);
+        (state.now_ms(), state.offset_ms)
+    };
     tracing::info!(seconds = request.seconds, "sandbox clock advanced");
-    clock_body(state.now_ms(), state.offset_ms)
+    // Bestin Pay payins whose time has come expire (and notify) now, not at the next tick.
+    crate::bestin::sweep(&app);
+    clock_body(now_ms, offset_ms)
 }
 
 async fn reset(AxState(app): AxState<AppState>) -> Response {

@@ -64,11 +64,22 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 mod api;
+mod bestin;
+mod bestin_control;
+mod bestin_page;
 mod control;
+mod notify;
 mod page;
 mod state;
 
+pub use bestin::{BestinCredentials, BestinOptions};
 pub use state::AppState;
+
+/// The public key (SubjectPublicKeyInfo PEM) that verifies the sandbox's Bestin Pay
+/// notifications. It is the **test** key pair of `shared/vectors/bestinpay-notify-vectors.json`,
+/// also at `crates/sandbox/keys/bestin-test-public.pem`; production uses the key printed in the
+/// provider's document instead.
+pub const BESTIN_TEST_PUBLIC_KEY_PEM: &str = notify::TEST_PUBLIC_KEY_PEM;
 
 /// Merchant credentials the sandbox accepts on grant and refresh.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,6 +124,10 @@ pub struct SandboxConfig {
     /// `None` means `http://<bound address>`.
     pub public_url: Option<String>,
     pub bkash: BkashCredentials,
+    /// The Bestin Pay merchant account (`x-app-id`, `x-secret`, `mid`).
+    pub bestin: BestinCredentials,
+    /// How the Bestin Pay simulator behaves (expiry, payout delay, balance, notification retries).
+    pub bestin_options: BestinOptions,
 }
 
 impl Default for SandboxConfig {
@@ -121,6 +136,8 @@ impl Default for SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             bkash: BkashCredentials::public_sandbox(),
+            bestin: BestinCredentials::sandbox_default(),
+            bestin_options: BestinOptions::default(),
         }
     }
 }
@@ -146,7 +163,13 @@ impl Sandbox {
             .public_url
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{addr}"));
-        let state = AppState::new(url.clone(), config.bkash);
+        let state = AppState::with_bestin(
+            url.clone(),
+            config.bkash,
+            config.bestin,
+            config.bestin_options,
+        );
+        bestin::spawn_ticker(&state);
         let app = router(state.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -178,18 +201,35 @@ impl Sandbox {
         format!("{}/v1.2.0-beta", self.url)
     }
 
+    /// `url()` + `/bestin`; a Bestin Pay client appends `/payin`, `/payout`, `/cancel`, `/query`,
+    /// `/balance`.
+    pub fn bestin_base_url(&self) -> String {
+        format!("{}/bestin", self.url)
+    }
+
+    /// The approval page (the customer's UPI app) for one of a payin's deep links.
+    pub fn upi_approve_url(&self, deep_link: &str) -> String {
+        format!("{}/upi/approve?link={}", self.url, bestin::encode(deep_link))
+    }
+
     /// The state behind it, for building another [`router`] over the same world.
     pub fn state(&self) -> &AppState {
         &self.state
     }
 }
 
-/// The whole sandbox as an axum router (bKash API, hosted page, control API).
+/// The whole sandbox as an axum router (bKash and Bestin Pay APIs, hosted pages, control API).
+///
+/// Built this way (without [`Sandbox::spawn`]) there is no background ticker: pending payins still
+/// expire whenever they are looked at and when the clock is advanced.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(page::routes())
         .merge(control::routes())
+        .merge(bestin::routes())
+        .merge(bestin_page::routes())
+        .merge(bestin_control::routes())
         .route("/", get(index))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
@@ -197,5 +237,5 @@ pub fn router(state: AppState) -> Router {
 
 async fn index() -> &'static str {
     "deshpay-sandbox: bKash tokenized checkout v1.2.0-beta at /v1.2.0-beta/tokenized/checkout/, \
-     control API at /__sandbox/\n"
+     Bestin Pay at /bestin/ (approval page /upi/approve?link=), control API at /__sandbox/\n"
 }

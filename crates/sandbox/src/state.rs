@@ -1,4 +1,5 @@
-//! The sandbox's in-memory world: clock, tokens, payments, counters and queued faults.
+//! The sandbox's in-memory world: clock, tokens, payments, counters and queued faults, and the
+//! Bestin Pay world beside it ([`crate::bestin::Bestin`]).
 //!
 //! Everything sits behind one `std::sync::Mutex` that is never held across an `.await`.
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::BkashCredentials;
+use crate::bestin::{Bestin, BestinCredentials, BestinOptions};
 
 pub(crate) const SECOND_MS: i64 = 1_000;
 pub(crate) const MINUTE_MS: i64 = 60 * SECOND_MS;
@@ -53,11 +55,28 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A fresh sandbox whose hosted-page links start with `public_url` (no trailing slash needed).
+    /// A fresh sandbox whose hosted-page links start with `public_url` (no trailing slash needed),
+    /// with Bestin Pay's default account and options.
     pub fn new(public_url: impl Into<String>, bkash: BkashCredentials) -> Self {
+        Self::with_bestin(
+            public_url,
+            bkash,
+            BestinCredentials::sandbox_default(),
+            BestinOptions::default(),
+        )
+    }
+
+    /// Like [`AppState::new`], with Bestin Pay's account and behaviour given.
+    pub fn with_bestin(
+        public_url: impl Into<String>,
+        bkash: BkashCredentials,
+        bestin: BestinCredentials,
+        bestin_options: BestinOptions,
+    ) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
+        let bestin = Bestin::new(bestin, bestin_options);
         Self {
-            inner: Arc::new(Mutex::new(State::new(public_url, bkash))),
+            inner: Arc::new(Mutex::new(State::new(public_url, bkash, bestin))),
         }
     }
 
@@ -86,10 +105,11 @@ pub(crate) struct State {
     pub trx_ids: HashSet<String>,
     pub counters: Counters,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
+    pub bestin: Bestin,
 }
 
 impl State {
-    fn new(public_url: String, creds: BkashCredentials) -> Self {
+    fn new(public_url: String, creds: BkashCredentials, bestin: Bestin) -> Self {
         Self {
             public_url,
             creds,
@@ -102,14 +122,16 @@ impl State {
             trx_ids: HashSet::new(),
             counters: Counters::default(),
             faults: HashMap::new(),
+            bestin,
         }
     }
 
-    /// Forgets everything but the configuration.
+    /// Forgets everything but the configuration (Bestin Pay's balance goes back to the opening one).
     pub fn reset(&mut self) {
         let public_url = std::mem::take(&mut self.public_url);
         let creds = self.creds.clone();
-        *self = Self::new(public_url, creds);
+        let bestin = self.bestin.fresh();
+        *self = Self::new(public_url, creds, bestin);
     }
 
     /// The sandbox clock: system time plus the test-controlled offset, in Unix milliseconds.

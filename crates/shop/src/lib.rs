@@ -103,6 +103,9 @@ fn router(shop: Arc<Shop>) -> Router {
         .route("/buy/{slug}", post(buy))
         .route("/checkout/{session}", get(checkout))
         .route("/return", get(return_page))
+        .route("/playground", get(playground))
+        .route("/strict/checkout/{session}", get(strict_checkout))
+        .route("/events.js", get(events_js))
         .route_service("/deshpay.js", ServeFile::new(www.join("deshpay.js")))
         .route_service("/gallery.html", ServeFile::new(www.join("gallery.html")))
         .nest_service("/pkg", ServeDir::new(shop.config.pkg_dir.clone()))
@@ -227,6 +230,23 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(slug): Path<String>, Form(form)
 
 fn widget_page(shop: &Shop, session: &str, look: &Look, heading: &str) -> Markup {
     let endpoint = shop.config.public_backend_url.clone().unwrap_or_else(|| shop.config.backend_url.clone());
+    embed_page(session, &endpoint, look, heading)
+}
+
+/// Records the widget's DOM events in `window.deshpayEvents` and the console, so people and tests can see them.
+const EVENTS_JS: &str = "window.deshpayEvents = [];\n\
+for (const name of ['ready', 'success', 'failure', 'cancel']) {\n\
+  document.addEventListener('deshpay:' + name, (e) => {\n\
+    window.deshpayEvents.push({ type: e.type, detail: e.detail });\n\
+    console.log(e.type, e.detail);\n\
+  });\n\
+}\n";
+
+async fn events_js() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/javascript")], EVENTS_JS).into_response()
+}
+
+fn embed_page(session: &str, endpoint: &str, look: &Look, heading: &str) -> Markup {
     let theme = safe_choice(look.theme.as_deref(), &["light", "dark", "bkash", "high-contrast"]);
     let locale = safe_choice(look.locale.as_deref(), &["en", "bn", "hi"]);
     layout(
@@ -234,6 +254,7 @@ fn widget_page(shop: &Shop, session: &str, look: &Look, heading: &str) -> Markup
         html! {
             h1 { (heading) }
             p { "Order for session " code { (session) } }
+            script src="/events.js" {}
             script type="module" src="/deshpay.js" data-session=(session) data-endpoint=(endpoint)
                 data-theme=[theme] data-locale=[locale] {}
         },
@@ -262,4 +283,34 @@ async fn return_page(State(shop): State<Arc<Shop>>, Query(q): Query<ReturnQuery>
         Some(session) => widget_page(&shop, &session, &Look::default(), "Your order").into_response(),
         None => (StatusCode::BAD_REQUEST, "missing session").into_response(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct PlaygroundQuery {
+    session: String,
+    endpoint: String,
+    #[serde(default)]
+    theme: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+/// Demo only: embeds the widget with any session and endpoint (e.g. an unreachable backend).
+async fn playground(Query(q): Query<PlaygroundQuery>) -> Response {
+    if !valid_session(&q.session) || !(q.endpoint.starts_with("http://") || q.endpoint.starts_with("https://")) {
+        return (StatusCode::BAD_REQUEST, "session and an http(s) endpoint are required").into_response();
+    }
+    let look = Look { theme: q.theme, locale: q.locale };
+    embed_page(&q.session, &q.endpoint, &look, "Playground").into_response()
+}
+
+/// Demo only: the checkout page under a Content-Security-Policy that forbids WebAssembly, to show the
+/// loader's fallback.
+async fn strict_checkout(State(shop): State<Arc<Shop>>, Path(session): Path<String>) -> Response {
+    if !valid_session(&session) {
+        return (StatusCode::NOT_FOUND, "no such checkout").into_response();
+    }
+    let page = widget_page(&shop, &session, &Look::default(), "Checkout (strict CSP)");
+    ([(axum::http::header::CONTENT_SECURITY_POLICY, "default-src 'self'; script-src 'self'; connect-src *")], page)
+        .into_response()
 }

@@ -1,0 +1,97 @@
+//! The widget API client: plain async functions over `fetch` (gloo-net) returning a cloneable error.
+//!
+//! - `GET {endpoint}/v1/checkout/{id}` -> [`CheckoutView`]
+//! - `POST {endpoint}/v1/checkout/{id}/bkash` -> 201 [`StartBkashResponse`]
+//!
+//! Errors are an HTTP status plus `{"error":{"code","message"}}` ([`deshpay_api::ErrorBody`]).
+
+use deshpay_api::ErrorCode;
+
+#[cfg(target_arch = "wasm32")]
+use deshpay_api::{CheckoutView, StartBkashResponse};
+
+/// Why a call to the backend failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No HTTP response: offline, DNS, CORS refusal, connection reset.
+    Network,
+    /// The backend answered with an error status.
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The error code of the body ([`ErrorCode::Other`] when the body was not the documented shape).
+        code: ErrorCode,
+        /// The body's message (for `provider_error`, bKash's own words).
+        message: String,
+    },
+    /// A success status with a body that is not the expected JSON.
+    Decode,
+}
+
+impl ApiError {
+    /// Whether the backend itself is unhealthy or unreachable (as opposed to refusing this request).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ApiError::Network | ApiError::Decode => true,
+            ApiError::Http { status, code, .. } => {
+                *status >= 500 && !matches!(code, ErrorCode::ProviderUnavailable | ErrorCode::ProviderError)
+            }
+        }
+    }
+}
+
+/// `GET {endpoint}/v1/checkout/{session}`: the public view of the session.
+///
+/// # Errors
+/// [`ApiError`] for transport failures, error statuses and unexpected bodies.
+#[cfg(target_arch = "wasm32")]
+pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
+    let response = gloo_net::http::Request::get(&format!("{endpoint}/v1/checkout/{session}"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    read(response).await
+}
+
+/// `POST {endpoint}/v1/checkout/{session}/bkash`: starts a bKash attempt and returns where to send the browser.
+/// No body and no custom header, so the browser sends no CORS preflight.
+///
+/// # Errors
+/// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
+#[cfg(target_arch = "wasm32")]
+pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResponse, ApiError> {
+    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/bkash"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    read(response).await
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, ApiError> {
+    if response.ok() {
+        return response.json::<T>().await.map_err(|_| ApiError::Decode);
+    }
+    let status = response.status();
+    Err(match response.json::<deshpay_api::ErrorBody>().await {
+        Ok(body) => ApiError::Http { status, code: body.error.code, message: body.error.message },
+        // A proxy's HTML error page, for instance.
+        Err(_) => ApiError::Http { status, code: ErrorCode::Other, message: String::new() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_are_not_the_backend_being_down() {
+        let http = |status, code| ApiError::Http { status, code, message: String::new() };
+        assert!(ApiError::Network.is_unreachable());
+        assert!(http(500, ErrorCode::Internal).is_unreachable());
+        assert!(http(502, ErrorCode::Other).is_unreachable());
+        assert!(!http(503, ErrorCode::ProviderUnavailable).is_unreachable());
+        assert!(!http(502, ErrorCode::ProviderError).is_unreachable());
+        assert!(!http(404, ErrorCode::SessionNotFound).is_unreachable());
+    }
+}

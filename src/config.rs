@@ -1,0 +1,190 @@
+//! The `mount` options, read once into a [`Config`].
+
+use crate::i18n::{Locale, Strings};
+use crate::state::{Screen, is_return};
+use crate::theme::Preset;
+use deshpay_api::{CheckoutView, SessionId};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// The options object of `DeshPay.mount(element, options)` as the loader passes it to the wasm side. The
+/// loader has already applied a theme object (as `--deshpay-*` properties on the host) and attached the
+/// callbacks, so `theme` here is only a preset name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MountOptions {
+    /// Checkout session id (`cs_...`).
+    pub session: String,
+    /// Base URL of the merchant backend, e.g. `https://shop.example/pay`.
+    pub endpoint: String,
+    /// Preset name: `light`, `dark`, `bkash`, `high-contrast`.
+    pub theme: Option<String>,
+    /// `en`, `bn` or `hi`; default from the page's `<html lang>`, then the browser.
+    pub locale: Option<String>,
+    /// Text overrides by key (see [`crate::i18n::Key`]).
+    pub strings: HashMap<String, String>,
+    /// Static demo mode: no backend calls (theme gallery, component tests).
+    pub preview: Option<PreviewOptions>,
+}
+
+/// `preview: {state, view, returned}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PreviewOptions {
+    /// A state name (see [`Screen::preview`]); without it the state follows from `view` as in real use.
+    pub state: Option<String>,
+    /// The session view to show; a demo session when absent.
+    pub view: Option<CheckoutView>,
+    /// Behave as on the return from bKash (focus moves to the outcome heading).
+    pub returned: bool,
+}
+
+/// Static demo data for previews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The view shown.
+    pub view: CheckoutView,
+    /// The state shown first.
+    pub screen: Screen,
+}
+
+/// Everything a mounted widget needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Session id as given (shown as "not found" when malformed, without a request).
+    pub session: String,
+    /// Backend base URL without a trailing slash.
+    pub endpoint: String,
+    /// Theme preset.
+    pub theme: Preset,
+    /// Texts.
+    pub strings: Strings,
+    /// Whether this page load is the return from the provider's page.
+    pub returned: bool,
+    /// Static demo mode.
+    pub preview: Option<Preview>,
+}
+
+impl Config {
+    /// Reads the options, with the page's `<html lang>`, the browser's language and the page URL's query
+    /// string. Returns the config and warnings for the console (unknown theme, unknown string keys).
+    ///
+    /// # Errors
+    /// A message when `session` or `endpoint` is missing outside preview mode.
+    pub fn new(
+        options: MountOptions,
+        page_lang: Option<&str>,
+        navigator_lang: Option<&str>,
+        query: &str,
+    ) -> Result<(Config, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        let theme = match options.theme.as_deref().filter(|t| !t.is_empty()) {
+            None => Preset::default(),
+            Some(name) => Preset::parse(name).unwrap_or_else(|| {
+                warnings.push(format!("unknown theme {name:?}; using \"light\""));
+                Preset::default()
+            }),
+        };
+        let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
+        let (strings, unknown) = Strings::new(locale, options.strings);
+        warnings.extend(unknown.into_iter().map(|k| format!("unknown string key {k:?} in `strings`")));
+
+        let preview = options.preview.map(|p| {
+            let view = p.view.unwrap_or_else(|| demo_view(&options.session));
+            let returned = p.returned;
+            let screen = match p.state.as_deref() {
+                Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
+                    warnings.push(format!("unknown preview state {name:?}"));
+                    Screen::Choose { problem: None }
+                }),
+                None => crate::state::screen_for(&view, returned),
+            };
+            (Preview { view, screen }, returned)
+        });
+        if let Some((preview, returned)) = preview {
+            let session = preview.view.id.to_string();
+            return Ok((Config { session, endpoint: String::new(), theme, strings, returned, preview: Some(preview) }, warnings));
+        }
+
+        let session = options.session.trim().to_owned();
+        let endpoint = options.endpoint.trim().trim_end_matches('/').to_owned();
+        if session.is_empty() {
+            return Err("the `session` option (data-session attribute) is required".into());
+        }
+        if endpoint.is_empty() {
+            return Err("the `endpoint` option (data-endpoint attribute) is required".into());
+        }
+        let returned = is_return(query, &session);
+        Ok((Config { session, endpoint, theme, strings, returned, preview: None }, warnings))
+    }
+
+    /// Whether the session id has the `cs_` shape; a malformed one is shown as "not found" without a request.
+    pub fn session_is_well_formed(&self) -> bool {
+        SessionId::parse(&self.session).is_ok()
+    }
+}
+
+/// The demo session shown by previews without a `view`.
+pub fn demo_view(session: &str) -> CheckoutView {
+    let id = SessionId::parse(session)
+        .unwrap_or_else(|_| SessionId::from_random("PREVIEW00000000000000000").expect("24 alphanumerics"));
+    CheckoutView {
+        id,
+        status: deshpay_api::SessionStatus::Open,
+        amount: "250.00".into(),
+        amount_minor: 25_000,
+        currency: deshpay_api::Currency::Bdt,
+        invoice: "ORD-1042".into(),
+        description: Some("2 × Darjeeling tea, 250 g".into()),
+        methods: vec![deshpay_api::Method::Bkash],
+        expires_at: "2030-01-01T00:00:00Z".into(),
+        merchant_name: "Demo Tea House".into(),
+        attempt: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Key;
+
+    fn options(json: serde_json::Value) -> MountOptions {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn live_mode_needs_session_and_endpoint() {
+        let err = Config::new(options(serde_json::json!({"endpoint": "http://x"})), None, None, "").unwrap_err();
+        assert!(err.contains("session"), "{err}");
+        let err = Config::new(options(serde_json::json!({"session": "cs_x"})), None, None, "").unwrap_err();
+        assert!(err.contains("endpoint"), "{err}");
+    }
+
+    #[test]
+    fn live_mode_reads_theme_locale_strings_and_return() {
+        let id = "cs_abcdefghijklmnopqrstuvwx";
+        let opts = options(serde_json::json!({
+            "session": id, "endpoint": "http://127.0.0.1:8081/", "theme": "neon",
+            "strings": {"try_again": "Retry", "nope": "x"},
+        }));
+        let (config, warnings) = Config::new(opts, Some("bn-BD"), Some("en-US"), &format!("?deshpay_session={id}")).unwrap();
+        assert_eq!(config.endpoint, "http://127.0.0.1:8081");
+        assert_eq!(config.theme, Preset::Light);
+        assert_eq!(config.strings.locale(), Locale::Bn);
+        assert_eq!(config.strings.get(Key::TryAgain), "Retry");
+        assert!(config.returned && config.session_is_well_formed() && config.preview.is_none());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn preview_needs_no_backend_and_defaults_to_a_demo_session() {
+        let opts = options(serde_json::json!({"theme": "bkash", "locale": "hi", "preview": {"state": "failed"}}));
+        let (config, warnings) = Config::new(opts, None, None, "").unwrap();
+        assert!(warnings.is_empty());
+        let preview = config.preview.unwrap();
+        assert_eq!(preview.view.amount, "250.00");
+        assert!(matches!(preview.screen, Screen::Failed { reason: Some(_) }));
+        assert_eq!(config.theme, Preset::Bkash);
+        assert_eq!(config.strings.locale(), Locale::Hi);
+    }
+}

@@ -1,0 +1,404 @@
+//! What the widget shows, as a pure function of the session view and what just happened.
+//!
+//! Kept free of browser APIs so that the mapping from [`CheckoutView`] and [`ApiError`] to a [`Screen`] is
+//! tested natively (`cargo test -p deshpay-widget`).
+
+use crate::api::ApiError;
+use crate::i18n::Key;
+use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, SessionStatus};
+
+/// Why starting a payment failed, shown above the method list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartProblem {
+    /// The backend did not answer or failed (network, 5xx).
+    Unreachable,
+    /// The provider did not answer in time (503 `provider_unavailable`).
+    ProviderUnavailable,
+    /// The provider or backend refused, with its message (502 `provider_error`: bKash's words).
+    Refused(String),
+}
+
+/// One state of the widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Reading the session.
+    Loading,
+    /// Amount and method buttons; `problem` when the last start failed.
+    Choose {
+        /// The last start's failure, if any.
+        problem: Option<StartProblem>,
+    },
+    /// The session offers no method this widget can use (e.g. INR before the UPI flow exists).
+    NoMethod,
+    /// The attempt started; the browser is leaving for the provider's page.
+    Redirecting,
+    /// The backend is confirming the attempt; the widget polls.
+    Confirming,
+    /// Polling gave up before a final status.
+    StillConfirming,
+    /// Paid, with the provider's transaction id.
+    Succeeded {
+        /// bKash trxID.
+        trx_id: String,
+    },
+    /// The attempt failed, with the provider's reason.
+    Failed {
+        /// bKash's statusMessage, when it gave one.
+        reason: Option<String>,
+    },
+    /// The customer closed the provider's page.
+    Cancelled,
+    /// The attempt was not finished in time.
+    AttemptExpired,
+    /// The whole session expired: nothing can be paid.
+    SessionExpired,
+    /// The merchant canceled the session.
+    SessionCanceled,
+    /// The session id is unknown (or malformed).
+    NotFound,
+    /// The backend is unreachable or failing.
+    Unreachable,
+}
+
+/// The kind of host-page event an outcome fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `deshpay:success`.
+    Success,
+    /// `deshpay:failure`.
+    Failure,
+    /// `deshpay:cancel`.
+    Cancel,
+}
+
+impl Outcome {
+    /// The DOM event name.
+    pub fn event(self) -> &'static str {
+        match self {
+            Outcome::Success => "deshpay:success",
+            Outcome::Failure => "deshpay:failure",
+            Outcome::Cancel => "deshpay:cancel",
+        }
+    }
+}
+
+impl Screen {
+    /// A progress state, announced (visibly) in the status region.
+    pub fn is_progress(&self) -> bool {
+        matches!(self, Screen::Loading | Screen::Redirecting | Screen::Confirming)
+    }
+
+    /// A payment outcome with a heading that takes focus after the customer returns from the provider.
+    pub fn is_outcome(&self) -> bool {
+        matches!(
+            self,
+            Screen::Succeeded { .. } | Screen::Failed { .. } | Screen::Cancelled | Screen::AttemptExpired
+        )
+    }
+
+    /// What the `role="status"` region says in this state.
+    pub fn status_key(&self) -> Option<Key> {
+        Some(match self {
+            Screen::Loading => Key::Loading,
+            Screen::Redirecting => Key::Redirecting,
+            Screen::Confirming => Key::Confirming,
+            Screen::StillConfirming => Key::StillConfirming,
+            Screen::Succeeded { .. } => Key::Success,
+            Screen::Failed { .. } => Key::Failed,
+            Screen::Cancelled => Key::Cancelled,
+            Screen::AttemptExpired => Key::Expired,
+            Screen::SessionExpired => Key::SessionExpired,
+            Screen::SessionCanceled => Key::SessionCanceled,
+            Screen::NoMethod => Key::NoMethod,
+            // Errors are announced by their own role="alert".
+            Screen::Choose { .. } | Screen::NotFound | Screen::Unreachable => return None,
+        })
+    }
+
+    /// The host-page event this state fires, with `detail.reason` for failures.
+    pub fn outcome(&self) -> Option<(Outcome, Option<String>)> {
+        match self {
+            Screen::Succeeded { .. } => Some((Outcome::Success, None)),
+            Screen::Failed { reason } => Some((Outcome::Failure, Some(reason.clone().unwrap_or_else(|| "failed".into())))),
+            Screen::AttemptExpired => Some((Outcome::Failure, Some("expired".into()))),
+            Screen::Cancelled => Some((Outcome::Cancel, None)),
+            _ => None,
+        }
+    }
+
+    /// The screen a preview (gallery, component tests) asks for by name; `None` for an unknown name.
+    pub fn preview(name: &str, view: &CheckoutView) -> Option<Screen> {
+        let attempt = view.attempt.as_ref();
+        Some(match name {
+            "loading" => Screen::Loading,
+            "choose" => Screen::Choose { problem: None },
+            "provider-error" => Screen::Choose {
+                problem: Some(StartProblem::Refused("Payment could not be initiated. Please try again later.".into())),
+            },
+            "no-method" => Screen::NoMethod,
+            "redirecting" => Screen::Redirecting,
+            "confirming" => Screen::Confirming,
+            "still-confirming" => Screen::StillConfirming,
+            "success" => Screen::Succeeded {
+                trx_id: attempt.and_then(|a| a.trx_id.clone()).unwrap_or_else(|| "BKH7Q2M9XA".into()),
+            },
+            "failed" => Screen::Failed {
+                reason: Some(attempt.and_then(|a| a.message.clone()).unwrap_or_else(|| "Insufficient Balance".into())),
+            },
+            "cancelled" => Screen::Cancelled,
+            "expired" => Screen::AttemptExpired,
+            "session-expired" => Screen::SessionExpired,
+            "session-canceled" => Screen::SessionCanceled,
+            "not-found" => Screen::NotFound,
+            "unreachable" => Screen::Unreachable,
+            _ => return None,
+        })
+    }
+}
+
+/// The methods of a session this widget can take, in the order it shows them. UPI joins this list with its flow.
+pub fn usable_methods(view: &CheckoutView) -> Vec<Method> {
+    view.methods
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Method::Bkash) && m.currency() == view.currency)
+        .collect()
+}
+
+/// The screen for a session view. `returned` is true when the page is the return from the provider's page
+/// (its URL carries `deshpay_session=<this session>`): only then does a finished attempt show as an outcome,
+/// so that a customer who comes back later simply sees the method list again.
+pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
+    let attempt = view.attempt.as_ref();
+    match view.status {
+        SessionStatus::Paid => {
+            let trx_id = attempt.filter(|a| a.status == AttemptStatus::Succeeded).and_then(|a| a.trx_id.clone());
+            return Screen::Succeeded { trx_id: trx_id.unwrap_or_default() };
+        }
+        SessionStatus::Expired => return Screen::SessionExpired,
+        SessionStatus::Canceled => return Screen::SessionCanceled,
+        SessionStatus::Open => {}
+    }
+    let choose = || if usable_methods(view).is_empty() { Screen::NoMethod } else { Screen::Choose { problem: None } };
+    let Some(attempt) = attempt else {
+        return choose();
+    };
+    match (attempt.status, returned) {
+        (AttemptStatus::Succeeded, _) => Screen::Succeeded { trx_id: attempt.trx_id.clone().unwrap_or_default() },
+        (AttemptStatus::Confirming, _) | (AttemptStatus::Pending, true) => Screen::Confirming,
+        (AttemptStatus::Failed, true) => Screen::Failed { reason: attempt.message.clone().filter(|m| !m.is_empty()) },
+        (AttemptStatus::Cancelled, true) => Screen::Cancelled,
+        (AttemptStatus::Expired, true) => Screen::AttemptExpired,
+        (_, false) => choose(),
+    }
+}
+
+/// The screen after polling a view while confirming: `None` to keep polling.
+pub fn poll_result(view: &CheckoutView) -> Option<Screen> {
+    match screen_for(view, true) {
+        Screen::Confirming => None,
+        other => Some(other),
+    }
+}
+
+/// The screen when loading the session failed.
+pub fn load_error_screen(error: &ApiError) -> Screen {
+    match error {
+        ApiError::Http { status: 404, .. } | ApiError::Http { code: ErrorCode::SessionNotFound, .. } => Screen::NotFound,
+        _ => Screen::Unreachable,
+    }
+}
+
+/// What to do when starting a payment failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStartError {
+    /// Show this screen.
+    Show(Screen),
+    /// Another attempt is being confirmed: poll until it is final.
+    Poll,
+    /// The session changed under us (e.g. already paid): read it again.
+    Reload,
+}
+
+/// Maps a failed start to the next step.
+pub fn after_start_error(error: &ApiError) -> AfterStartError {
+    let code = match error {
+        ApiError::Http { code, .. } => Some(code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::PaymentInProgress) => AfterStartError::Poll,
+        Some(ErrorCode::SessionAlreadyPaid) => AfterStartError::Reload,
+        Some(ErrorCode::SessionExpired) => AfterStartError::Show(Screen::SessionExpired),
+        Some(ErrorCode::SessionCanceled) => AfterStartError::Show(Screen::SessionCanceled),
+        Some(ErrorCode::SessionNotFound) => AfterStartError::Show(Screen::NotFound),
+        Some(ErrorCode::ProviderUnavailable) => {
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::ProviderUnavailable) })
+        }
+        _ if error.is_unreachable() => AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Unreachable) }),
+        _ => {
+            let message = match error {
+                ApiError::Http { message, .. } => message.clone(),
+                _ => String::new(),
+            };
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Refused(message)) })
+        }
+    }
+}
+
+/// Whether the page URL's query (`?a=b&...`, with or without `?`) marks a return from the provider for
+/// `session`: the backend appends `deshpay_session=<id>` to the merchant's return URL.
+pub fn is_return(query: &str, session: &str) -> bool {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(name, value)| name == "deshpay_session" && value == session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deshpay_api::{AttemptView, Currency};
+
+    fn view(status: SessionStatus, attempt: Option<(AttemptStatus, Option<&str>, Option<&str>)>) -> CheckoutView {
+        let json = serde_json::json!({
+            "id": "cs_abcdefghijklmnopqrstuvwx", "status": status, "amount": "250.00", "amount_minor": 25000,
+            "currency": "BDT", "invoice": "ORD-1", "description": "Tea", "methods": ["bkash"],
+            "expires_at": "2030-01-01T00:00:00Z", "merchant_name": "Demo Shop", "attempt": null,
+        });
+        let mut v: CheckoutView = serde_json::from_value(json).unwrap();
+        v.attempt = attempt.map(|(status, message, trx)| AttemptView {
+            id: deshpay_api::AttemptId::from_random("ABCDEFGHIJKLMNOPQRSTUVWX").unwrap(),
+            method: Method::Bkash,
+            status,
+            message: message.map(str::to_owned),
+            trx_id: trx.map(str::to_owned),
+        });
+        v
+    }
+
+    #[test]
+    fn open_session_without_attempt_offers_bkash() {
+        let v = view(SessionStatus::Open, None);
+        assert_eq!(screen_for(&v, false), Screen::Choose { problem: None });
+        assert_eq!(screen_for(&v, true), Screen::Choose { problem: None });
+        assert_eq!(usable_methods(&v), vec![Method::Bkash]);
+    }
+
+    #[test]
+    fn return_from_bkash_shows_the_attempts_outcome() {
+        use AttemptStatus::*;
+        let cases = [
+            (Failed, Some("Insufficient Balance"), None, Screen::Failed { reason: Some("Insufficient Balance".into()) }),
+            (Failed, Some(""), None, Screen::Failed { reason: None }),
+            (Cancelled, None, None, Screen::Cancelled),
+            (Expired, None, None, Screen::AttemptExpired),
+            (Pending, None, None, Screen::Confirming),
+            (Confirming, None, None, Screen::Confirming),
+            (Succeeded, None, Some("TRX1"), Screen::Succeeded { trx_id: "TRX1".into() }),
+        ];
+        for (status, message, trx, expected) in cases {
+            assert_eq!(screen_for(&view(SessionStatus::Open, Some((status, message, trx))), true), expected, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_later_visit_offers_the_methods_again_after_a_finished_attempt() {
+        for status in [AttemptStatus::Failed, AttemptStatus::Cancelled, AttemptStatus::Expired, AttemptStatus::Pending] {
+            let v = view(SessionStatus::Open, Some((status, Some("x"), None)));
+            assert_eq!(screen_for(&v, false), Screen::Choose { problem: None }, "{status:?}");
+        }
+        let confirming = view(SessionStatus::Open, Some((AttemptStatus::Confirming, None, None)));
+        assert_eq!(screen_for(&confirming, false), Screen::Confirming);
+    }
+
+    #[test]
+    fn session_status_wins_over_the_attempt() {
+        let paid = view(SessionStatus::Paid, Some((AttemptStatus::Succeeded, None, Some("9ABC"))));
+        assert_eq!(screen_for(&paid, false), Screen::Succeeded { trx_id: "9ABC".into() });
+        assert_eq!(screen_for(&view(SessionStatus::Expired, None), true), Screen::SessionExpired);
+        assert_eq!(screen_for(&view(SessionStatus::Canceled, None), false), Screen::SessionCanceled);
+    }
+
+    #[test]
+    fn inr_session_without_a_usable_method_says_so() {
+        let mut v = view(SessionStatus::Open, None);
+        v.currency = Currency::Inr;
+        v.methods = vec![Method::Upi];
+        assert_eq!(screen_for(&v, false), Screen::NoMethod);
+        v.methods = vec![Method::Bkash];
+        assert_eq!(screen_for(&v, false), Screen::NoMethod, "bKash cannot take rupees");
+    }
+
+    #[test]
+    fn polling_stops_at_a_final_status() {
+        assert_eq!(poll_result(&view(SessionStatus::Open, Some((AttemptStatus::Confirming, None, None)))), None);
+        assert_eq!(poll_result(&view(SessionStatus::Open, Some((AttemptStatus::Pending, None, None)))), None);
+        assert_eq!(
+            poll_result(&view(SessionStatus::Paid, Some((AttemptStatus::Succeeded, None, Some("T"))))),
+            Some(Screen::Succeeded { trx_id: "T".into() })
+        );
+    }
+
+    #[test]
+    fn load_and_start_errors_map_to_clear_screens() {
+        let http = |status, code, message: &str| ApiError::Http { status, code, message: message.into() };
+        assert_eq!(load_error_screen(&ApiError::Network), Screen::Unreachable);
+        assert_eq!(load_error_screen(&http(500, ErrorCode::Internal, "")), Screen::Unreachable);
+        assert_eq!(load_error_screen(&http(404, ErrorCode::SessionNotFound, "")), Screen::NotFound);
+
+        assert_eq!(after_start_error(&http(409, ErrorCode::PaymentInProgress, "")), AfterStartError::Poll);
+        assert_eq!(after_start_error(&http(409, ErrorCode::SessionAlreadyPaid, "")), AfterStartError::Reload);
+        assert_eq!(
+            after_start_error(&http(409, ErrorCode::SessionExpired, "")),
+            AfterStartError::Show(Screen::SessionExpired)
+        );
+        assert_eq!(
+            after_start_error(&http(503, ErrorCode::ProviderUnavailable, "")),
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::ProviderUnavailable) })
+        );
+        assert_eq!(
+            after_start_error(&http(502, ErrorCode::ProviderError, "Invalid merchant")),
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Refused("Invalid merchant".into())) })
+        );
+        assert_eq!(
+            after_start_error(&ApiError::Network),
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Unreachable) })
+        );
+    }
+
+    #[test]
+    fn outcomes_fire_the_documented_events() {
+        assert_eq!(Screen::Succeeded { trx_id: "T".into() }.outcome(), Some((Outcome::Success, None)));
+        assert_eq!(
+            Screen::Failed { reason: Some("Wrong PIN".into()) }.outcome(),
+            Some((Outcome::Failure, Some("Wrong PIN".into())))
+        );
+        assert_eq!(Screen::Cancelled.outcome().map(|o| o.0.event()), Some("deshpay:cancel"));
+        assert_eq!(Screen::Choose { problem: None }.outcome(), None);
+        assert_eq!(Screen::Confirming.status_key(), Some(Key::Confirming));
+    }
+
+    #[test]
+    fn return_is_recognised_only_for_this_session() {
+        let id = "cs_abcdefghijklmnopqrstuvwx";
+        assert!(is_return("?deshpay_session=cs_abcdefghijklmnopqrstuvwx&deshpay_status=paid", id));
+        assert!(is_return("a=1&deshpay_session=cs_abcdefghijklmnopqrstuvwx", id));
+        assert!(!is_return("?deshpay_session=cs_other", id));
+        assert!(!is_return("", id));
+    }
+
+    #[test]
+    fn previews_cover_every_state_name() {
+        let v = view(SessionStatus::Open, None);
+        for name in [
+            "loading", "choose", "provider-error", "no-method", "redirecting", "confirming", "still-confirming",
+            "success", "failed", "cancelled", "expired", "session-expired", "session-canceled", "not-found",
+            "unreachable",
+        ] {
+            assert!(Screen::preview(name, &v).is_some(), "{name}");
+        }
+        assert_eq!(Screen::preview("nope", &v), None);
+    }
+}

@@ -1,0 +1,461 @@
+//! The Leptos components: one root that owns the checkout state, and one small component per screen.
+//!
+//! State lives in [`Checkout`], a `Copy` context of signals; every change of screen goes through
+//! [`Checkout::show`], which also fires the host events and moves focus once the DOM has been updated.
+
+use crate::api;
+use crate::config::Config;
+use crate::dom::{self, EventDetail};
+use crate::i18n::Key;
+use crate::money;
+use crate::state::{self, AfterStartError, Screen, StartProblem};
+use deshpay_api::{CheckoutView, Method};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::HtmlElement;
+
+/// How often and how long the widget polls while the backend confirms a payment.
+const POLL_INTERVAL_MS: i32 = 1_000;
+const POLL_TRIES: u32 = 60;
+
+/// Selectors of what takes focus: outcome and info headings, else the first button of the body.
+const FOCUS_HEADING: &str = "h2[tabindex=\"-1\"]";
+const FOCUS_BUTTON: &str = ".dp-body button";
+
+/// The shared state of one mounted widget.
+#[derive(Clone, Copy)]
+pub struct Checkout {
+    /// What is shown.
+    screen: RwSignal<Screen>,
+    /// The last session view read from the backend (or the preview's).
+    view: RwSignal<Option<CheckoutView>>,
+    config: StoredValue<Config>,
+    host: StoredValue<HtmlElement, LocalStorage>,
+    container: StoredValue<HtmlElement, LocalStorage>,
+    /// Incremented by each poll loop, so that a newer loop stops an older one.
+    poll_generation: StoredValue<u32>,
+    ready_sent: StoredValue<bool>,
+}
+
+impl Checkout {
+    fn new(config: Config, host: HtmlElement, container: HtmlElement) -> Checkout {
+        let (screen, view) = match &config.preview {
+            Some(p) => (p.screen.clone(), Some(p.view.clone())),
+            None => (Screen::Loading, None),
+        };
+        Checkout {
+            screen: RwSignal::new(Screen::Loading),
+            view: RwSignal::new(view),
+            config: StoredValue::new(config),
+            host: StoredValue::new_local(host),
+            container: StoredValue::new_local(container),
+            poll_generation: StoredValue::new(0),
+            ready_sent: StoredValue::new(false),
+        }
+        .starting_at(screen)
+    }
+
+    fn starting_at(self, screen: Screen) -> Checkout {
+        self.show(screen);
+        self
+    }
+
+    /// A text in the widget's locale, with the merchant's override.
+    fn t(self, key: Key) -> String {
+        self.config.with_value(|c| c.strings.get(key).to_owned())
+    }
+
+    fn is_preview(self) -> bool {
+        self.config.with_value(|c| c.preview.is_some())
+    }
+
+    /// Whether the widget is still mounted (its signals are disposed on unmount).
+    fn alive(self) -> bool {
+        self.screen.try_get_untracked().is_some()
+    }
+
+    /// Switches screen; after the DOM update fires `deshpay:ready` (once), the outcome event, and moves focus.
+    fn show(self, next: Screen) {
+        if !self.alive() {
+            return;
+        }
+        self.screen.set(next.clone());
+        let returned = self.config.with_value(|c| c.returned);
+        spawn_local(async move {
+            dom::sleep(0).await;
+            if self.screen.try_get_untracked().as_ref() != Some(&next) {
+                return; // superseded before it was painted
+            }
+            let host = self.host.get_value();
+            let first_load = !self.ready_sent.get_value();
+            if next == Screen::Loading {
+                return;
+            }
+            if first_load {
+                self.ready_sent.set_value(true);
+                dom::dispatch(&host, "deshpay:ready", &self.detail(None, None));
+            }
+            if let Some((outcome, reason)) = next.outcome() {
+                let trx_id = match &next {
+                    Screen::Succeeded { trx_id } => Some(trx_id.clone()),
+                    _ => None,
+                };
+                dom::dispatch(&host, outcome.event(), &self.detail(trx_id, reason));
+            }
+            // On first load, focus moves only on the return from bKash (the customer's context changed); after
+            // an action in the widget, focus follows the content that replaced the button just pressed.
+            let container = self.container.get_value();
+            if first_load {
+                if returned && next.is_outcome() {
+                    dom::focus_first(&container, FOCUS_HEADING);
+                }
+            } else if !dom::focus_first(&container, FOCUS_HEADING) {
+                dom::focus_first(&container, FOCUS_BUTTON);
+            }
+        });
+    }
+
+    fn detail(self, trx_id: Option<String>, reason: Option<String>) -> EventDetail {
+        let method = self.view.with_untracked(|v| {
+            v.as_ref().and_then(|v| v.attempt.as_ref()).map_or(Method::Bkash, |a| a.method).as_str()
+        });
+        EventDetail { session: self.config.with_value(|c| c.session.clone()), method: Some(method), trx_id, reason }
+    }
+
+    /// Reads the session and shows what it says; keeps polling if a payment is being confirmed.
+    fn load(self) {
+        if let Some(screen) = self.config.with_value(|c| c.preview.as_ref().map(|p| p.screen.clone())) {
+            self.show(screen);
+            return;
+        }
+        if !self.config.with_value(Config::session_is_well_formed) {
+            self.show(Screen::NotFound);
+            return;
+        }
+        self.show(Screen::Loading);
+        let (endpoint, session, returned) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone(), c.returned));
+        spawn_local(async move {
+            let result = api::checkout_view(&endpoint, &session).await;
+            if !self.alive() {
+                return;
+            }
+            match result {
+                Ok(view) => {
+                    let screen = state::screen_for(&view, returned);
+                    self.view.set(Some(view));
+                    if screen == Screen::Confirming {
+                        self.poll();
+                    } else {
+                        self.show(screen);
+                    }
+                }
+                Err(error) => self.show(state::load_error_screen(&error)),
+            }
+        });
+    }
+
+    /// Polls the session every second until the attempt is final (bounded), showing "Confirming…" meanwhile.
+    fn poll(self) {
+        self.show(Screen::Confirming);
+        if self.is_preview() {
+            return;
+        }
+        let generation = self.poll_generation.get_value().wrapping_add(1);
+        self.poll_generation.set_value(generation);
+        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        spawn_local(async move {
+            for _ in 0..POLL_TRIES {
+                dom::sleep(POLL_INTERVAL_MS).await;
+                if !self.alive() || self.poll_generation.try_get_value() != Some(generation) {
+                    return;
+                }
+                // A failed poll is retried on the next tick: the outcome is already recorded by the backend.
+                if let Ok(view) = api::checkout_view(&endpoint, &session).await {
+                    if !self.alive() {
+                        return;
+                    }
+                    let done = state::poll_result(&view);
+                    self.view.set(Some(view));
+                    if let Some(screen) = done {
+                        self.show(screen);
+                        return;
+                    }
+                }
+            }
+            self.show(Screen::StillConfirming);
+        });
+    }
+
+    /// Starts a payment with `method` and sends the browser to the provider.
+    async fn start(self, method: Method) {
+        debug_assert_eq!(method, Method::Bkash, "only bKash has a flow so far");
+        if self.is_preview() {
+            self.show(Screen::Redirecting);
+            return;
+        }
+        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let result = api::start_bkash(&endpoint, &session).await;
+        if !self.alive() {
+            return;
+        }
+        match result {
+            Ok(started) => {
+                self.show(Screen::Redirecting);
+                if !dom::assign(&started.redirect_url) {
+                    self.show(Screen::Choose { problem: Some(StartProblem::Unreachable) });
+                }
+            }
+            Err(error) => match state::after_start_error(&error) {
+                AfterStartError::Show(screen) => self.show(screen),
+                AfterStartError::Poll => self.poll(),
+                AfterStartError::Reload => self.load(),
+            },
+        }
+    }
+}
+
+/// Mounts the widget into `container` (inside the host's shadow root). Dropping the returned handle unmounts it.
+pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<dyn std::any::Any> {
+    let target = container.clone();
+    let handle = leptos::mount::mount_to(target, move || {
+        let checkout = Checkout::new(config, host, container);
+        if !checkout.is_preview() {
+            checkout.load();
+        }
+        view! { <App checkout=checkout/> }
+    });
+    Box::new(handle)
+}
+
+/// The root: theme and language on the outer element, the session summary, the current screen, and the
+/// status region.
+#[component]
+fn App(
+    /// The widget's state.
+    checkout: Checkout,
+) -> impl IntoView {
+    provide_context(checkout);
+    let (theme, lang) = checkout.config.with_value(|c| (c.theme.as_str(), c.strings.locale().as_str()));
+    let start = Action::new_local(move |method: &Method| checkout.start(*method));
+    let status = move || checkout.screen.with(|s| s.status_key().map(|k| checkout.t(k)).unwrap_or_default());
+    let progress = move || checkout.screen.with(Screen::is_progress);
+
+    view! {
+        <div class="dp" data-theme=theme lang=lang>
+            {move || checkout.view.get().map(|v| view! { <Summary view=v/> })}
+            <div class="dp-body">{move || screen_view(checkout, checkout.screen.get(), start)}</div>
+            <p class="dp-status" class=("dp-sr", move || !progress()) role="status" aria-live="polite" data-testid="deshpay-status">
+                <Show when=progress>
+                    <span class="dp-spinner" aria-hidden="true"></span>
+                </Show>
+                <span>{status}</span>
+            </p>
+        </div>
+    }
+}
+
+fn screen_view(checkout: Checkout, screen: Screen, start: Action<Method, ()>) -> AnyView {
+    let t = move |k| checkout.t(k);
+    match screen {
+        Screen::Loading | Screen::Redirecting | Screen::Confirming => ().into_any(),
+        Screen::Choose { problem } => {
+            let methods = checkout.view.with_untracked(|v| v.as_ref().map(state::usable_methods).unwrap_or_default());
+            view! { <ChooseMethod methods=methods problem=problem start=start/> }.into_any()
+        }
+        Screen::Succeeded { trx_id } => view! {
+            <Heading icon=Icon::Success text=t(Key::Success)/>
+            <p class="dp-receipt">
+                <span class="dp-muted">{t(Key::TrxId)}</span>
+                " "
+                <strong class="dp-code" data-testid="deshpay-trx-id">{trx_id}</strong>
+            </p>
+        }
+        .into_any(),
+        Screen::Failed { reason } => {
+            let reason = reason.unwrap_or_else(|| t(Key::FailedNoReason));
+            view! {
+                <Heading icon=Icon::Error text=t(Key::Failed)/>
+                <p data-testid="deshpay-reason">{reason}</p>
+                <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
+            }
+            .into_any()
+        }
+        Screen::Cancelled => outcome_with_retry(checkout, Icon::Info, Key::Cancelled, Key::CancelledBody),
+        Screen::AttemptExpired => outcome_with_retry(checkout, Icon::Info, Key::Expired, Key::ExpiredBody),
+        Screen::StillConfirming => view! {
+            <p>{t(Key::StillConfirming)}</p>
+            <TryAgain on_click=move || checkout.poll()/>
+        }
+        .into_any(),
+        Screen::SessionExpired => info(checkout, Key::SessionExpired, Key::SessionExpiredBody),
+        Screen::SessionCanceled => info(checkout, Key::SessionCanceled, Key::SessionCanceledBody),
+        Screen::NoMethod => info(checkout, Key::NoMethod, Key::NoMethodBody),
+        Screen::NotFound => view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::NotFound)}</p> }.into_any(),
+        Screen::Unreachable => view! {
+            <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p>
+            <TryAgain on_click=move || checkout.load()/>
+        }
+        .into_any(),
+    }
+}
+
+fn outcome_with_retry(checkout: Checkout, icon: Icon, title: Key, body: Key) -> AnyView {
+    view! {
+        <Heading icon=icon text=checkout.t(title)/>
+        <p>{checkout.t(body)}</p>
+        <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
+    }
+    .into_any()
+}
+
+fn info(checkout: Checkout, title: Key, body: Key) -> AnyView {
+    view! {
+        <Heading icon=Icon::Info text=checkout.t(title)/>
+        <p>{checkout.t(body)}</p>
+    }
+    .into_any()
+}
+
+/// Merchant, description, amount and invoice: shown above every screen once the session is known.
+#[component]
+fn Summary(
+    /// The session view.
+    view: CheckoutView,
+) -> impl IntoView {
+    let checkout = expect_context::<Checkout>();
+    let locale = checkout.config.with_value(|c| c.strings.locale());
+    let amount = money::format(view.amount_minor, view.currency, locale);
+    view! {
+        <div class="dp-summary">
+            <p class="dp-merchant">{view.merchant_name}</p>
+            {view.description.map(|d| view! { <p class="dp-muted">{d}</p> })}
+            <p class="dp-amount" data-testid="deshpay-amount">{amount}</p>
+            <p class="dp-muted">{checkout.t(Key::Invoice)} " " <span class="dp-code">{view.invoice}</span></p>
+        </div>
+    }
+}
+
+/// The method buttons, with the last start's problem above them.
+#[component]
+fn ChooseMethod(
+    /// Methods to offer, in order.
+    methods: Vec<Method>,
+    /// Why the last start failed, if it did.
+    problem: Option<StartProblem>,
+    /// Starts a payment with a method; pending while the backend is asked.
+    start: Action<Method, ()>,
+) -> impl IntoView {
+    let checkout = expect_context::<Checkout>();
+    let t = move |k| checkout.t(k);
+    let alert = problem.map(|p| {
+        let text = match p {
+            StartProblem::Unreachable => t(Key::Unreachable),
+            StartProblem::ProviderUnavailable => t(Key::ProviderUnavailable),
+            StartProblem::Refused(message) if message.is_empty() => t(Key::StartFailed),
+            StartProblem::Refused(message) => format!("{} {message}", t(Key::StartFailed)),
+        };
+        let retry = methods.first().copied();
+        view! {
+            <div class="dp-alert" role="alert">
+                <p data-testid="deshpay-error">{text}</p>
+                {retry.map(|m| view! { <TryAgain on_click=move || { start.dispatch(m); }/> })}
+            </div>
+        }
+    });
+    let pending = start.pending();
+    let buttons = methods
+        .into_iter()
+        .map(|method| {
+            let label = t(match method {
+                Method::Bkash => Key::PayWithBkash,
+                Method::Upi => Key::PayWithUpi,
+            });
+            view! {
+                <li>
+                    <button
+                        type="button"
+                        class="dp-btn"
+                        class=("dp-btn-bkash", method == Method::Bkash)
+                        aria-disabled=move || pending.get().then_some("true")
+                        on:click=move |_| {
+                            // aria-disabled rather than disabled keeps focus on the button while busy.
+                            if !pending.get_untracked() {
+                                start.dispatch(method);
+                            }
+                        }
+                    >
+                        <Show when=move || pending.get()>
+                            <span class="dp-spinner" aria-hidden="true"></span>
+                        </Show>
+                        {label}
+                    </button>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        {alert}
+        <h2 class="dp-label" id="dp-methods">{t(Key::ChooseMethod)}</h2>
+        <ul class="dp-methods" aria-labelledby="dp-methods">{buttons}</ul>
+    }
+}
+
+/// Which glyph a heading shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Icon {
+    Success,
+    Error,
+    Info,
+}
+
+impl Icon {
+    fn as_str(self) -> &'static str {
+        match self {
+            Icon::Success => "dp-icon dp-icon-success",
+            Icon::Error => "dp-icon dp-icon-error",
+            Icon::Info => "dp-icon dp-icon-info",
+        }
+    }
+
+    /// SVG path: a check, a cross, or an exclamation mark.
+    fn path(self) -> &'static str {
+        match self {
+            Icon::Success => "M7 12.5l3.2 3.2L17 9",
+            Icon::Error => "M8.5 8.5l7 7M15.5 8.5l-7 7",
+            Icon::Info => "M12 7v6M12 16.5v.5",
+        }
+    }
+}
+
+/// An outcome or info heading that can take focus (tabindex -1) after the return from the provider.
+#[component]
+fn Heading(
+    /// The glyph beside the heading.
+    icon: Icon,
+    /// The heading text.
+    text: String,
+) -> impl IntoView {
+    view! {
+        <div class="dp-heading">
+            <svg class=icon.as_str() viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                <circle cx="12" cy="12" r="10.5"></circle>
+                <path d=icon.path()></path>
+            </svg>
+            <h2 tabindex="-1">{text}</h2>
+        </div>
+    }
+}
+
+/// The "Try again" button.
+#[component]
+fn TryAgain(
+    /// What trying again does.
+    on_click: impl Fn() + 'static,
+) -> impl IntoView {
+    let checkout = expect_context::<Checkout>();
+    view! {
+        <button type="button" class="dp-btn" on:click=move |_| on_click()>
+            {checkout.t(Key::TryAgain)}
+        </button>
+    }
+}

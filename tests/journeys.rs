@@ -1,0 +1,199 @@
+//! Customer journeys in real headless Chromium: shop -> widget -> backend -> bKash's hosted page (sandbox) ->
+//! back to the shop. Screenshots land in artifacts/screenshots/.
+
+use anyhow::Result;
+use deshpay_e2e::{Browser, Device, Stack, WALLET};
+use serde_json::Value;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn events(browser: &Browser) -> Result<Vec<Value>> {
+    let v = browser.client.execute("return window.deshpayEvents || [];", vec![]).await?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+async fn event_types(browser: &Browser) -> Result<Vec<String>> {
+    Ok(events(browser).await?.iter().filter_map(|e| e["type"].as_str().map(str::to_owned)).collect())
+}
+
+async fn focused_text(browser: &Browser) -> Result<String> {
+    let v = browser
+        .client
+        .execute(
+            "const h = document.querySelector('[data-deshpay-host]'); \
+             const a = h && h.shadowRoot && h.shadowRoot.activeElement; return a ? a.textContent : '';",
+            vec![],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+async fn start_bkash(browser: &Browser, stack: &Stack) -> Result<()> {
+    browser.click_widget_button("Pay with bKash").await?;
+    browser.wait_for_url(&format!("{}/redirect/tokenized/", stack.sandbox.url())).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_customer_pays_with_bkash_and_sees_the_receipt_once_even_after_reload() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    let text = browser.wait_for_text("Pay with bKash", WAIT).await?;
+    assert!(text.contains("250.00"), "the amount is shown: {text}");
+    assert!(event_types(&browser).await?.contains(&"deshpay:ready".to_owned()));
+    browser.screenshot("01-choose-method").await?;
+
+    start_bkash(&browser, &stack).await?;
+    browser.screenshot("02-bkash-hosted-page").await?;
+    browser.pay_on_bkash_page(WALLET, "123456", "12121").await?;
+    browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+    let text = browser.wait_for_text("Payment successful", WAIT).await?;
+    let trx = stack.session(&session).await?["payment"]["trx_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(trx.len(), 10);
+    assert!(text.contains(&trx), "the receipt shows the trxID {trx}: {text}");
+    let trx_shown = browser.in_widget("[data-testid=deshpay-trx-id]").await?.text().await?;
+    assert!(trx_shown.contains(&trx));
+    assert!(focused_text(&browser).await?.contains("Payment successful"), "focus moves to the outcome");
+    let evs = events(&browser).await?;
+    let success = evs.iter().find(|e| e["type"] == "deshpay:success").expect("deshpay:success fired");
+    assert_eq!(success["detail"]["session"], session.as_str());
+    assert!(!success.to_string().contains("id_token"));
+    browser.screenshot("03-success").await?;
+
+    browser.client.refresh().await?;
+    browser.wait_for_text("Payment successful", WAIT).await?;
+    let s = stack.session(&session).await?;
+    assert_eq!(s["status"], "paid");
+    let payment_id = s["payment"]["payment_id"].as_str().unwrap_or_default().to_owned();
+    let p = stack.sandbox_get(&format!("/__sandbox/bkash/payments/{payment_id}")).await?;
+    assert_eq!(p["execute_calls"], 1, "a reload of the return page never executes again");
+    assert_eq!(stack.sandbox_get("/__sandbox/bkash/counters").await?["execute"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn three_wrong_otps_show_payment_failed_and_a_retry_then_succeeds() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.fill_labelled("bKash Account number", WALLET).await?;
+    browser.click_page_button("Confirm").await?;
+    for _ in 0..3 {
+        browser.fill_labelled("Verification code", "000000").await?;
+        browser.click_page_button("Confirm").await?;
+    }
+    browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+    browser.wait_for_text("Payment failed", WAIT).await?;
+    assert!(event_types(&browser).await?.contains(&"deshpay:failure".to_owned()));
+    browser.screenshot("04-failed-wrong-otp").await?;
+
+    browser.click_widget_button("Try again").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.pay_on_bkash_page(WALLET, "123456", "12121").await?;
+    browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+    browser.wait_for_text("Payment successful", WAIT).await?;
+    assert_eq!(stack.session(&session).await?["status"], "paid");
+    Ok(())
+}
+
+#[tokio::test]
+async fn closing_the_bkash_page_shows_payment_cancelled() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    browser.buy(&stack, "jamdani", "dark", "en").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.click_page_button("Close").await?;
+    browser.click_page_button("Yes").await?;
+    browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+    browser.wait_for_text("Payment cancelled", WAIT).await?;
+    assert!(event_types(&browser).await?.contains(&"deshpay:cancel".to_owned()));
+    browser.screenshot("05-cancelled").await?;
+    browser.click_widget_button("Try again").await?;
+    browser.wait_for_text("Pay with bKash", WAIT).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn insufficient_balance_shows_bkash_reason() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    browser.buy(&stack, "tea", "bkash", "en").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.pay_on_bkash_page("01823074817", "123456", "12121").await?;
+    browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+    browser.wait_for_text("Payment failed", WAIT).await?;
+    let reason = browser.in_widget("[data-testid=deshpay-reason]").await?.text().await?;
+    assert!(reason.contains("Insufficient Balance"), "bKash's message is shown: {reason}");
+    browser.screenshot("06-failed-insufficient-balance").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_theme_and_locale_renders_without_serious_accessibility_violations() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    for theme in ["light", "dark", "bkash", "high-contrast"] {
+        for (locale, pay_label) in [("en", "Pay with bKash"), ("bn", "৳"), ("hi", "৳")] {
+            browser.buy(&stack, "tea", theme, locale).await?;
+            let text = browser.wait_for_text(pay_label, WAIT).await?;
+            if locale != "en" {
+                assert!(!text.contains("Pay with bKash"), "{locale} is translated: {text}");
+            }
+            browser.screenshot(&format!("theme-{theme}-{locale}")).await?;
+            let violations = browser.axe_serious_violations().await?;
+            assert!(violations.is_empty(), "{theme}/{locale}: {violations:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn outcome_states_pass_axe() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    browser.buy(&stack, "tea", "high-contrast", "en").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.pay_on_bkash_page("01823074818", "123456", "12121").await?;
+    browser.wait_for_text("Payment failed", WAIT).await?;
+    let violations = browser.axe_serious_violations().await?;
+    assert!(violations.is_empty(), "failed state: {violations:?}");
+    browser.click_widget_button("Try again").await?;
+    start_bkash(&browser, &stack).await?;
+    browser.pay_on_bkash_page(WALLET, "123456", "12121").await?;
+    browser.wait_for_text("Payment successful", WAIT).await?;
+    let violations = browser.axe_serious_violations().await?;
+    assert!(violations.is_empty(), "success state: {violations:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_shows_a_clear_message_and_retry() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    let dead = "http://127.0.0.1:9"; // discard port: nothing listens
+    browser.goto(&format!("{}/playground?session={session}&endpoint={dead}", stack.shop)).await?;
+    let text = browser.wait_for_text("Try again", WAIT).await?;
+    assert!(text.to_lowercase().contains("reach"), "a clear message, not a raw error: {text}");
+    assert!(!text.contains("undefined") && !text.contains("[object"), "{text}");
+    browser.screenshot("07-backend-unreachable").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_wasm_unsafe_eval_the_loader_shows_a_fallback_and_fires_failure() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    browser.goto(&format!("{}/strict/checkout/{session}", stack.shop)).await?;
+    let text = browser.wait_for_text("could not load", WAIT).await?;
+    assert!(!text.contains("Pay with bKash"), "{text}");
+    let evs = events(&browser).await?;
+    let failure = evs.iter().find(|e| e["type"] == "deshpay:failure").expect("deshpay:failure fired");
+    assert_eq!(failure["detail"]["reason"], "wasm_unavailable");
+    browser.screenshot("08-csp-fallback").await?;
+    Ok(())
+}
