@@ -382,7 +382,11 @@ impl Bestin {
         Self::with_client(creds, options, http)
     }
 
-    fn with_client(creds: BestinCredentials, options: BestinOptions, http: reqwest::Client) -> Self {
+    fn with_client(
+        creds: BestinCredentials,
+        options: BestinOptions,
+        http: reqwest::Client,
+    ) -> Self {
         Self {
             available_paise: options.opening_balance_paise,
             creds,
@@ -546,7 +550,11 @@ pub(crate) enum DecideError {
 }
 
 /// Approve or decline a pending payin, as the customer's UPI app does.
-pub(crate) fn decide(state: &mut State, trx_id: &str, approve: bool) -> Result<TrxStatus, DecideError> {
+pub(crate) fn decide(
+    state: &mut State,
+    trx_id: &str,
+    approve: bool,
+) -> Result<TrxStatus, DecideError> {
     let now = state.now_ms();
     let b = &mut state.bestin;
     b.expire_due(now);
@@ -577,7 +585,11 @@ pub(crate) fn decide(state: &mut State, trx_id: &str, approve: bool) -> Result<T
 }
 
 /// Settles a pending payout to `to` (success or failed).
-pub(crate) fn settle_payout(state: &mut State, trx_id: &str, to: TrxStatus) -> Result<(), DecideError> {
+pub(crate) fn settle_payout(
+    state: &mut State,
+    trx_id: &str,
+    to: TrxStatus,
+) -> Result<(), DecideError> {
     let now = state.now_ms();
     let b = &mut state.bestin;
     let order = b
@@ -726,12 +738,31 @@ pub(crate) fn error(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-fn bad_request(msg: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, msg)
+/// A refused call: HTTP status and the seed's error envelope ([`error`]).
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    msg: String,
 }
 
-fn order_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "order not found")
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, &self.msg)
+    }
+}
+
+fn bad_request(msg: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        msg: msg.to_owned(),
+    }
+}
+
+fn order_not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        msg: "order not found".to_owned(),
+    }
 }
 
 /// The seed's success shape for payin, payout, cancel and query: `"code": "0000"` (a string).
@@ -768,7 +799,9 @@ fn fault_response(fault: &BestinFault) -> Response {
             r#"{"code":"00"#,
         )
             .into_response(),
-        BestinFaultResponse::Normal | BestinFaultResponse::Drop | BestinFaultResponse::Duplicate => {
+        BestinFaultResponse::Normal
+        | BestinFaultResponse::Drop
+        | BestinFaultResponse::Duplicate => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
         }
     }
@@ -812,12 +845,15 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// The `x-app-id` / `x-secret` / `x-timestamp` check (认证); `Err` is the 401 to answer.
-fn authenticate(state: &mut State, headers: &HeaderMap) -> Result<(), Response> {
+fn authenticate(state: &mut State, headers: &HeaderMap) -> Result<(), ApiError> {
     let result = check_auth(state, headers);
     if result.is_err() {
         state.bestin.counters.unauthorized += 1;
     }
-    result.map_err(|msg| error(StatusCode::UNAUTHORIZED, msg))
+    result.map_err(|msg| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        msg: msg.to_owned(),
+    })
 }
 
 fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
@@ -840,10 +876,13 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
     } else {
         state.now_ms() - state.offset_ms
     };
-    let window = i64::try_from(state.bestin.options.timestamp_window.as_millis())
-        .unwrap_or(5 * MINUTE_MS);
+    let window =
+        i64::try_from(state.bestin.options.timestamp_window.as_millis()).unwrap_or(5 * MINUTE_MS);
     if now.abs_diff(ts) > window.unsigned_abs() {
-        tracing::info!(skew_ms = now.saturating_sub(ts), "rejected: x-timestamp out of the window");
+        tracing::info!(
+            skew_ms = now.saturating_sub(ts),
+            "rejected: x-timestamp out of the window"
+        );
         return Err("timestamp expired");
     }
     Ok(())
@@ -852,7 +891,7 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
 type Body = Map<String, Value>;
 
 /// An empty body counts as `{}`; anything but a JSON object is a 400.
-fn parse_body(body: &[u8]) -> Result<Body, Response> {
+fn parse_body(body: &[u8]) -> Result<Body, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -864,7 +903,7 @@ fn parse_body(body: &[u8]) -> Result<Body, Response> {
 }
 
 /// An optional string field: absent, null and `""` are `None`; other types are a 400.
-fn opt(body: &Body, key: &str) -> Result<Option<String>, Response> {
+fn opt(body: &Body, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -876,11 +915,11 @@ fn opt(body: &Body, key: &str) -> Result<Option<String>, Response> {
     }
 }
 
-fn required(body: &Body, key: &str) -> Result<String, Response> {
+fn required(body: &Body, key: &str) -> Result<String, ApiError> {
     opt(body, key)?.ok_or_else(|| bad_request(&format!("{key} is required")))
 }
 
-fn check_ccy(body: &Body) -> Result<String, Response> {
+fn check_ccy(body: &Body) -> Result<String, ApiError> {
     let ccy = required(body, "ccy")?;
     if ccy != "INR" {
         return Err(bad_request("unsupported ccy: only INR"));
@@ -888,14 +927,14 @@ fn check_ccy(body: &Body) -> Result<String, Response> {
     Ok(ccy)
 }
 
-fn check_amount(body: &Body) -> Result<u64, Response> {
+fn check_amount(body: &Body) -> Result<u64, ApiError> {
     let amount = required(body, "amount")?;
     parse_amount(&amount)
         .filter(|&paise| paise > 0)
         .ok_or_else(|| bad_request("invalid amount: a positive decimal with at most 2 places"))
 }
 
-fn check_method(body: &Body) -> Result<String, Response> {
+fn check_method(body: &Body) -> Result<String, ApiError> {
     let method = required(body, "trx_method")?;
     if method != "upi" {
         return Err(bad_request("unsupported trx_method: only upi"));
@@ -903,7 +942,7 @@ fn check_method(body: &Body) -> Result<String, Response> {
     Ok(method)
 }
 
-fn check_req_id(body: &Body) -> Result<String, Response> {
+fn check_req_id(body: &Body) -> Result<String, ApiError> {
     let req_id = required(body, "req_id")?;
     if req_id.chars().count() > MAX_REQ_ID_LEN {
         return Err(bad_request("req_id is too long (at most 64 characters)"));
@@ -911,21 +950,26 @@ fn check_req_id(body: &Body) -> Result<String, Response> {
     Ok(req_id)
 }
 
-fn check_url(body: &Body, key: &str) -> Result<Option<String>, Response> {
+fn check_url(body: &Body, key: &str) -> Result<Option<String>, ApiError> {
     let Some(value) = opt(body, key)? else {
         return Ok(None);
     };
     let ok = url::Url::parse(&value)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !ok {
-        return Err(bad_request(&format!("invalid {key}: an absolute http(s) URL")));
+        return Err(bad_request(&format!(
+            "invalid {key}: an absolute http(s) URL"
+        )));
     }
     Ok(Some(value))
 }
 
-fn check_ip(body: &Body) -> Result<Option<String>, Response> {
+fn check_ip(body: &Body) -> Result<Option<String>, ApiError> {
     let ip = opt(body, "user_ip")?;
-    if ip.as_deref().is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
+    if ip
+        .as_deref()
+        .is_some_and(|ip| ip.parse::<IpAddr>().is_err())
+    {
         return Err(bad_request("invalid user_ip"));
     }
     Ok(ip)
@@ -1046,7 +1090,10 @@ pub(crate) fn order_data(public_url: &str, o: &Order) -> Value {
                 json!({ "paytm": links.paytm, "phonepe": links.phonepe, "upi": links.upi }),
             );
             if o.trx_mode.as_deref() == Some("checkout") {
-                map.insert("checkout_url".into(), checkout_url(public_url, links).into());
+                map.insert(
+                    "checkout_url".into(),
+                    checkout_url(public_url, links).into(),
+                );
             }
         }
         if let Some(upi) = &o.upi {
@@ -1071,12 +1118,12 @@ fn new_trx_id(b: &Bestin, prefix: &str, now_ms: i64) -> String {
 #[tracing::instrument(skip_all)]
 async fn payin(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&app, BestinEndpoint::Payin, |s| {
-        do_payin(s, &headers, &body).unwrap_or_else(|e| e)
+        do_payin(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-fn do_payin(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn do_payin(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     let body = parse_body(body)?;
     let req_id = check_req_id(&body)?;
@@ -1138,12 +1185,12 @@ fn do_payin(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Respo
 #[tracing::instrument(skip_all)]
 async fn payout(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&app, BestinEndpoint::Payout, |s| {
-        do_payout(s, &headers, &body).unwrap_or_else(|e| e)
+        do_payout(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-fn do_payout(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn do_payout(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     let body = parse_body(body)?;
     let req_id = check_req_id(&body)?;
@@ -1201,12 +1248,13 @@ fn do_payout(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Resp
             after: b.options.payout_settle_delay,
         });
     }
-    b.by_req_id.insert((TrxType::Payout, req_id), trx_id.clone());
+    b.by_req_id
+        .insert((TrxType::Payout, req_id), trx_id.clone());
     b.orders.insert(trx_id, order);
     Ok(success(data))
 }
 
-fn check_trx_type(body: &Body) -> Result<TrxType, Response> {
+fn check_trx_type(body: &Body) -> Result<TrxType, ApiError> {
     let trx_type = required(body, "trx_type")?;
     TrxType::parse(&trx_type).ok_or_else(|| bad_request("invalid trx_type: payin or payout"))
 }
@@ -1214,12 +1262,12 @@ fn check_trx_type(body: &Body) -> Result<TrxType, Response> {
 #[tracing::instrument(skip_all)]
 async fn cancel(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&app, BestinEndpoint::Cancel, |s| {
-        do_cancel(s, &headers, &body).unwrap_or_else(|e| e)
+        do_cancel(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-fn do_cancel(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn do_cancel(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     let body = parse_body(body)?;
     let trx_id = required(&body, "trx_id")?;
@@ -1248,12 +1296,12 @@ fn do_cancel(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Resp
 #[tracing::instrument(skip_all)]
 async fn query(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&app, BestinEndpoint::Query, |s| {
-        do_query(s, &headers, &body).unwrap_or_else(|e| e)
+        do_query(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     let body = parse_body(body)?;
     let trx_id = opt(&body, "trx_id")?;
@@ -1280,17 +1328,19 @@ fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Respo
 #[tracing::instrument(skip_all)]
 async fn balance(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     serve(&app, BestinEndpoint::Balance, |s| {
-        do_balance(s, &headers, &body).unwrap_or_else(|e| e)
+        do_balance(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-fn do_balance(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+fn do_balance(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     parse_body(body)?;
     // The seed's /balance answers `"code": 200` (a number) and `"msg": "success"`.
-    Ok(Json(json!({ "code": 200, "msg": "success", "data": balance_data(&state.bestin) }))
-        .into_response())
+    Ok(
+        Json(json!({ "code": 200, "msg": "success", "data": balance_data(&state.bestin) }))
+            .into_response(),
+    )
 }
 
 pub(crate) fn balance_data(b: &Bestin) -> Value {
@@ -1311,7 +1361,10 @@ mod tests {
         let a = ulid(1_763_000_000_000);
         let b = ulid(1_763_000_000_001);
         assert_eq!(a.len(), 26);
-        assert!(a.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
         assert!(!a.contains(['I', 'L', 'O', 'U']));
         assert!(a[..10] < b[..10]);
         // The seed's example id starts with the same time prefix shape.
@@ -1320,10 +1373,24 @@ mod tests {
 
     #[test]
     fn vpas_need_a_name_and_a_handle() {
-        for good in ["name@bank", "deshpay.sandbox@bestin", "98765-43210@ybl", FAIL_PAYEE] {
+        for good in [
+            "name@bank",
+            "deshpay.sandbox@bestin",
+            "98765-43210@ybl",
+            FAIL_PAYEE,
+        ] {
             assert!(is_vpa(good), "{good}");
         }
-        for bad in ["", "name", "@bank", "n@bank", "name@", "na me@bank", "a@b@c", "1234****@ibl"] {
+        for bad in [
+            "",
+            "name",
+            "@bank",
+            "n@bank",
+            "name@",
+            "na me@bank",
+            "a@b@c",
+            "1234****@ibl",
+        ] {
             assert!(!is_vpa(bad), "{bad}");
         }
     }

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::bestin::{
-    BestinFault, DecideError, Order, TrxStatus, TrxType, amount4, balance_data, decide,
-    order_data, settle_payout, with_bestin,
+    BestinFault, DecideError, Order, TrxStatus, TrxType, amount4, balance_data, decide, order_data,
+    settle_payout, with_bestin,
 };
 use crate::notify;
 use crate::state::{AppState, State, format_minor};

@@ -99,7 +99,11 @@ fn scan_for_trx_id(text: &str) -> Option<String> {
 
 #[tracing::instrument(skip_all)]
 async fn show(AxState(app): AxState<AppState>, Query(query): Query<Fields>) -> Response {
-    let Some(link) = query.get("link").map(|l| l.trim()).filter(|l| !l.is_empty()) else {
+    let Some(link) = query
+        .get("link")
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+    else {
         return message_page(
             StatusCode::BAD_REQUEST,
             "UPI app",

@@ -209,7 +209,11 @@ impl Sandbox {
 
     /// The approval page (the customer's UPI app) for one of a payin's deep links.
     pub fn upi_approve_url(&self, deep_link: &str) -> String {
-        format!("{}/upi/approve?link={}", self.url, bestin::encode(deep_link))
+        format!(
+            "{}/upi/approve?link={}",
+            self.url,
+            bestin::encode(deep_link)
+        )
     }
 
     /// The state behind it, for building another [`router`] over the same world.

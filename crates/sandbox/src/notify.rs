@@ -137,7 +137,11 @@ fn plan(app: &AppState, notify_id: &str) -> Option<Plan> {
     let (notification, http, timeout) = {
         let state = app.lock();
         let n = state.bestin.notifications.get(notify_id)?.clone();
-        (n, state.bestin.http.clone(), state.bestin.options.notify_timeout)
+        (
+            n,
+            state.bestin.http.clone(),
+            state.bestin.options.notify_timeout,
+        )
     };
     let body = match notification.body {
         Some(body) => body,
@@ -240,9 +244,7 @@ fn record(
         resend,
         at_ms: now,
     };
-    if resend {
-        b.counters.notify += 1;
-    }
+    b.counters.notify += 1;
     if delivered {
         b.counters.notify_delivered += 1;
     }
@@ -269,17 +271,16 @@ pub(crate) async fn deliver(app: AppState, notify_id: String) {
         let (fault, backoff, max_attempts) = {
             let mut state = app.lock();
             let b = &mut state.bestin;
-            b.counters.notify += 1;
             let fault = b.next_fault(BestinEndpoint::Notify);
             let backoff = b.options.notify_backoff.clone();
             (fault, backoff, b.options.notify_max_attempts.max(1))
         };
         let mut label = None;
-        if let Some(fault) = &fault {
-            if fault.delay_ms > 0 {
-                label = Some("delay");
-                tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-            }
+        if let Some(fault) = &fault
+            && fault.delay_ms > 0
+        {
+            label = Some("delay");
+            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
         }
         let delivered = match fault.map(|f| f.response) {
             Some(BestinFaultResponse::Drop) => {
@@ -389,7 +390,10 @@ mod tests {
             .join("../../../shared/vectors/bestinpay-notify-vectors.json");
         if let Ok(text) = std::fs::read_to_string(shared) {
             let shared: Value = serde_json::from_str(&text).expect("shared vectors parse");
-            assert_eq!(shared, v, "crates/sandbox/keys copy differs from shared/vectors");
+            assert_eq!(
+                shared, v,
+                "crates/sandbox/keys copy differs from shared/vectors"
+            );
         }
     }
 
@@ -456,10 +460,9 @@ I5HtTKttZqevBG/XJDpThxreQzKb9l0JbjOHZ5fbZH6DSoyd5vfRdao+TQq7eR9n\n\
 
     #[test]
     fn numbers_and_booleans_go_in_as_json_text_and_keys_sort_bytewise() {
-        let data: Map<String, Value> = serde_json::from_str(
-            r#"{"b":1.50,"B":"x","a":true,"c":null,"d":"","e":0}"#,
-        )
-        .expect("json");
+        let data: Map<String, Value> =
+            serde_json::from_str(r#"{"b":1.50,"B":"x","a":true,"c":null,"d":"","e":0}"#)
+                .expect("json");
         assert_eq!(canonical_string(&data), "B=x&a=true&b=1.5&e=0");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! One token is reused until `refresh_margin` before its hour ends, then renewed with the refresh_token; a new
 //! grant happens only when there is no token, the refresh fails, or the refresh_token is about to expire.
-//! Renewal is single-flight within the process (an async mutex) and the token is persisted in the store,
-//! so a restart reuses it instead of granting again.
+//! Renewal is single-flight within the process (an async mutex) and across instances (a lease row in the
+//! shared store); the token is persisted in the store, so a restart or another instance reuses it instead of
+//! granting again.
 
 use crate::bkash::{BkashClient, BkashError, TokenResponse};
 use crate::clock::Clock;
@@ -15,6 +16,10 @@ use tokio::sync::{Mutex, RwLock};
 
 /// A day: the refresh_token is replaced by a grant this long before bKash would stop accepting it.
 const REFRESH_TOKEN_SAFETY_MS: i64 = 24 * 3600 * 1000;
+/// How long one instance may hold the renewal lease: beyond a 30 s bKash call, so a crashed holder frees it.
+const LEASE_MS: i64 = 40_000;
+/// How long a caller waits for another instance's renewal before giving up.
+const LEASE_WAIT_MS: i64 = 45_000;
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +30,9 @@ pub enum TokenError {
     /// The store failed.
     #[error("token store: {0}")]
     Store(#[from] sqlx::Error),
+    /// Another instance held the renewal lease for too long.
+    #[error("another instance is renewing the bKash token")]
+    Busy,
 }
 
 /// Hands out the current id_token.
@@ -38,6 +46,7 @@ pub struct TokenManager {
     refresh_token_lifetime_ms: i64,
     cached: RwLock<Option<StoredToken>>,
     renewing: Mutex<()>,
+    holder: String,
 }
 
 impl TokenManager {
@@ -59,6 +68,7 @@ impl TokenManager {
             refresh_token_lifetime_ms: refresh_token_lifetime_secs as i64 * 1000,
             cached: RwLock::new(None),
             renewing: Mutex::new(()),
+            holder: crate::ids::event_id(),
         }
     }
 
@@ -89,17 +99,53 @@ impl TokenManager {
         {
             return Ok(SecretString::from(t.id_token.clone()));
         }
-        let stored = self.store.token(&self.store_key()).await?;
-        if let Some(t) = &stored
-            && self.usable(t, now)
-        {
-            *self.cached.write().await = Some(t.clone());
-            return Ok(SecretString::from(t.id_token.clone()));
+        if let Some(t) = self.stored_usable(now).await? {
+            return Ok(t);
         }
-        let renewed = self.renew(stored.as_ref(), now).await?;
-        let token = SecretString::from(renewed.id_token.clone());
-        *self.cached.write().await = Some(renewed);
-        Ok(token)
+        // Only one instance renews; the others wait for its token to appear in the store.
+        let lease = self.store_key();
+        let deadline = self.clock.now_ms() + LEASE_WAIT_MS;
+        loop {
+            let now = self.clock.now_ms();
+            if self.store.try_lease(&lease, &self.holder, now, now + LEASE_MS).await? {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Some(t) = self.stored_usable(self.clock.now_ms()).await? {
+                return Ok(t);
+            }
+            if now > deadline {
+                return Err(TokenError::Busy);
+            }
+        }
+        let result = async {
+            let now = self.clock.now_ms();
+            if let Some(t) = self.stored_usable(now).await? {
+                return Ok(t);
+            }
+            let stored = self.store.token(&self.store_key()).await?;
+            let renewed = self.renew(stored.as_ref(), now).await?;
+            let token = SecretString::from(renewed.id_token.clone());
+            *self.cached.write().await = Some(renewed);
+            Ok(token)
+        }
+        .await;
+        if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
+            tracing::warn!(error = %e, "could not release the token lease; it expires by itself");
+        }
+        result
+    }
+
+    /// The stored token if it is still usable (another instance may have renewed it); caches it.
+    async fn stored_usable(&self, now: i64) -> Result<Option<SecretString>, TokenError> {
+        match self.store.token(&self.store_key()).await? {
+            Some(t) if self.usable(&t, now) => {
+                let token = SecretString::from(t.id_token.clone());
+                *self.cached.write().await = Some(t);
+                Ok(Some(token))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Forgets `rejected` after bKash's gateway refused it, so the next call renews.

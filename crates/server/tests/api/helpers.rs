@@ -24,6 +24,7 @@ pub struct TestApp {
     pub state: AppState,
     pub db_url: String,
     pub _dir: tempfile::TempDir,
+    pub _pg: Option<PgDatabase>,
 }
 
 pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
@@ -55,15 +56,63 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// A fresh database for one test: a SQLite file in `dir`, or, when `DESHPAY_TEST_POSTGRES` holds a server URL
+/// (e.g. `postgres://postgres@127.0.0.1:5432/test`), a new PostgreSQL database on that server, dropped when the
+/// returned guard drops.
+pub async fn test_database(dir: &std::path::Path) -> (String, Option<PgDatabase>) {
+    match std::env::var("DESHPAY_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => {
+            let db = PgDatabase::create(&server).await;
+            (db.url.clone(), Some(db))
+        }
+        _ => (format!("sqlite://{}", dir.join("deshpay.db").display()), None),
+    }
+}
+
+/// A throwaway PostgreSQL database.
+pub struct PgDatabase {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create(server: &str) -> PgDatabase {
+        use sqlx::Connection;
+        let name = format!("deshpay_t_{}", rand_suffix().replace('-', "_"));
+        let mut conn = sqlx::PgConnection::connect(server).await.expect("PostgreSQL at DESHPAY_TEST_POSTGRES");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+        PgDatabase { url: format!("{base}/{name}"), server: server.to_owned(), name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs outside async: a short-lived runtime on its own thread removes the database.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let sandbox = Sandbox::spawn(SandboxConfig::default()).await.expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = format!("sqlite://{}", dir.path().join("deshpay.db").display());
+    let (db_url, pg) = test_database(dir.path()).await;
     let mut settings = settings_for(&sandbox, &db_url);
     configure(&mut settings);
     let clock = Clock::system();
     let (url, state) = start_backend(settings, clock.clone()).await;
-    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir }
+    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir, _pg: pg }
 }
 
 /// Builds and serves a backend; returns its URL and state.

@@ -1,0 +1,191 @@
+/*! DeshPay Checkout loader (ES module). Three ways to embed the widget:
+ *
+ *   <script type="module" src="https://cdn.example/deshpay.js" data-session="cs_..."
+ *           data-endpoint="https://pay.example" [data-target="#css-selector"] [data-theme="dark"] [data-locale="bn"]></script>
+ *   <deshpay-checkout session="cs_..." endpoint="https://pay.example" theme="bkash" locale="hi"></deshpay-checkout>
+ *   import { mount } from 'https://cdn.example/deshpay.js';  // or window.DeshPay.mount
+ *   const handle = mount(element, { session, endpoint, theme, locale, strings, onSuccess, ... });
+ *
+ * Content-Security-Policy the merchant's page needs (cdn.example serves deshpay.js and pkg/, pay.example is
+ * the merchant backend; use 'self' for either when it is the page's own origin):
+ *
+ *   script-src 'self' 'wasm-unsafe-eval' https://cdn.example;
+ *   connect-src https://pay.example https://cdn.example;
+ *
+ * - script-src: the loader and pkg/deshpay_widget.js are module scripts; 'wasm-unsafe-eval' allows
+ *   WebAssembly to compile (without it the loader shows its fallback and fires deshpay:failure with
+ *   detail.reason 'wasm_unavailable').
+ * - connect-src: the widget API on the backend, and fetch() of pkg/deshpay_widget_bg.wasm.
+ * - style-src needs nothing: the widget's CSS is a constructable stylesheet (adoptedStyleSheets) and theme
+ *   properties are set through the CSSOM (style.setProperty); CSP restricts neither. Only browsers without
+ *   constructable stylesheets (Safari before 16.4) fall back to a <style> element, which needs
+ *   style-src 'unsafe-inline' there.
+ * - Sending the customer to bKash's page is a top-level navigation, which CSP does not restrict.
+ */
+
+const GLUE = new URL('./pkg/deshpay_widget.js', import.meta.url).href;
+const EVENTS = { onReady: 'deshpay:ready', onSuccess: 'deshpay:success', onFailure: 'deshpay:failure', onCancel: 'deshpay:cancel' };
+const COLORS = {
+  primary: 'primary', onPrimary: 'on-primary', 'on-primary': 'on-primary', bg: 'bg', background: 'bg', text: 'text',
+  muted: 'muted', border: 'border', error: 'error', success: 'success', focus: 'focus',
+};
+const FALLBACK = 'The payment form could not load. Please refresh the page or contact the shop.';
+const HANDLE = Symbol('deshpay');
+
+let glue; // Promise of the initialised wasm-bindgen module, shared by every widget on the page.
+
+function load() {
+  glue ??= (async () => {
+    if (typeof WebAssembly !== 'object') throw new Error('WebAssembly is not available');
+    const module = await import(GLUE);
+    await module.default(); // fetches and instantiates pkg/deshpay_widget_bg.wasm
+    return module;
+  })().catch((error) => {
+    glue = undefined; // a later mount may try again
+    throw error;
+  });
+  return glue;
+}
+
+/** Sets a theme object's values as --deshpay-* properties on the host; returns the preset name and the properties set. */
+function applyTheme(host, theme) {
+  if (theme == null || typeof theme === 'string') return [theme, []];
+  const set = [];
+  const put = (name, value) => {
+    if (value == null || value === '') return;
+    host.style.setProperty(name, typeof value === 'number' ? `${value}px` : String(value));
+    set.push(name);
+  };
+  for (const [key, value] of Object.entries(theme.colors ?? {})) {
+    if (COLORS[key]) put(`--deshpay-color-${COLORS[key]}`, value);
+    else console.warn(`DeshPay: unknown theme colour ${JSON.stringify(key)}`);
+  }
+  put('--deshpay-radius', theme.radius);
+  put('--deshpay-font', theme.font);
+  put('--deshpay-space', theme.spacing);
+  return [theme.base, set];
+}
+
+function fallback(host, root, session, reason) {
+  const box = document.createElement('div');
+  box.setAttribute('role', 'alert');
+  box.textContent = FALLBACK;
+  // CSSOM, not a style attribute: allowed by a strict CSP.
+  for (const [k, v] of Object.entries({ padding: '16px', border: '1px solid #b3261e', 'border-radius': '8px', color: '#1a1a1a', background: '#fff', font: '16px/1.5 system-ui, sans-serif' })) {
+    box.style.setProperty(k, v);
+  }
+  root.replaceChildren(box);
+  const detail = { session, reason };
+  host.dispatchEvent(new CustomEvent('deshpay:failure', { bubbles: true, composed: true, detail }));
+}
+
+/**
+ * Mounts the widget into `element` (inside an open shadow root) and returns a handle with `unmount()`.
+ * Mounting an element again replaces its widget.
+ */
+export function mount(element, options = {}) {
+  if (!(element instanceof Element)) throw new TypeError('DeshPay.mount: the first argument must be an element');
+  element[HANDLE]?.unmount();
+  const host = element;
+  host.setAttribute('data-deshpay-host', '');
+  const root = host.shadowRoot ?? host.attachShadow({ mode: 'open' });
+  const [theme, themeProps] = applyTheme(host, options.theme);
+  const listeners = Object.entries(EVENTS)
+    .filter(([name]) => typeof options[name] === 'function')
+    .map(([name, type]) => {
+      const listener = (event) => options[name](event.detail, event);
+      host.addEventListener(type, listener);
+      return [type, listener];
+    });
+  const { session, endpoint, locale, strings, preview } = options;
+
+  let widget = null;
+  let gone = false;
+  const loaded = load().then(
+    (module) => {
+      if (gone) return false;
+      try {
+        widget = module.mount(host, root, { session, endpoint, theme, locale, strings, preview });
+        return true;
+      } catch (error) {
+        console.error(error);
+        fallback(host, root, session, 'invalid_options');
+        return false;
+      }
+    },
+    (error) => {
+      if (gone) return false;
+      console.error('DeshPay: WebAssembly could not start:', error);
+      fallback(host, root, session, 'wasm_unavailable');
+      return false;
+    },
+  );
+
+  const handle = {
+    loaded,
+    unmount() {
+      if (gone) return;
+      gone = true;
+      widget?.unmount();
+      widget?.free();
+      widget = null;
+      for (const [type, listener] of listeners) host.removeEventListener(type, listener);
+      for (const name of themeProps) host.style.removeProperty(name);
+      root.replaceChildren();
+      if (element[HANDLE] === handle) delete element[HANDLE];
+    },
+  };
+  element[HANDLE] = handle;
+  return handle;
+}
+
+/** `<deshpay-checkout session endpoint theme locale>`: mounts when connected, unmounts when removed. */
+class DeshPayCheckout extends HTMLElement {
+  static observedAttributes = ['session', 'endpoint', 'theme', 'locale'];
+  #handle = null;
+
+  connectedCallback() {
+    this.#render();
+  }
+
+  disconnectedCallback() {
+    this.#handle?.unmount();
+    this.#handle = null;
+  }
+
+  attributeChangedCallback() {
+    if (this.#handle) this.#render();
+  }
+
+  #render() {
+    const attr = (name) => this.getAttribute(name) ?? undefined;
+    this.#handle = mount(this, { session: attr('session'), endpoint: attr('endpoint'), theme: attr('theme'), locale: attr('locale') });
+  }
+}
+
+if (!customElements.get('deshpay-checkout')) customElements.define('deshpay-checkout', DeshPayCheckout);
+
+/** `<script type="module" src=".../deshpay.js" data-session ...>`: a widget right after the script or in data-target. */
+function mountScriptTags() {
+  // document.currentScript is null in modules: find our tags by their resolved src.
+  for (const script of document.querySelectorAll('script[type=module][data-session]')) {
+    if (script.src !== import.meta.url || script.hasAttribute('data-deshpay-mounted')) continue;
+    script.setAttribute('data-deshpay-mounted', '');
+    const element = document.createElement('deshpay-checkout');
+    for (const name of ['session', 'endpoint', 'theme', 'locale']) {
+      const value = script.getAttribute(`data-${name}`);
+      if (value != null) element.setAttribute(name, value);
+    }
+    const selector = script.getAttribute('data-target');
+    const target = selector ? document.querySelector(selector) : null;
+    if (selector && !target) console.error(`DeshPay: data-target ${JSON.stringify(selector)} matches nothing; mounting after the script`);
+    if (target) target.append(element);
+    else script.after(element);
+  }
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountScriptTags, { once: true });
+else mountScriptTags();
+
+export const DeshPay = Object.freeze({ mount });
+window.DeshPay ??= DeshPay;
