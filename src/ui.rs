@@ -329,7 +329,10 @@ fn Summary(
         <div class="dp-summary">
             <p class="dp-merchant">{view.merchant_name}</p>
             {view.description.map(|d| view! { <p class="dp-muted">{d}</p> })}
-            <p class="dp-amount" data-testid="deshpay-amount">{amount}</p>
+            <p class="dp-amount">
+                <span class="dp-sr">{checkout.t(Key::Amount)} " "</span>
+                <span data-testid="deshpay-amount">{amount}</span>
+            </p>
             <p class="dp-muted">{checkout.t(Key::Invoice)} " " <span class="dp-code">{view.invoice}</span></p>
         </div>
     }

@@ -8,6 +8,7 @@
 //! Missing tools (the wasm32 target, pinned wasm-bindgen-cli, binaryen from npm) are installed on first use;
 //! what cannot be installed from here (Chromium) is named with the exact command.
 
+mod build;
 pub mod demo;
 mod tools;
 
@@ -69,7 +70,7 @@ pub fn cargo() -> Command {
 /// When a build step fails.
 pub fn build() -> Result<()> {
     tools::ensure_wasm_target()?;
-    run(cargo().args(["build", "-p", "deshpay-widget", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"]))?;
+    build::widget()?;
     run(cargo().args(["build", "-p", "deshpay-server", "-p", "deshpay-sandbox", "-p", "deshpay-shop"]))?;
     Ok(())
 }
@@ -79,6 +80,7 @@ fn test(rest: &[String]) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     build()?;
+    build::widget_tests()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).args(rest);
     run(&mut cmd)?;

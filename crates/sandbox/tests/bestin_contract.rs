@@ -142,7 +142,7 @@ struct TestBestin {
 
 fn fast_options() -> BestinOptions {
     BestinOptions {
-        payout_settle_delay: Duration::from_millis(200),
+        payout_settle_delay: Duration::from_millis(500),
         notify_backoff: vec![Duration::from_millis(40)],
         notify_timeout: Duration::from_secs(2),
         expiry_tick: Duration::from_millis(50),
@@ -1438,7 +1438,7 @@ async fn notify_faults_drop_delay_or_duplicate_deliveries() {
 #[tokio::test]
 async fn with_a_confirm_delay_an_approved_payin_is_confirming_before_success() {
     let sb = TestBestin::spawn_with(BestinOptions {
-        confirm_delay: Some(Duration::from_millis(150)),
+        confirm_delay: Some(Duration::from_millis(400)),
         ..fast_options()
     })
     .await;

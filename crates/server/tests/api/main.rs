@@ -5,5 +5,6 @@ mod helpers;
 mod bkash_payments;
 mod refunds;
 mod restart;
+mod scale_out;
 mod sessions;
 mod tokens;

@@ -1,0 +1,137 @@
+// Types of the DeshPay Checkout loader (deshpay.js). Hand-written: this is the public JS API.
+
+/** A built-in theme. Every preset meets WCAG 2.2 AA contrast. */
+export type DeshPayPreset = 'light' | 'dark' | 'bkash' | 'high-contrast';
+
+/** A language of the widget. Default: the page's `<html lang>`, then the browser's language, else English. */
+export type DeshPayLocale = 'en' | 'bn' | 'hi';
+
+/** Colours of a theme object; each becomes `--deshpay-color-<name>` on the host element. */
+export interface DeshPayColors {
+  primary?: string;
+  /** Text on `primary` (also accepted as `on-primary`). */
+  onPrimary?: string;
+  bg?: string;
+  text?: string;
+  muted?: string;
+  border?: string;
+  error?: string;
+  success?: string;
+  focus?: string;
+}
+
+/** A custom theme: values not given come from `base` (default `light`). */
+export interface DeshPayTheme {
+  base?: DeshPayPreset;
+  colors?: DeshPayColors;
+  /** Corner radius (`--deshpay-radius`); a number means pixels. */
+  radius?: string | number;
+  /** Font family (`--deshpay-font`). */
+  font?: string;
+  /** Base spacing unit (`--deshpay-space`); a number means pixels. */
+  spacing?: string | number;
+}
+
+/** Keys of the texts a merchant can override with `strings`. */
+export type DeshPayStringKey =
+  | 'pay_with_bkash' | 'pay_with_upi' | 'loading' | 'choose_method' | 'amount' | 'invoice' | 'redirecting'
+  | 'confirming' | 'still_confirming' | 'success' | 'trx_id' | 'failed' | 'failed_no_reason' | 'cancelled'
+  | 'cancelled_body' | 'expired' | 'expired_body' | 'try_again' | 'session_expired' | 'session_expired_body'
+  | 'session_canceled' | 'session_canceled_body' | 'not_found' | 'unreachable' | 'provider_unavailable'
+  | 'start_failed' | 'no_method' | 'no_method_body';
+
+/** Names of the states a preview can show. */
+export type DeshPayPreviewState =
+  | 'loading' | 'choose' | 'provider-error' | 'no-method' | 'redirecting' | 'confirming' | 'still-confirming'
+  | 'success' | 'failed' | 'cancelled' | 'expired' | 'session-expired' | 'session-canceled' | 'not-found'
+  | 'unreachable';
+
+/** The public session view of `GET {endpoint}/v1/checkout/{id}` (for previews). */
+export interface DeshPayCheckoutView {
+  id: string;
+  status: 'open' | 'paid' | 'expired' | 'canceled';
+  amount: string;
+  amount_minor: number;
+  currency: 'BDT' | 'INR';
+  invoice: string;
+  description?: string | null;
+  methods: Array<'bkash' | 'upi'>;
+  expires_at: string;
+  merchant_name: string;
+  attempt?: {
+    id: string;
+    method: 'bkash' | 'upi';
+    status: 'pending' | 'confirming' | 'succeeded' | 'failed' | 'cancelled' | 'expired';
+    message?: string | null;
+    trx_id?: string | null;
+  } | null;
+}
+
+/** Static demo mode: no backend calls (theme galleries, design reviews, component tests). */
+export interface DeshPayPreview {
+  /** The state to show; without it, the state follows from `view` as in real use. */
+  state?: DeshPayPreviewState;
+  /** The session to show; a demo session (৳250.00) when absent. */
+  view?: DeshPayCheckoutView;
+  /** Behave as on the return from bKash (focus moves to the outcome heading). */
+  returned?: boolean;
+}
+
+/** `detail` of the host events. Never contains secrets. */
+export interface DeshPayEventDetail {
+  /** The checkout session id. */
+  session: string;
+  /** The payment method. */
+  method?: 'bkash' | 'upi';
+  /** The provider's transaction id (bKash trxID), on success. */
+  trx_id?: string;
+  /** On failure: the provider's message, `'expired'`, `'wasm_unavailable'` or `'invalid_options'`. */
+  reason?: string;
+}
+
+export interface DeshPayMountOptions {
+  /** Checkout session id (`cs_...`), created by the merchant's server. Required unless `preview` is set. */
+  session?: string;
+  /** Base URL of the merchant backend, e.g. `https://shop.example/pay`. Required unless `preview` is set. */
+  endpoint?: string;
+  theme?: DeshPayPreset | DeshPayTheme;
+  locale?: DeshPayLocale;
+  /** Text overrides by key, e.g. `{ try_again: 'Retry' }`. */
+  strings?: Partial<Record<DeshPayStringKey, string>>;
+  preview?: DeshPayPreview;
+  /** The session is loaded and the first interactive state is shown (`deshpay:ready`). */
+  onReady?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
+  /** Paid (`deshpay:success`). */
+  onSuccess?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
+  /** Failed or expired, or the widget could not start (`deshpay:failure`). */
+  onFailure?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
+  /** The customer cancelled on the provider's page (`deshpay:cancel`). */
+  onCancel?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
+}
+
+export interface DeshPayHandle {
+  /** Resolves to true once the widget is mounted, false when the fallback message is shown instead. */
+  readonly loaded: Promise<boolean>;
+  /** Removes the widget, its listeners and theme properties, and stops its timers. */
+  unmount(): void;
+}
+
+/** Mounts the widget into an open shadow root of `element` (which gets `data-deshpay-host`). */
+export function mount(element: Element, options: DeshPayMountOptions): DeshPayHandle;
+
+export declare const DeshPay: { readonly mount: typeof mount };
+
+declare global {
+  interface Window {
+    DeshPay: { readonly mount: typeof mount };
+  }
+  interface HTMLElementEventMap {
+    'deshpay:ready': CustomEvent<DeshPayEventDetail>;
+    'deshpay:success': CustomEvent<DeshPayEventDetail>;
+    'deshpay:failure': CustomEvent<DeshPayEventDetail>;
+    'deshpay:cancel': CustomEvent<DeshPayEventDetail>;
+  }
+  interface HTMLElementTagNameMap {
+    'deshpay-checkout': HTMLElement;
+  }
+}

@@ -1,0 +1,221 @@
+//! `cargo xtask build` for the widget: wasm32 release build, wasm-bindgen, wasm-opt, and the npm package in
+//! `pkg/`; and the widget's component tests in headless Chromium.
+//!
+//! Tools are pinned and installed under `target/tools/` on first use:
+//! - wasm-bindgen-cli at exactly the `wasm-bindgen` version of Cargo.lock (the CLI and the library must match),
+//!   from crates.io with `cargo install`;
+//! - wasm-opt from npm's `binaryen@132` (Debian's binaryen is too old for current Rust output and miscompiles it).
+
+use crate::{cargo, root, run};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// binaryen release whose wasm-opt optimises the widget.
+const BINARYEN: &str = "132";
+
+/// Wasm features the Rust 1.95 wasm32-unknown-unknown output uses beyond the MVP; wasm-opt refuses the module
+/// without them.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+];
+
+const TARGET: &str = "wasm32-unknown-unknown";
+const PROFILE: &str = "wasm-release";
+
+fn tools_dir() -> PathBuf {
+    root().join("target").join("tools")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
+}
+
+/// The `wasm-bindgen` version in Cargo.lock.
+pub fn locked_wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    bail!("Cargo.lock has no wasm-bindgen package")
+}
+
+/// `program --version` output, if it runs.
+fn version_of(program: &Path) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The directory holding `wasm-bindgen` and `wasm-bindgen-test-runner` of exactly the locked version,
+/// installing them into `target/tools/bin` when neither that directory nor PATH has them.
+pub fn ensure_wasm_bindgen() -> Result<PathBuf> {
+    let version = locked_wasm_bindgen_version()?;
+    let wanted = format!("wasm-bindgen {version}");
+    let local = tools_dir().join("bin");
+    if version_of(&local.join("wasm-bindgen")).as_deref() == Some(&wanted) {
+        return Ok(local);
+    }
+    if let Some(dir) = which("wasm-bindgen")
+        && version_of(&dir.join("wasm-bindgen")).as_deref() == Some(&wanted)
+        && dir.join("wasm-bindgen-test-runner").exists()
+    {
+        return Ok(dir);
+    }
+    eprintln!("installing wasm-bindgen-cli {version} into target/tools (takes a few minutes, once)");
+    // Not --locked: the CLI's lockfile pins crates this toolchain refuses.
+    run(cargo().args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(tools_dir()))?;
+    match version_of(&local.join("wasm-bindgen")) {
+        Some(v) if v == wanted => Ok(local),
+        other => bail!("installed wasm-bindgen reports {other:?}, expected {wanted:?}"),
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).find(|dir| dir.join(program).is_file())
+}
+
+/// wasm-opt from npm's binaryen, installed into `target/tools/npm`.
+pub fn ensure_wasm_opt() -> Result<PathBuf> {
+    let npm_root = tools_dir().join("npm");
+    let wasm_opt = npm_root.join("node_modules").join(".bin").join("wasm-opt");
+    let pinned = |v: Option<String>| v.is_some_and(|v| v.contains(&format!("version {BINARYEN}")));
+    if pinned(version_of(&wasm_opt)) {
+        return Ok(wasm_opt);
+    }
+    crate::tools::require("npm", "apt-get install -y npm (Node.js and npm)")?;
+    std::fs::create_dir_all(&npm_root)?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&npm_root)
+        .arg(format!("binaryen@{BINARYEN}")))?;
+    if !pinned(version_of(&wasm_opt)) {
+        bail!("{} is not binaryen {BINARYEN}", wasm_opt.display());
+    }
+    Ok(wasm_opt)
+}
+
+/// Builds the widget into `pkg/`: wasm, JS glue, loader, types and package.json; prints the sizes.
+pub fn widget() -> Result<()> {
+    run(cargo().args(["build", "-p", "deshpay-widget", "--target", TARGET, "--profile", PROFILE]))?;
+    let bindgen = ensure_wasm_bindgen()?;
+    let wasm_opt = ensure_wasm_opt()?;
+    let root = root();
+    let pkg = root.join("pkg");
+    clean_pkg(&pkg)?;
+
+    let input = target_dir().join(TARGET).join(PROFILE).join("deshpay_widget.wasm");
+    run(Command::new(bindgen.join("wasm-bindgen"))
+        .args(["--target", "web", "--out-name", "deshpay_widget", "--out-dir"])
+        .arg(&pkg)
+        .arg(&input))?;
+
+    let wasm = pkg.join("deshpay_widget_bg.wasm");
+    let optimised = pkg.join("deshpay_widget_bg.opt.wasm");
+    run(Command::new(&wasm_opt).arg("-Oz").args(WASM_FEATURES).arg(&wasm).arg("-o").arg(&optimised))?;
+    std::fs::rename(&optimised, &wasm)?;
+
+    // The loader imports './pkg/deshpay_widget.js' when served from a site root; in the package it sits
+    // beside the glue.
+    let loader = std::fs::read_to_string(root.join("www/deshpay.js"))?;
+    let glue_path = "'./pkg/deshpay_widget.js'";
+    if !loader.contains(glue_path) {
+        bail!("www/deshpay.js no longer imports {glue_path}; update xtask/src/build.rs");
+    }
+    std::fs::write(pkg.join("deshpay.js"), loader.replace(glue_path, "'./deshpay_widget.js'"))?;
+    std::fs::copy(root.join("www/deshpay.d.ts"), pkg.join("deshpay.d.ts"))?;
+    std::fs::write(pkg.join("package.json"), package_json())?;
+
+    print_sizes(&pkg, &root.join("www/deshpay.js"))
+}
+
+/// Removes the previous build's files from `pkg/`, keeping the tracked `.gitkeep`.
+fn clean_pkg(pkg: &Path) -> Result<()> {
+    std::fs::create_dir_all(pkg)?;
+    for entry in std::fs::read_dir(pkg)? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n != ".gitkeep") && path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn package_json() -> String {
+    let files = [
+        "deshpay.js",
+        "deshpay.d.ts",
+        "deshpay_widget.js",
+        "deshpay_widget.d.ts",
+        "deshpay_widget_bg.wasm",
+        "deshpay_widget_bg.wasm.d.ts",
+    ];
+    let files = files.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"{{
+  "name": "@deshpay/checkout",
+  "version": "{version}",
+  "description": "DeshPay Checkout widget: bKash and UPI payments in one script tag (Rust, WebAssembly, Leptos)",
+  "license": "MIT OR Apache-2.0",
+  "type": "module",
+  "main": "deshpay.js",
+  "module": "deshpay.js",
+  "types": "deshpay.d.ts",
+  "exports": {{ ".": {{ "types": "./deshpay.d.ts", "default": "./deshpay.js" }} }},
+  "files": [{files}],
+  "sideEffects": ["deshpay.js"]
+}}
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+/// Prints raw and gzip sizes of what a browser downloads before the first interaction (the CSS is inside
+/// the wasm), against the 100 KB gzip budget.
+fn print_sizes(pkg: &Path, loader: &Path) -> Result<()> {
+    const BUDGET_GZIP: usize = 100 * 1024;
+    let files = [pkg.join("deshpay_widget_bg.wasm"), pkg.join("deshpay_widget.js"), loader.to_path_buf()];
+    let (mut raw_total, mut gz_total) = (0, 0);
+    println!("{:<28} {:>10} {:>10}", "widget transfer", "raw", "gzip");
+    for file in &files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let gz = gzip_len(&bytes)?;
+        raw_total += bytes.len();
+        gz_total += gz;
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        println!("{name:<28} {:>10} {:>10}", bytes.len(), gz);
+    }
+    println!("{:<28} {raw_total:>10} {gz_total:>10}", "total");
+    let verdict = if gz_total <= BUDGET_GZIP { "within" } else { "OVER" };
+    println!("budget: {gz_total} of {BUDGET_GZIP} bytes gzip ({verdict} the 100 KB budget)");
+    Ok(())
+}
+
+/// Runs the widget's component tests (wasm-bindgen-test) in headless Chromium through chromedriver.
+pub fn widget_tests() -> Result<()> {
+    let bin = ensure_wasm_bindgen()?;
+    let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if !Path::new(&chromedriver).exists() {
+        bail!("chromedriver not found at {chromedriver}; install it with: apt-get install -y chromium chromium-driver");
+    }
+    run(cargo()
+        .args(["test", "-p", "deshpay-widget", "--target", TARGET])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", bin.join("wasm-bindgen-test-runner"))
+        .env("CHROMEDRIVER", &chromedriver)
+        .env("WASM_BINDGEN_USE_BROWSER", "1")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "60"))
+}
