@@ -1,6 +1,6 @@
 //! Installs the tools the build needs, pinned, or says exactly how to.
 
-use crate::{describe, run};
+use crate::run;
 use anyhow::{Result, bail};
 use std::process::Command;
 
@@ -14,13 +14,43 @@ pub fn ensure_wasm_target() -> Result<()> {
     }
 }
 
-/// Fails with the install command when a program is not on PATH.
-#[allow(dead_code)]
-pub fn require(program: &str, install: &str) -> Result<()> {
-    let found = Command::new("sh").args(["-c", &format!("command -v {program}")]).output()?;
-    if !found.status.success() {
-        bail!("{program} is missing; install it with: {install}");
+/// Installs axe-core (for the accessibility checks of the end-to-end tests) into target/tools/npm.
+pub fn ensure_axe_core() -> Result<()> {
+    let prefix = crate::root().join("target/tools/npm");
+    if prefix.join("node_modules/axe-core/axe.min.js").exists() {
+        return Ok(());
     }
-    let _ = describe;
+    if Command::new("npm").arg("--version").output().is_err() {
+        bail!("npm is missing; install it with: apt-get install -y nodejs npm");
+    }
+    std::fs::create_dir_all(&prefix)?;
+    run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg("axe-core@4.10"))
+}
+
+/// Checks that Debian's Chromium and chromedriver are installed (the end-to-end tests drive them).
+pub fn require_chromium() -> Result<()> {
+    for path in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        if !std::path::Path::new(path).exists() {
+            bail!("{path} is missing; install it with: apt-get update && apt-get install -y chromium chromium-driver");
+        }
+    }
     Ok(())
+}
+
+/// The PostgreSQL server the store tests run against: `DESHPAY_TEST_POSTGRES` or the local default.
+pub fn postgres_url() -> Result<String> {
+    let url = std::env::var("DESHPAY_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let reachable = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], 5432)),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok();
+    if !reachable && !std::env::var("DESHPAY_TEST_POSTGRES").is_ok_and(|u| !u.contains("127.0.0.1:5432")) {
+        bail!(
+            "PostgreSQL is not reachable at 127.0.0.1:5432. Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect \
+             15 main start`) or set DESHPAY_TEST_POSTGRES=postgres://user@host:port/db"
+        );
+    }
+    Ok(url)
 }
