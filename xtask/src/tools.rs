@@ -54,3 +54,12 @@ pub fn postgres_url() -> Result<String> {
     }
     Ok(url)
 }
+
+/// Fails with the install command when a program is not on PATH.
+pub fn require(program: &str, install: &str) -> Result<()> {
+    let found = Command::new("sh").args(["-c", &format!("command -v {program}")]).output()?;
+    if !found.status.success() {
+        bail!("{program} is missing; install it with: {install}");
+    }
+    Ok(())
+}
