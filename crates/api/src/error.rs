@@ -40,8 +40,16 @@ pub enum ErrorCode {
     RefundFailed,
     /// The provider does not know this transaction.
     TransactionNotFound,
-    /// The same idempotency key was used with a different request.
+    /// The same idempotency key (or payout reference) was used with a different request.
     IdempotencyConflict,
+    /// The merchant's available balance is below the payout amount.
+    InsufficientBalance,
+    /// No payout with this id.
+    PayoutNotFound,
+    /// There is no pending payment to cancel.
+    NothingToCancel,
+    /// A notification whose signature, shape or content could not be trusted.
+    InvalidNotification,
     /// The provider did not answer in time or answered garbage; nothing was charged by this call.
     ProviderUnavailable,
     /// The provider answered with an error (its message is passed on).
@@ -76,6 +84,10 @@ impl ErrorCode {
             ErrorCode::RefundFailed => "refund_failed",
             ErrorCode::TransactionNotFound => "transaction_not_found",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::InsufficientBalance => "insufficient_balance",
+            ErrorCode::PayoutNotFound => "payout_not_found",
+            ErrorCode::NothingToCancel => "nothing_to_cancel",
+            ErrorCode::InvalidNotification => "invalid_notification",
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::NotFound => "not_found",

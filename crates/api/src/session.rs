@@ -308,3 +308,90 @@ mod tests {
         assert!(AttemptStatus::Failed.is_final() && !AttemptStatus::Confirming.is_final());
     }
 }
+
+/// Deep links for UPI apps, exactly as Bestin Pay returned them (the widget never builds links itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpiLinks {
+    /// `paytmmp://...`
+    pub paytm: Option<String>,
+    /// `phonepe://...`
+    pub phonepe: Option<String>,
+    /// `upi://pay?...`: any UPI app.
+    pub upi: String,
+}
+
+/// `POST /v1/checkout/{id}/upi`: links for a phone, the QR payload for a desktop, and the deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartUpiResponse {
+    /// The new attempt.
+    pub attempt_id: AttemptId,
+    /// App deep links.
+    pub links: UpiLinks,
+    /// Text to draw as a QR code (the `upi://pay` link).
+    pub qr: String,
+    /// When the payment request expires (RFC 3339).
+    pub expires_at: String,
+}
+
+/// `POST /v1/payouts`: send money to a UPI address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutRequest {
+    /// Decimal amount, e.g. "101.00".
+    pub amount: String,
+    /// "INR".
+    pub currency: String,
+    /// Payee UPI address (VPA), e.g. "name@bank".
+    pub upi: String,
+    /// The merchant's unique reference: repeating it returns the same payout (idempotent).
+    pub reference: String,
+}
+
+/// Status of a payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayoutStatus {
+    /// Accepted by the provider; money not yet sent.
+    Pending,
+    /// Sent.
+    Succeeded,
+    /// The provider could not send it (money back in the available balance).
+    Failed,
+    /// Canceled before it was sent.
+    Canceled,
+}
+
+/// A payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    /// Payout id (`po_...`).
+    pub id: String,
+    /// Merchant reference.
+    pub reference: String,
+    /// Decimal amount.
+    pub amount: String,
+    /// Currency.
+    pub currency: Currency,
+    /// Payee UPI address, masked.
+    pub upi: String,
+    /// Status.
+    pub status: PayoutStatus,
+    /// Provider's transaction id.
+    pub trx_id: Option<String>,
+    /// Provider's reason on failure.
+    pub failure_message: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// One currency of `GET /v1/balance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceEntry {
+    /// Currency.
+    pub currency: Currency,
+    /// Total balance, decimal.
+    pub balance: String,
+    /// Available for payouts, decimal.
+    pub available: String,
+    /// Held (pending payouts), decimal.
+    pub frozen: String,
+}

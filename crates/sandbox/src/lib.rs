@@ -5,6 +5,11 @@
 //! OTP and PINs, its grant-token limit, failure wallets, duplicate detection, refunds (v1.2.0-beta
 //! and v2), and fault injection for tests. The facts it follows are in `shared/spec/bkash.md`.
 //!
+//! Beside it, a simulator of **Bestin Pay** (UPI, INR): payin, payout, cancel, query, balance,
+//! deep links, an approval page that plays the customer's UPI app, and RSA-SHA512 signed
+//! notifications with retries (see "Bestin Pay" below; facts from `shared/spec/bestinpay.md` and
+//! the provider's own `shared/seeds/bestinpay-api-zh.txt`).
+//!
 //! Run it on its own:
 //!
 //! ```text
@@ -29,7 +34,7 @@
 //! - Hosted page: `{url}/redirect/tokenized/?paymentID=..&hash=..` (wallet, OTP `123456`,
 //!   PIN `12121`/`21212`/`13131`, Close then Yes).
 //! - Control API for tests under `{url}/__sandbox/`: counters, payment inspection, approve,
-//!   clock, faults, reset.
+//!   clock, faults, reset (the clock and reset are shared with Bestin Pay).
 //!
 //! State lives in memory; every expiry and limit runs on a sandbox clock (system time plus an
 //! offset that tests move with `POST /__sandbox/clock/advance`).
@@ -55,6 +60,50 @@
 //!   Execute whose answer the client timed out on. `response: "normal"` always processes.
 //!   Fault endpoints are `grant`, `refresh`, `create`, `execute`, `query`, `search`, `refund` (v1
 //!   refund and v2 transaction) and `refund_status` (v1 without amount and v2 status).
+//!
+//! ## Bestin Pay
+//!
+//! API at [`Sandbox::bestin_base_url`] (`{url}/bestin`): `POST /payin`, `/payout`, `/cancel`,
+//! `/query`, `/balance`, JSON bodies, headers `x-app-id`, `x-secret`, `x-timestamp` (Unix ms).
+//! The account is [`BestinCredentials::sandbox_default`]; notifications are signed with the test
+//! key whose public half is [`BESTIN_TEST_PUBLIC_KEY_PEM`] (`keys/bestin-test-public.pem`).
+//!
+//! - Success: `{"code":"0000","msg":"Success","data":{..}}`; `/balance` answers
+//!   `{"code":200,"msg":"success","data":[{"ccy":"INR","balance","available_balance",
+//!   "frozen_balance"}]}` (a number, as in the seed). Errors: `{"code":<HTTP status>,"msg":..,
+//!   "data":null}` with that HTTP status.
+//! - 401 `invalid credentials` (wrong/missing app id or secret, checked first); 401
+//!   `invalid timestamp` (missing or not an integer); 401 `timestamp expired` (more than 5 minutes
+//!   from the sandbox clock, either way; [`BestinOptions::timestamp_uses_sandbox_clock`] switches
+//!   to the system clock).
+//! - 400 for bad bodies, with the reason in `msg`: `<field> is required`, `<field> must be a
+//!   string` (amounts too: `"101.00"`, never a JSON number), `unsupported ccy: only INR`,
+//!   `invalid amount: ...` (> 0, at most 2 decimals), `unsupported trx_method: only upi`,
+//!   `invalid trx_mode: api or checkout`, `invalid notify_url: ...`, `invalid user_ip`,
+//!   `invalid upi: ...`, `duplicate req_id` (a req_id is used once per trx_type; refused requests
+//!   do not use it up), `insufficient balance` (payout above the available balance),
+//!   `order is final` / `order is confirming` (cancel), `req_id or trx_id is required` (query).
+//! - 404 `order not found` (query and cancel of an unknown order, or of the other trx_type);
+//!   404 / 405 for unknown paths and non-POST methods.
+//! - Answers carry amounts with 4 decimals (`"101.0000"`), notifications and balances with 2.
+//!   Ids: `PI`/`PO` + a 26-character ULID; notify ids `N` + ULID.
+//! - Payins stay `pending` for [`BestinOptions::payin_ttl`] (15 min, sandbox clock), then
+//!   `expired`. The customer decides on `{url}/upi/approve?link=<deep link>` ("Approve" ->
+//!   `success` and the balance goes up; "Decline" -> `failed`); `confirming` only with
+//!   [`BestinOptions::confirm_delay`]. `trx_mode: "checkout"` adds `checkout_url` (that page).
+//! - Payouts freeze their amount, then settle by themselves after
+//!   [`BestinOptions::payout_settle_delay`] (2 s, real clock): `success` (frozen is debited), or
+//!   `failed` for payee `fail@bestin` (frozen goes back to available). Payee `pending@bestin`
+//!   never settles by itself. Payouts accept an optional `notify_url` (not in the seed).
+//! - Cancel works on `pending` orders only. No fees anywhere.
+//! - Every status change of an order with a notify_url is POSTed there, signed, and retried
+//!   ([`BestinOptions::notify_backoff`], at most [`BestinOptions::notify_max_attempts`]) until
+//!   the receiver answers HTTP 200 with the body exactly `success`; retries and resends reuse the
+//!   notify_id and the very same bytes.
+//! - Control API under `{url}/__sandbox/bestin/`: `counters`, `balance`, `payins/{id}`,
+//!   `payouts/{id}`, `payins/{id}/approve|decline`, `payouts/{id}/settle`, `notifications`,
+//!   `notifications/{notify_id}/resend`, `faults` (endpoints `payin`, `payout`, `cancel`,
+//!   `query`, `balance` like bKash's, and `notify` with `drop`, `duplicate` or `delay_ms`).
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -185,7 +185,7 @@ async fn send(plan: &Plan) -> Outcome {
         Err(e) => Outcome {
             status: None,
             response: None,
-            error: Some(e.to_string()),
+            error: Some(error_chain(&e)),
         },
         Ok(response) => {
             let status = response.status().as_u16();
@@ -212,6 +212,18 @@ async fn send(plan: &Plan) -> Outcome {
             }
         }
     }
+}
+
+/// An error with its causes, `outer: inner: innermost` (reqwest's own text omits them).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Records an attempt; `None` when the notification is gone (a reset).

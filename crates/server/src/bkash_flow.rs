@@ -176,6 +176,9 @@ impl AppState {
             failure_code: None,
             failure_message: None,
             execute_started_at: None,
+            req_id: None,
+            links: None,
+            expires_at: None,
             created_at: now,
             updated_at: now,
         };

@@ -19,9 +19,43 @@ pub struct Settings {
     pub merchant: MerchantSettings,
     /// bKash tokenized checkout credentials and endpoints.
     pub bkash: BkashSettings,
+    /// Bestin Pay (UPI); UPI is offered only when this section is present.
+    #[serde(default)]
+    pub bestin: Option<BestinSettings>,
     /// Background reconciliation.
     #[serde(default)]
     pub reconciler: ReconcilerSettings,
+}
+
+/// `[bestin]`: Bestin Pay credentials and endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BestinSettings {
+    /// API base URL, e.g. "https://api.bestinpay.com" (the sandbox: "http://127.0.0.1:8082/bestin").
+    pub base_url: String,
+    /// `x-app-id`.
+    pub app_id: String,
+    /// `x-secret`.
+    pub secret: SecretString,
+    /// PEM (SubjectPublicKeyInfo) of the key that signs notifications. Default: Bestin Pay's production key
+    /// from its API document. The sandbox signs with its own test key: configure that one for the demo.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    /// Timeout of every Bestin Pay call in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Ask /query about a payin with no notification for this long.
+    #[serde(default = "default_poll_after")]
+    pub poll_after_secs: u64,
+    /// How long the widget counts down for a payin (Bestin Pay does not say; its sandbox expires at 15 min).
+    #[serde(default = "default_payin_ttl")]
+    pub payin_ttl_secs: u64,
+}
+
+fn default_poll_after() -> u64 {
+    60
+}
+fn default_payin_ttl() -> u64 {
+    900
 }
 
 /// `[server]`.

@@ -142,6 +142,12 @@ pub struct AttemptRow {
     pub failure_message: Option<String>,
     /// When Execute began (Unix ms).
     pub execute_started_at: Option<i64>,
+    /// Our request id at the provider (Bestin `req_id`, fresh per attempt).
+    pub req_id: Option<String>,
+    /// Deep links as the provider returned them (JSON).
+    pub links: Option<String>,
+    /// When the provider's payment request expires (Unix ms).
+    pub expires_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
     /// Unix ms.
@@ -165,6 +171,10 @@ pub struct AttemptPatch {
     pub failure_message: Option<String>,
     /// Execute start.
     pub execute_started_at: Option<i64>,
+    /// Deep links (JSON).
+    pub links: Option<String>,
+    /// Provider deadline.
+    pub expires_at: Option<i64>,
 }
 
 /// A refund row.
@@ -281,6 +291,9 @@ fn attempt_from(row: &AnyRow) -> StoreResult<AttemptRow> {
         failure_code: row.try_get("failure_code")?,
         failure_message: row.try_get("failure_message")?,
         execute_started_at: row.try_get("execute_started_at")?,
+        req_id: row.try_get("req_id")?,
+        links: row.try_get("links")?,
+        expires_at: row.try_get("expires_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -301,12 +314,88 @@ fn refund_from(row: &AnyRow) -> StoreResult<RefundRow> {
     })
 }
 
+/// Backend-side payout state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutState {
+    /// Written; the provider call is under way.
+    Creating,
+    /// Accepted by the provider.
+    Pending,
+    /// Sent.
+    Succeeded,
+    /// Failed (also when the provider refused it at creation).
+    Failed,
+    /// Canceled.
+    Canceled,
+}
+
+impl PayoutState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutState::Creating => "creating",
+            PayoutState::Pending => "pending",
+            PayoutState::Succeeded => "succeeded",
+            PayoutState::Failed => "failed",
+            PayoutState::Canceled => "canceled",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "creating" => PayoutState::Creating,
+            "pending" => PayoutState::Pending,
+            "succeeded" => PayoutState::Succeeded,
+            "failed" => PayoutState::Failed,
+            "canceled" => PayoutState::Canceled,
+            other => return Err(decode_err(format!("unknown payout state {other:?}"))),
+        })
+    }
+}
+
+/// A payout row.
+#[derive(Debug, Clone)]
+pub struct PayoutRow {
+    /// Id (`po_...`).
+    pub id: String,
+    /// Merchant reference (unique).
+    pub reference: String,
+    /// Our req_id at Bestin.
+    pub req_id: String,
+    /// Amount.
+    pub amount: Money,
+    /// Payee VPA.
+    pub upi: String,
+    /// State.
+    pub status: PayoutState,
+    /// Bestin trx id.
+    pub trx_id: Option<String>,
+    /// Failure reason.
+    pub failure_message: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+fn payout_from(row: &AnyRow) -> StoreResult<PayoutRow> {
+    Ok(PayoutRow {
+        id: row.try_get("id")?,
+        reference: row.try_get("reference")?,
+        req_id: row.try_get("req_id")?,
+        amount: money_of(row.try_get("amount_minor")?, &row.try_get::<String, _>("currency")?)?,
+        upi: row.try_get("upi")?,
+        status: PayoutState::parse(&row.try_get::<String, _>("status")?)?,
+        trx_id: row.try_get("trx_id")?,
+        failure_message: row.try_get("failure_message")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 fn state_list(states: &[AttemptState]) -> String {
     states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
 
 const ATTEMPT_COLUMNS: &str = "id, session_id, method, status, amount_minor, currency, provider_ref, redirect_url, \
-     trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at";
+     trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at, req_id, links, expires_at";
 
 impl Store {
     /// Connects and runs the migrations. A `sqlite://` file is created if missing.
@@ -517,7 +606,8 @@ impl Store {
     /// Database errors.
     pub async fn insert_attempt(&self, a: &AttemptRow) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18)"
         ))
         .bind(a.id.as_str())
         .bind(a.session_id.as_str())
@@ -534,6 +624,9 @@ impl Store {
         .bind(a.execute_started_at)
         .bind(a.created_at)
         .bind(a.updated_at)
+        .bind(a.req_id.clone())
+        .bind(a.links.clone())
+        .bind(a.expires_at)
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -611,6 +704,30 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE status IN ({}) AND updated_at <= $1 ORDER BY updated_at LIMIT $2",
             state_list(states)
         ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Attempts of one method in one of `states` not updated since `before`, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn method_attempts_in(
+        &self,
+        method: Method,
+        states: &[AttemptState],
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE method = $1 AND status IN ({}) AND updated_at <= $2 \
+             ORDER BY updated_at LIMIT $3",
+            state_list(states)
+        ))
+        .bind(method.as_str())
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -767,6 +884,137 @@ impl Store {
         .map(|_| ())
     }
 
+    // ----- notifications -----
+
+    /// Records a provider notification by its id. Returns false when this id was seen before (a redelivery).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_notification(
+        &self,
+        notify_id: &str,
+        trx_id: &str,
+        status: &str,
+        outcome: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO notifications (notify_id, trx_id, status, outcome, received_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (notify_id) DO NOTHING",
+        )
+        .bind(notify_id)
+        .bind(trx_id)
+        .bind(status)
+        .bind(outcome)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ----- payouts -----
+
+    /// Inserts a payout unless its reference exists. Returns whether it was inserted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_payout(&self, p: &PayoutRow) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO payouts (id, reference, req_id, amount_minor, currency, upi, status, trx_id, failure_message, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $8) ON CONFLICT (reference) DO NOTHING",
+        )
+        .bind(&p.id)
+        .bind(&p.reference)
+        .bind(&p.req_id)
+        .bind(p.amount.minor())
+        .bind(p.amount.currency().code())
+        .bind(&p.upi)
+        .bind(p.status.as_str())
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Loads a payout by id, reference or provider trx id (`column` is one of our own column names).
+    async fn payout_by(&self, column: &str, value: &str) -> StoreResult<Option<PayoutRow>> {
+        sqlx::query(&format!("SELECT * FROM payouts WHERE {column} = $1"))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(payout_from)
+            .transpose()
+    }
+
+    /// Loads a payout by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn payout(&self, id: &str) -> StoreResult<Option<PayoutRow>> {
+        self.payout_by("id", id).await
+    }
+
+    /// Loads a payout by the merchant's reference.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn payout_by_reference(&self, reference: &str) -> StoreResult<Option<PayoutRow>> {
+        self.payout_by("reference", reference).await
+    }
+
+    /// Loads a payout by Bestin's trx id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn payout_by_trx(&self, trx_id: &str) -> StoreResult<Option<PayoutRow>> {
+        self.payout_by("trx_id", trx_id).await
+    }
+
+    /// Moves a payout between states (conditional). Returns whether this call changed it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn transition_payout(
+        &self,
+        id: &str,
+        from: &[PayoutState],
+        to: PayoutState,
+        trx_id: Option<&str>,
+        failure_message: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let from = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
+        let done = sqlx::query(&format!(
+            "UPDATE payouts SET status = $1, trx_id = COALESCE($2, trx_id), failure_message = COALESCE($3, failure_message), \
+             updated_at = $4 WHERE id = $5 AND status IN ({from})"
+        ))
+        .bind(to.as_str())
+        .bind(trx_id.map(str::to_owned))
+        .bind(failure_message.map(str::to_owned))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Payouts in one of `states` not updated since `before`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn payouts_in(&self, states: &[PayoutState], before: i64, limit: i64) -> StoreResult<Vec<PayoutRow>> {
+        let list = states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM payouts WHERE status IN ({list}) AND updated_at <= $1 ORDER BY updated_at LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payout_from).collect()
+    }
+
     // ----- leases -----
 
     /// Takes the lease `name` for `holder` until `until` (Unix ms) if it is free or expired. Returns whether
@@ -873,7 +1121,8 @@ fn transition_sql(from: &[AttemptState]) -> String {
         "UPDATE attempts SET status = $1, provider_ref = COALESCE($2, provider_ref), \
          redirect_url = COALESCE($3, redirect_url), trx_id = COALESCE($4, trx_id), payer = COALESCE($5, payer), \
          failure_code = COALESCE($6, failure_code), failure_message = COALESCE($7, failure_message), \
-         execute_started_at = COALESCE($8, execute_started_at), updated_at = $9 WHERE id = $10 AND status IN ({})",
+         execute_started_at = COALESCE($8, execute_started_at), updated_at = $9, links = COALESCE($11, links), \
+         expires_at = COALESCE($12, expires_at) WHERE id = $10 AND status IN ({})",
         state_list(from)
     )
 }
@@ -896,4 +1145,6 @@ fn bind_transition<'q>(
         .bind(patch.execute_started_at)
         .bind(now)
         .bind(attempt.id.as_str().to_owned())
+        .bind(patch.links.clone())
+        .bind(patch.expires_at)
 }

@@ -1,0 +1,387 @@
+//! Bestin Pay client (UPI payins, payouts, cancel, query, balance) and the verifier of its signed
+//! notifications. Facts from ../shared/spec/bestinpay.md and the provider's document (seed): every call is a
+//! POST with `x-app-id`, `x-secret`, `x-timestamp`; the envelope is `{code, msg, data}` where success is
+//! `"0000"` (a string) on orders but `200` (a number) on /balance; amounts come back with 4 decimals.
+
+use crate::clock::Clock;
+use crate::configuration::BestinSettings;
+use crate::metrics::Metrics;
+use base64::Engine;
+use deshpay_api::{Currency, Money};
+use reqwest::header::{HeaderMap, HeaderValue};
+use rsa::RsaPublicKey;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha512;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The production notification key printed in Bestin Pay's API document.
+pub const PRODUCTION_PUBLIC_KEY: &str = include_str!("../keys/bestinpay-production-public.pem");
+/// The sandbox's published test key (the demo and tests configure it).
+pub const SANDBOX_TEST_PUBLIC_KEY: &str = include_str!("../keys/bestinpay-sandbox-test-public.pem");
+
+/// What went wrong talking to Bestin Pay.
+#[derive(Debug, thiserror::Error)]
+pub enum BestinError {
+    /// No answer in time.
+    #[error("Bestin Pay did not answer in time")]
+    Timeout,
+    /// Connection problems.
+    #[error("could not reach Bestin Pay: {0}")]
+    Transport(String),
+    /// Bestin Pay's error envelope.
+    #[error("Bestin Pay error {code}: {message}")]
+    Provider {
+        /// Its code (e.g. "400").
+        code: String,
+        /// Its msg.
+        message: String,
+    },
+    /// Not the JSON we expect.
+    #[error("Bestin Pay answered HTTP {status} with an unreadable body ({reason})")]
+    Decode {
+        /// HTTP status.
+        status: u16,
+        /// What did not parse.
+        reason: String,
+    },
+}
+
+impl BestinError {
+    /// No usable answer: the operation may or may not have happened.
+    pub fn is_no_response(&self) -> bool {
+        !matches!(self, BestinError::Provider { .. })
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            BestinError::Timeout => "timeout",
+            BestinError::Transport(_) => "transport",
+            BestinError::Provider { .. } => "provider_error",
+            BestinError::Decode { .. } => "decode",
+        }
+    }
+}
+
+/// Order status; unknown values are kept and never count as paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BestinStatus {
+    /// Processing.
+    Pending,
+    /// Being confirmed.
+    Confirming,
+    /// Paid / sent.
+    Success,
+    /// Failed.
+    Failed,
+    /// Canceled.
+    Canceled,
+    /// Expired.
+    Expired,
+    /// Anything else.
+    Unknown(String),
+}
+
+impl BestinStatus {
+    /// Parses a status string.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "pending" => BestinStatus::Pending,
+            "confirming" => BestinStatus::Confirming,
+            "success" => BestinStatus::Success,
+            "failed" => BestinStatus::Failed,
+            "canceled" | "cancelled" => BestinStatus::Canceled,
+            "expired" => BestinStatus::Expired,
+            other => BestinStatus::Unknown(other.to_owned()),
+        }
+    }
+
+    /// Whether no further change will happen.
+    pub fn is_final(&self) -> bool {
+        matches!(self, BestinStatus::Success | BestinStatus::Failed | BestinStatus::Canceled | BestinStatus::Expired)
+    }
+}
+
+fn de_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BestinStatus, D::Error> {
+    Ok(BestinStatus::parse(&String::deserialize(d)?))
+}
+
+/// Deep links of a payin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Links {
+    /// Paytm.
+    #[serde(default)]
+    pub paytm: Option<String>,
+    /// PhonePe.
+    #[serde(default)]
+    pub phonepe: Option<String>,
+    /// Any UPI app.
+    #[serde(default)]
+    pub upi: Option<String>,
+}
+
+/// An order (payin or payout) as /payin, /payout, /query return it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    /// Bestin trx id (PI.../PO...).
+    pub trx_id: String,
+    /// Our request id.
+    #[serde(default)]
+    pub req_id: Option<String>,
+    /// Currency.
+    #[serde(default)]
+    pub ccy: Option<String>,
+    /// Amount, e.g. "101.0000".
+    pub amount: String,
+    /// Status.
+    #[serde(deserialize_with = "de_status")]
+    pub status: BestinStatus,
+    /// The generic upi:// link.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Per-app links.
+    #[serde(default)]
+    pub links: Option<Links>,
+}
+
+/// One row of /balance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BalanceRow {
+    /// Currency.
+    pub ccy: String,
+    /// Balance.
+    pub balance: String,
+    /// Available.
+    pub available_balance: String,
+    /// Frozen.
+    pub frozen_balance: String,
+}
+
+/// Parses a Bestin amount ("101.0000") as INR.
+///
+/// # Errors
+/// When it is not a decimal or has non-zero digits past the paisa.
+pub fn parse_amount(text: &str) -> Result<Money, deshpay_api::MoneyError> {
+    Money::parse(text, Currency::Inr)
+}
+
+/// The Bestin Pay client.
+#[derive(Debug)]
+pub struct BestinClient {
+    http: reqwest::Client,
+    base_url: String,
+    app_id: String,
+    secret: SecretString,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+}
+
+impl BestinClient {
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(settings: &BestinSettings, clock: Clock, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
+            .build()?;
+        Ok(BestinClient {
+            http,
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            app_id: settings.app_id.clone(),
+            secret: settings.secret.clone(),
+            clock,
+            metrics,
+        })
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-app-id", HeaderValue::from_str(&self.app_id).unwrap_or(HeaderValue::from_static("")));
+        let mut secret = HeaderValue::from_str(self.secret.expose_secret()).unwrap_or(HeaderValue::from_static(""));
+        secret.set_sensitive(true);
+        h.insert("x-secret", secret);
+        h.insert("x-timestamp", HeaderValue::from(self.clock.now_ms()));
+        h
+    }
+
+    async fn call<T: DeserializeOwned>(&self, endpoint: &'static str, body: &Value) -> Result<T, BestinError> {
+        let started = Instant::now();
+        let result = self.call_inner(endpoint, body).await;
+        let outcome = result.as_ref().map_or_else(BestinError::outcome, |_| "ok");
+        self.metrics.provider_call("bestinpay", endpoint, outcome, started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            tracing::warn!(endpoint, error = %e, "bestin call failed");
+        }
+        result
+    }
+
+    async fn call_inner<T: DeserializeOwned>(&self, endpoint: &'static str, body: &Value) -> Result<T, BestinError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() { BestinError::Timeout } else { BestinError::Transport(e.without_url().to_string()) }
+        };
+        let response = self
+            .http
+            .post(format!("{}/{endpoint}", self.base_url))
+            .headers(self.headers())
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(transport)?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
+        let code = value.get("code").cloned().unwrap_or(Value::Null);
+        let ok = code == Value::String("0000".into()) || code == Value::from(200);
+        if !ok {
+            let code = code.as_str().map_or_else(|| code.to_string(), str::to_owned);
+            let message = value.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+            return Err(BestinError::Provider { code, message });
+        }
+        let data = value.get("data").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(data).map_err(|e| BestinError::Decode { status, reason: e.to_string() })
+    }
+
+    /// Creates a UPI payin in API mode.
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    #[tracing::instrument(skip_all, fields(req_id = req_id))]
+    pub async fn payin(&self, req_id: &str, amount: Money, notify_url: &str, return_url: &str) -> Result<Order, BestinError> {
+        let body = serde_json::json!({
+            "req_id": req_id, "ccy": "INR", "amount": amount.to_decimal(), "trx_method": "upi", "trx_mode": "api",
+            "notify_url": notify_url, "return_url": return_url,
+        });
+        self.call("payin", &body).await
+    }
+
+    /// Creates a UPI payout.
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    #[tracing::instrument(skip_all, fields(req_id = req_id))]
+    pub async fn payout(&self, req_id: &str, amount: Money, upi: &str, notify_url: &str) -> Result<Order, BestinError> {
+        let body = serde_json::json!({
+            "req_id": req_id, "ccy": "INR", "amount": amount.to_decimal(), "trx_method": "upi", "upi": upi,
+            "user_ip": "127.0.0.1", "notify_url": notify_url,
+        });
+        self.call("payout", &body).await
+    }
+
+    /// Cancels a pending order.
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    pub async fn cancel(&self, trx_id: &str, trx_type: &str) -> Result<Value, BestinError> {
+        self.call("cancel", &serde_json::json!({"trx_id": trx_id, "trx_type": trx_type})).await
+    }
+
+    /// Reads an order.
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    pub async fn query(&self, trx_id: &str, trx_type: &str) -> Result<Order, BestinError> {
+        self.call("query", &serde_json::json!({"trx_id": trx_id, "trx_type": trx_type})).await
+    }
+
+    /// Reads the merchant's balances.
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    pub async fn balance(&self) -> Result<Vec<BalanceRow>, BestinError> {
+        self.call("balance", &serde_json::json!({})).await
+    }
+}
+
+/// Builds the string Bestin Pay signs: `data`'s fields that are neither null nor empty, sorted by key
+/// (bytewise), joined as `key=value&...`; strings as they are, other values in their JSON text form.
+pub fn canonical_string(data: &serde_json::Map<String, Value>) -> String {
+    let mut fields: Vec<(&String, String)> = data
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some((k, s.clone())),
+            other => Some((k, other.to_string())),
+        })
+        .collect();
+    fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+/// Verifies notification signatures (RSA PKCS#1 v1.5, SHA-512, base64).
+#[derive(Debug, Clone)]
+pub struct NotifyVerifier {
+    key: VerifyingKey<Sha512>,
+}
+
+impl NotifyVerifier {
+    /// From a SubjectPublicKeyInfo PEM.
+    ///
+    /// # Errors
+    /// When the PEM is not an RSA public key.
+    pub fn from_pem(pem: &str) -> Result<Self, rsa::pkcs8::spki::Error> {
+        let key = RsaPublicKey::from_public_key_pem(pem.trim())?;
+        Ok(NotifyVerifier { key: VerifyingKey::new(key) })
+    }
+
+    /// Whether `sign` is a valid signature of `data`.
+    pub fn verify(&self, data: &serde_json::Map<String, Value>, sign: &str) -> bool {
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sign.trim()) else { return false };
+        let Ok(signature) = Signature::try_from(bytes.as_slice()) else { return false };
+        self.key.verify(canonical_string(data).as_bytes(), &signature).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of shared/vectors/bestinpay-notify-vectors.json (signed with OpenSSL, not by our code).
+    fn vectors() -> Value {
+        serde_json::from_str(include_str!("../keys/bestinpay-notify-vectors.json")).expect("vectors json")
+    }
+
+    #[test]
+    fn canonical_strings_and_signatures_match_the_published_vectors() {
+        let v = vectors();
+        let verifier = NotifyVerifier::from_pem(v["public_key_pem"].as_str().unwrap()).unwrap();
+        let cases = v["cases"].as_array().unwrap();
+        assert!(cases.len() >= 3);
+        for case in cases {
+            let n = &case["notification"];
+            let data = n["data"].as_object().unwrap();
+            if let Some(expected) = case["signed_string"].as_str() {
+                assert_eq!(canonical_string(data), expected, "{}", case["name"]);
+            }
+            let valid = case["valid"].as_bool().unwrap();
+            assert_eq!(verifier.verify(data, n["sign"].as_str().unwrap()), valid, "{}", case["name"]);
+        }
+    }
+
+    #[test]
+    fn the_production_key_does_not_accept_sandbox_signatures() {
+        let v = vectors();
+        let production = NotifyVerifier::from_pem(PRODUCTION_PUBLIC_KEY).unwrap();
+        let case = &v["cases"][0]["notification"];
+        assert!(!production.verify(case["data"].as_object().unwrap(), case["sign"].as_str().unwrap()));
+        assert!(NotifyVerifier::from_pem(SANDBOX_TEST_PUBLIC_KEY).is_ok());
+    }
+
+    #[test]
+    fn garbage_signatures_are_rejected_not_panicked_on() {
+        let verifier = NotifyVerifier::from_pem(SANDBOX_TEST_PUBLIC_KEY).unwrap();
+        let data = serde_json::Map::new();
+        for sign in ["", "!!!", "AAAA", &"A".repeat(1000)] {
+            assert!(!verifier.verify(&data, sign));
+        }
+    }
+}
