@@ -292,6 +292,14 @@ impl BestinClient {
         self.call("query", &serde_json::json!({"trx_id": trx_id, "trx_type": trx_type})).await
     }
 
+    /// Reads an order by our request id (when the create answer was lost).
+    ///
+    /// # Errors
+    /// Any [`BestinError`].
+    pub async fn query_by_req_id(&self, req_id: &str, trx_type: &str) -> Result<Order, BestinError> {
+        self.call("query", &serde_json::json!({"req_id": req_id, "trx_type": trx_type})).await
+    }
+
     /// Reads the merchant's balances.
     ///
     /// # Errors

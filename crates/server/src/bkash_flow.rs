@@ -416,7 +416,7 @@ impl AppState {
             self.metrics.attempt("bkash", "review");
             return Ok(Outcome::Failed);
         }
-        if self.store.complete_payment(attempt, &patch, now).await? {
+        if self.store.complete_payment(attempt, &[AttemptState::Executing], &patch, now).await? {
             self.event(attempt, "attempt.completed", r.trx_id.as_deref().unwrap_or_default()).await?;
             self.metrics.attempt("bkash", "succeeded");
             tracing::info!(attempt = %attempt.id, trx_id = ?r.trx_id, "bkash payment completed");
@@ -460,6 +460,7 @@ impl AppState {
             self.store.transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, now).await?;
             seen += 1;
         }
+        seen += self.poll_bestin_once().await?;
         for refund in self.store.pending_refunds(stale, 100).await? {
             seen += 1;
             if let Err(e) = self.settle_pending_refund(&refund).await {

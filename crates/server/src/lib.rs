@@ -5,6 +5,7 @@
 //! README for the settings and the API. Its tests (`cargo test -p deshpay-server`) start the sandbox in-process
 //! and drive the backend over HTTP.
 
+pub mod bestin;
 pub mod bkash;
 pub mod bkash_flow;
 pub mod clock;
@@ -19,5 +20,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod upi_flow;
 
 pub use startup::Application;

@@ -9,7 +9,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use deshpay_api::{CreateSessionRequest, ErrorCode, RefundRequest};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use deshpay_api::{CreateSessionRequest, ErrorCode, PayoutRequest, RefundRequest, SessionStatus};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,15 +24,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/refunds", post(create_refund))
         .route("/v1/bkash/transactions/{trx_id}", get(search_transaction))
+        .route("/v1/payouts", post(create_payout))
+        .route("/v1/payouts/{id}", get(get_payout))
+        .route("/v1/payouts/{id}/cancel", post(cancel_payout))
+        .route("/v1/balance", get(balance))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let widget = Router::new()
         .route("/v1/checkout/{id}", get(checkout_view))
         .route("/v1/checkout/{id}/bkash", post(start_bkash))
+        .route("/v1/checkout/{id}/upi", post(start_upi))
+        .route("/v1/checkout/{id}/cancel", post(cancel_checkout))
+        .route("/v1/checkout/{id}/events", get(checkout_events))
         .layer(cors(&state));
     Router::new()
         .merge(merchant)
         .merge(widget)
         .route("/v1/bkash/callback", get(bkash_callback))
+        .route("/v1/bestinpay/notify", post(bestin_notify))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { AppError::not_found(ErrorCode::NotFound, "no such route") })
@@ -172,6 +181,96 @@ async fn checkout_view(State(state): State<AppState>, Path(id): Path<String>) ->
 async fn start_bkash(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     Ok((StatusCode::CREATED, Json(state.start_bkash(&id).await?)).into_response())
+}
+
+async fn start_upi(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    Ok((StatusCode::CREATED, Json(state.start_upi(&id).await?)).into_response())
+}
+
+async fn cancel_checkout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    state.cancel_checkout(&id).await?;
+    Ok(Json(state.checkout_view(&id).await?).into_response())
+}
+
+/// Server-sent events: the session's public view each time it changes (event `session`), until it is final.
+async fn checkout_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    state.load_session(&id).await?;
+    let mut changes = state.changes.subscribe();
+    let stream = async_stream::stream! {
+        let mut last = String::new();
+        loop {
+            let Ok(view) = state.checkout_view(&id).await else { break };
+            let json = serde_json::to_string(&view).unwrap_or_default();
+            if json != last {
+                yield Ok::<_, std::convert::Infallible>(Event::default().event("session").data(json.clone()));
+                last = json;
+            }
+            let done = view.status != SessionStatus::Open
+                || view.attempt.as_ref().is_some_and(|a| a.status.is_final());
+            if done {
+                break;
+            }
+            // Wake on a change in this process, or re-read after a while for changes made by other instances.
+            let wait = tokio::time::sleep(std::time::Duration::from_secs(2));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    changed = changes.recv() => match changed {
+                        Ok(changed) if changed != id => continue,
+                        _ => break,
+                    },
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    use crate::upi_flow::NotifyRejection;
+    match state.bestin_notification(&body).await {
+        Ok(()) => (StatusCode::OK, "success").into_response(),
+        Err(NotifyRejection::BadSignature) => {
+            tracing::warn!("rejected a Bestin Pay notification with a bad signature");
+            AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidNotification, "signature does not verify").into_response()
+        }
+        Err(NotifyRejection::Malformed(why)) => {
+            tracing::warn!(why, "rejected a malformed Bestin Pay notification");
+            AppError::bad_request(ErrorCode::InvalidNotification, why).into_response()
+        }
+        Err(NotifyRejection::Unknown) => {
+            tracing::warn!("Bestin Pay notification for an order we do not know (yet)");
+            AppError::not_found(ErrorCode::InvalidNotification, "unknown order").into_response()
+        }
+        Err(NotifyRejection::Disabled) => {
+            AppError::not_found(ErrorCode::NotFound, "UPI is not configured").into_response()
+        }
+        Err(NotifyRejection::Internal(e)) => e.into_response(),
+    }
+}
+
+async fn create_payout(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PayoutRequest>,
+) -> Result<Response, AppError> {
+    let (status, payout) = state.create_payout(&req).await?;
+    Ok((status, Json(payout)).into_response())
+}
+
+async fn get_payout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(state.get_payout(&id).await?).into_response())
+}
+
+async fn cancel_payout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(state.cancel_payout(&id).await?).into_response())
+}
+
+async fn balance(State(state): State<AppState>) -> Result<Response, AppError> {
+    Ok(Json(state.balance().await?).into_response())
 }
 
 async fn bkash_callback(

@@ -29,7 +29,12 @@ pub fn parse_session_id(raw: &str) -> Result<SessionId, AppError> {
 ///
 /// # Errors
 /// A typed 400 for every field that is wrong.
-pub fn validate_new_session(req: &CreateSessionRequest, now: i64, default_ttl: u32) -> Result<SessionRow, AppError> {
+pub fn validate_new_session(
+    req: &CreateSessionRequest,
+    now: i64,
+    default_ttl: u32,
+    upi_enabled: bool,
+) -> Result<SessionRow, AppError> {
     let currency: Currency = req
         .currency
         .parse()
@@ -63,8 +68,8 @@ pub fn validate_new_session(req: &CreateSessionRequest, now: i64, default_ttl: u
     if methods.is_empty() {
         methods = [Method::Bkash, Method::Upi].into_iter().filter(|m| m.currency() == currency).collect();
     }
-    if methods.contains(&Method::Upi) {
-        return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not available on this backend yet"));
+    if methods.contains(&Method::Upi) && !upi_enabled {
+        return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend"));
     }
     if req.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
         return Err(invalid("description must be at most 500 characters"));
@@ -108,7 +113,7 @@ impl AppState {
     /// Validation errors, `invoice_in_use`, or internal.
     pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
         let now = self.clock.now_ms();
-        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs)?;
+        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())?;
         if let Some(existing) = self.store.live_session_for_invoice(&row.invoice, now).await? {
             return Err(AppError::conflict(
                 ErrorCode::InvoiceInUse,

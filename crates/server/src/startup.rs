@@ -1,6 +1,7 @@
 //! `Application::build` wires settings, store, clients and router, binds the listener (port 0 in tests) and
 //! starts the reconciler.
 
+use crate::bestin::{BestinClient, NotifyVerifier, PRODUCTION_PUBLIC_KEY};
 use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
@@ -59,7 +60,28 @@ impl Application {
             settings.bkash.refresh_margin_secs,
             settings.bkash.refresh_token_lifetime_secs,
         );
-        let state = AppState::new(Inner { settings, public_url, store, clock, metrics, bkash, tokens });
+        let (bestin, verifier) = match &settings.bestin {
+            Some(b) => {
+                let client = BestinClient::new(b, clock.clone(), metrics.clone()).context("building the Bestin Pay client")?;
+                let pem = b.public_key_pem.clone().unwrap_or_else(|| PRODUCTION_PUBLIC_KEY.to_owned());
+                let verifier = NotifyVerifier::from_pem(&pem).context("bestin.public_key_pem is not an RSA public key")?;
+                (Some(Arc::new(client)), Some(verifier))
+            }
+            None => (None, None),
+        };
+        let (changes, _) = tokio::sync::broadcast::channel(256);
+        let state = AppState::new(Inner {
+            settings,
+            public_url,
+            store,
+            clock,
+            metrics,
+            bkash,
+            tokens,
+            bestin,
+            verifier,
+            changes,
+        });
         Ok(Application { listener, state })
     }
 

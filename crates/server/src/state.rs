@@ -1,11 +1,13 @@
 //! Shared application state handed to every handler and background task.
 
+use crate::bestin::{BestinClient, NotifyVerifier};
 use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::token::TokenManager;
+use deshpay_api::SessionId;
 use std::sync::Arc;
 
 /// Everything a handler needs; cheap to clone.
@@ -31,12 +33,26 @@ pub struct Inner {
     pub bkash: Arc<BkashClient>,
     /// The shared bKash id_token.
     pub tokens: TokenManager,
+    /// Bestin Pay client, when UPI is configured.
+    pub bestin: Option<Arc<BestinClient>>,
+    /// Verifier of Bestin Pay's signed notifications, when UPI is configured.
+    pub verifier: Option<NotifyVerifier>,
+    /// Session ids whose state changed in this process (wakes server-sent event streams at once; streams also
+    /// re-read the store periodically for changes made by other instances).
+    pub changes: tokio::sync::broadcast::Sender<SessionId>,
 }
 
 impl AppState {
     /// Wraps the parts.
     pub fn new(inner: Inner) -> Self {
         AppState { inner: Arc::new(inner) }
+    }
+}
+
+impl AppState {
+    /// Tells live streams that a session changed.
+    pub fn changed(&self, id: &SessionId) {
+        let _ = self.changes.send(id.clone());
     }
 }
 

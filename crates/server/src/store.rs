@@ -570,7 +570,13 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn complete_payment(&self, attempt: &AttemptRow, patch: &AttemptPatch, now: i64) -> StoreResult<bool> {
+    pub async fn complete_payment(
+        &self,
+        attempt: &AttemptRow,
+        from: &[AttemptState],
+        patch: &AttemptPatch,
+        now: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so SQLite takes its write lock here and never has to upgrade a read lock.
         let paid = sqlx::query(
@@ -586,7 +592,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let sql = transition_sql(&[AttemptState::Executing]);
+        let sql = transition_sql(from);
         let moved = bind_transition(sqlx::query(&sql), attempt, AttemptState::Completed, patch, now)
             .execute(&mut *tx)
             .await?;
@@ -677,6 +683,32 @@ impl Store {
             .as_ref()
             .map(attempt_from)
             .transpose()
+    }
+
+    /// Finds an attempt by our request id at the provider.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempt_by_req_id(&self, req_id: &str) -> StoreResult<Option<AttemptRow>> {
+        sqlx::query(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE req_id = $1"))
+            .bind(req_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(attempt_from)
+            .transpose()
+    }
+
+    /// Whether a notification id was recorded before.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn notification_seen(&self, notify_id: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT notify_id FROM notifications WHERE notify_id = $1")
+            .bind(notify_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// The newest attempt of a session.
@@ -961,6 +993,17 @@ impl Store {
     /// Database errors.
     pub async fn payout_by_reference(&self, reference: &str) -> StoreResult<Option<PayoutRow>> {
         self.payout_by("reference", reference).await
+    }
+
+    /// Loads a payout by our req_id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn payout_by_req_id(&self, req_id: &str) -> StoreResult<Option<PayoutRow>> {
+        if req_id.is_empty() {
+            return Ok(None);
+        }
+        self.payout_by("req_id", req_id).await
     }
 
     /// Loads a payout by Bestin's trx id.

@@ -4,7 +4,7 @@ use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::clock::Clock;
 use deshpay_server::configuration::{
-    BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
+    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
 };
 use deshpay_server::state::AppState;
 use serde_json::{Value, json};
@@ -29,6 +29,7 @@ pub struct TestApp {
 
 pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
     let creds = BkashCredentials::public_sandbox();
+    let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
     Settings {
         server: ServerSettings {
             listen: "127.0.0.1:0".into(),
@@ -48,6 +49,15 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
             refresh_margin_secs: 300,
             refresh_token_lifetime_secs: 28 * 24 * 3600,
         },
+        bestin: Some(BestinSettings {
+            base_url: sandbox.bestin_base_url(),
+            app_id: bestin.app_id,
+            secret: bestin.secret.into(),
+            public_key_pem: Some(deshpay_sandbox::BESTIN_TEST_PUBLIC_KEY_PEM.to_owned()),
+            timeout_ms: BKASH_TIMEOUT_MS,
+            poll_after_secs: 1,
+            payin_ttl_secs: 900,
+        }),
         reconciler: ReconcilerSettings { interval_secs: 0, stale_after_secs: 2 },
     }
 }

@@ -8,3 +8,4 @@ mod restart;
 mod scale_out;
 mod sessions;
 mod tokens;
+mod upi;
