@@ -36,9 +36,10 @@ pub struct Product {
 }
 
 /// The catalogue.
-pub const PRODUCTS: [Product; 2] = [
+pub const PRODUCTS: [Product; 3] = [
     Product { slug: "tea", name: "Sylhet tea gift box", price: "250.00", currency: "BDT", method: "bkash" },
     Product { slug: "jamdani", name: "Jamdani scarf", price: "1499.00", currency: "BDT", method: "bkash" },
+    Product { slug: "kurta", name: "Block-print kurta", price: "101.00", currency: "INR", method: "upi" },
 ];
 
 /// How to run the shop.
