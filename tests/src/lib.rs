@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
-    BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
+    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
 };
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -59,6 +59,7 @@ impl Stack {
         let shop_origin = format!("http://127.0.0.1:{shop_port}");
         let db = tempfile::tempdir()?;
         let creds = BkashCredentials::public_sandbox();
+        let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
         let settings = Settings {
             server: ServerSettings {
                 listen: "127.0.0.1:0".into(),
@@ -81,6 +82,15 @@ impl Stack {
                 refresh_margin_secs: 300,
                 refresh_token_lifetime_secs: 28 * 24 * 3600,
             },
+            bestin: Some(BestinSettings {
+                base_url: sandbox.bestin_base_url(),
+                app_id: bestin.app_id,
+                secret: bestin.secret.into(),
+                public_key_pem: Some(deshpay_sandbox::BESTIN_TEST_PUBLIC_KEY_PEM.to_owned()),
+                timeout_ms: 10_000,
+                poll_after_secs: 5,
+                payin_ttl_secs: 900,
+            }),
             reconciler: ReconcilerSettings { interval_secs: 5, stale_after_secs: 15 },
         };
         let app = Application::build(settings).await?;
@@ -130,6 +140,8 @@ fn free_port() -> Result<u16> {
 pub struct Browser {
     /// The WebDriver client.
     pub client: Client,
+    /// chromedriver's URL (for Chrome DevTools commands through `goog/cdp/execute`).
+    pub driver_url: String,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -196,7 +208,21 @@ impl Browser {
                 Err(e) => bail!("could not start Chromium through chromedriver: {e}"),
             }
         };
-        Ok(Browser { client, driver, _profile: profile })
+        Ok(Browser { client, driver_url: url, driver, _profile: profile })
+    }
+
+    /// Sends a Chrome DevTools Protocol command (e.g. `Emulation.setCPUThrottlingRate`).
+    ///
+    /// # Errors
+    /// WebDriver failures.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Result<Value> {
+        let session = self.client.session_id().await?.context("no WebDriver session")?;
+        let r = reqwest::Client::new()
+            .post(format!("{}/session/{session}/goog/cdp/execute", self.driver_url))
+            .json(&json!({"cmd": cmd, "params": params}))
+            .send()
+            .await?;
+        Ok(r.json().await?)
     }
 
     /// Opens a URL.

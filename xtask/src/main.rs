@@ -79,14 +79,26 @@ fn test(rest: &[String]) -> Result<()> {
     tools::ensure_wasm_target()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    tools::require_chromium()?;
+    tools::ensure_axe_core()?;
+    let postgres = tools::postgres_url()?;
     build()?;
     build::widget_tests()?;
+    // Everything on SQLite (the default store), the end-to-end journeys in Chromium included...
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).args(rest);
+    run(&mut cmd)?;
+    // ...then the backend's whole suite again on PostgreSQL, the store for several instances.
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "deshpay-server", "--test", "api"]).env("DESHPAY_TEST_POSTGRES", postgres).args(rest);
     run(&mut cmd)?;
     Ok(())
 }
 
 fn bench() -> Result<()> {
-    bail!("no benchmark yet: the widget size and backend load benchmarks come with the widget and scale-out issues")
+    tools::require_chromium()?;
+    build()?;
+    run(cargo().args(["build", "--release", "-p", "deshpay-server", "-p", "deshpay-sandbox", "-p", "deshpay-e2e", "--bin", "deshpay-bench"]))?;
+    let dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    run(&mut Command::new(dir.join("release/deshpay-bench")))
 }

@@ -238,7 +238,7 @@ fn widget_page(shop: &Shop, session: &str, look: &Look, heading: &str) -> Markup
 const EVENTS_JS: &str = "window.deshpayEvents = [];\n\
 for (const name of ['ready', 'success', 'failure', 'cancel']) {\n\
   document.addEventListener('deshpay:' + name, (e) => {\n\
-    window.deshpayEvents.push({ type: e.type, detail: e.detail });\n\
+    window.deshpayEvents.push({ type: e.type, detail: e.detail, at: performance.now() });\n\
     console.log(e.type, e.detail);\n\
   });\n\
 }\n";
