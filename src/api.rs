@@ -67,16 +67,24 @@ pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResp
     read(response).await
 }
 
+/// Decodes a response. JSON goes through the browser's `JSON.parse` and serde-wasm-bindgen (already used for
+/// the mount options) rather than serde_json, which would add its own parser to the wasm.
 #[cfg(target_arch = "wasm32")]
 async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, ApiError> {
-    if response.ok() {
-        return response.json::<T>().await.map_err(|_| ApiError::Decode);
-    }
     let status = response.status();
-    Err(match response.json::<deshpay_api::ErrorBody>().await {
-        Ok(body) => ApiError::Http { status, code: body.error.code, message: body.error.message },
+    let ok = response.ok();
+    let json = match response.text().await {
+        Ok(text) => js_sys::JSON::parse(&text).ok(),
+        Err(_) if ok => return Err(ApiError::Network),
+        Err(_) => None,
+    };
+    if ok {
+        return json.and_then(|j| serde_wasm_bindgen::from_value(j).ok()).ok_or(ApiError::Decode);
+    }
+    Err(match json.and_then(|j| serde_wasm_bindgen::from_value::<deshpay_api::ErrorBody>(j).ok()) {
+        Some(body) => ApiError::Http { status, code: body.error.code, message: body.error.message },
         // A proxy's HTML error page, for instance.
-        Err(_) => ApiError::Http { status, code: ErrorCode::Other, message: String::new() },
+        None => ApiError::Http { status, code: ErrorCode::Other, message: String::new() },
     })
 }
 

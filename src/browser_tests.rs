@@ -1,1 +1,231 @@
-//! Component tests in headless Chromium (`cargo xtask test` runs them with wasm-bindgen-test-runner).
+//! Component tests in headless Chromium, in preview mode (no backend): `cargo xtask test` runs them through
+//! wasm-bindgen-test-runner and chromedriver (see `xtask/src/build.rs`).
+
+use crate::{WidgetHandle, dom, mount};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+use web_sys::{Element, HtmlElement, ShadowRoot, ShadowRootInit, ShadowRootMode};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// One widget mounted in a fresh host element, with the events it fired.
+struct Mounted {
+    host: HtmlElement,
+    root: ShadowRoot,
+    handle: WidgetHandle,
+    events: Rc<RefCell<Vec<(String, JsValue)>>>,
+    _listeners: Vec<Closure<dyn Fn(web_sys::CustomEvent)>>,
+}
+
+impl Mounted {
+    async fn new(options: &str) -> Mounted {
+        let document = web_sys::window().unwrap().document().unwrap();
+        let host: HtmlElement = document.create_element("div").unwrap().unchecked_into();
+        document.body().unwrap().append_child(&host).unwrap();
+        let root = host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open)).unwrap();
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let listeners = ["deshpay:ready", "deshpay:success", "deshpay:failure", "deshpay:cancel"]
+            .into_iter()
+            .map(|name| {
+                let events = events.clone();
+                let listener = Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {
+                    events.borrow_mut().push((e.type_(), e.detail()));
+                });
+                host.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref()).unwrap();
+                listener
+            })
+            .collect();
+        let options = js_sys::JSON::parse(options).unwrap();
+        let handle = mount(host.clone(), root.clone(), options).unwrap_or_else(|_| panic!("mount failed"));
+        let mounted = Mounted { host, root, handle, events, _listeners: listeners };
+        mounted.settle().await;
+        mounted
+    }
+
+    /// Lets Leptos render and the deferred event/focus task run.
+    async fn settle(&self) {
+        dom::sleep(20).await;
+    }
+
+    fn find(&self, selector: &str) -> Option<Element> {
+        self.root.query_selector(selector).unwrap()
+    }
+
+    fn text(&self, selector: &str) -> String {
+        self.find(selector).unwrap_or_else(|| panic!("no {selector}")).text_content().unwrap_or_default()
+    }
+
+    fn buttons(&self) -> Vec<String> {
+        let list = self.root.query_selector_all("button").unwrap();
+        (0..list.length())
+            .filter_map(|i| list.item(i))
+            .filter_map(|n| n.text_content())
+            .map(|t| t.trim().into())
+            .collect()
+    }
+
+    fn click(&self, label: &str) {
+        let list = self.root.query_selector_all("button").unwrap();
+        let button = (0..list.length())
+            .filter_map(|i| list.item(i))
+            .find(|n| n.text_content().is_some_and(|t| t.trim() == label))
+            .unwrap_or_else(|| panic!("no button {label:?}"));
+        button.unchecked_into::<HtmlElement>().click();
+    }
+
+    fn event_names(&self) -> Vec<String> {
+        self.events.borrow().iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn detail(&self, name: &str, field: &str) -> Option<String> {
+        let events = self.events.borrow();
+        let (_, detail) = events.iter().find(|(n, _)| n == name)?;
+        js_sys::Reflect::get(detail, &field.into()).ok()?.as_string()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        self.handle.unmount();
+        self.host.remove();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn choose_state_shows_amount_merchant_and_the_bkash_button() {
+    let w = Mounted::new(r#"{"preview":{"state":"choose"}}"#).await;
+    let amount = w.text("[data-testid=deshpay-amount]");
+    assert!(amount.contains('৳') && amount.contains("250.00"), "{amount}");
+    assert!(w.text(".dp-summary").contains("Demo Tea House"));
+    assert!(w.text(".dp-summary").contains("ORD-1042"));
+    assert_eq!(w.buttons(), vec!["Pay with bKash".to_string()]);
+    assert_eq!(w.event_names(), vec!["deshpay:ready".to_string()]);
+    assert_eq!(w.detail("deshpay:ready", "session").as_deref(), Some("cs_PREVIEW00000000000000000"));
+}
+
+#[wasm_bindgen_test]
+async fn paying_shows_redirecting_in_the_status_region() {
+    let w = Mounted::new(r#"{"preview":{"state":"choose"}}"#).await;
+    let status = w.find("[role=status]").expect("a status region");
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    w.click("Pay with bKash");
+    w.settle().await;
+    assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "Taking you to bKash…");
+}
+
+#[wasm_bindgen_test]
+async fn success_shows_the_heading_and_the_transaction_id_and_fires_success() {
+    let view = r#"{"id":"cs_abcdefghijklmnopqrstuvwx","status":"paid","amount":"1250.50","amount_minor":125050,
+        "currency":"BDT","invoice":"INV-9","description":null,"methods":["bkash"],"expires_at":"2030-01-01T00:00:00Z",
+        "merchant_name":"Shop","attempt":{"id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","method":"bkash","status":"succeeded",
+        "message":null,"trx_id":"TRX8XK2Q"}}"#;
+    let w = Mounted::new(&format!(r#"{{"preview":{{"view":{view}}}}}"#)).await;
+    assert_eq!(w.text("h2"), "Payment successful");
+    assert_eq!(w.text("[data-testid=deshpay-trx-id]"), "TRX8XK2Q");
+    assert!(w.text("[data-testid=deshpay-amount]").contains("1,250.50"));
+    assert_eq!(w.event_names(), vec!["deshpay:ready".to_string(), "deshpay:success".to_string()]);
+    assert_eq!(w.detail("deshpay:success", "trx_id").as_deref(), Some("TRX8XK2Q"));
+    assert_eq!(w.detail("deshpay:success", "method").as_deref(), Some("bkash"));
+}
+
+#[wasm_bindgen_test]
+async fn failure_shows_the_reason_and_try_again_returns_to_the_methods() {
+    let w = Mounted::new(r#"{"preview":{"state":"failed"}}"#).await;
+    assert_eq!(w.text("h2"), "Payment failed");
+    assert_eq!(w.text("[data-testid=deshpay-reason]"), "Insufficient Balance");
+    assert_eq!(w.detail("deshpay:failure", "reason").as_deref(), Some("Insufficient Balance"));
+    w.click("Try again");
+    w.settle().await;
+    assert_eq!(w.buttons(), vec!["Pay with bKash".to_string()]);
+    let focused = w.root.active_element().map(|e| e.text_content().unwrap_or_default());
+    assert_eq!(focused.as_deref().map(str::trim), Some("Pay with bKash"), "focus follows to the method button");
+}
+
+#[wasm_bindgen_test]
+async fn cancelled_and_expired_offer_try_again() {
+    let w = Mounted::new(r#"{"preview":{"state":"cancelled"}}"#).await;
+    assert_eq!(w.text("h2"), "Payment cancelled");
+    assert_eq!(w.buttons(), vec!["Try again".to_string()]);
+    assert!(w.event_names().contains(&"deshpay:cancel".to_string()));
+    let w = Mounted::new(r#"{"preview":{"state":"expired"}}"#).await;
+    assert_eq!(w.text("h2"), "Payment expired");
+    assert_eq!(w.buttons(), vec!["Try again".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn focus_moves_to_the_outcome_heading_on_the_return_from_bkash() {
+    let w = Mounted::new(r#"{"preview":{"state":"success","returned":true}}"#).await;
+    let active = w.root.active_element().expect("something focused in the widget");
+    assert_eq!(active.tag_name(), "H2");
+    assert_eq!(active.get_attribute("tabindex").as_deref(), Some("-1"));
+    let w = Mounted::new(r#"{"preview":{"state":"success"}}"#).await;
+    assert!(w.root.active_element().is_none(), "no focus theft on a plain page load");
+}
+
+#[wasm_bindgen_test]
+async fn merchant_strings_override_the_built_in_ones() {
+    let w = Mounted::new(r#"{"strings":{"pay_with_bkash":"Pay now with bKash"},"preview":{"state":"choose"}}"#).await;
+    assert_eq!(w.buttons(), vec!["Pay now with bKash".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn bengali_and_hindi_texts_and_amounts() {
+    let w = Mounted::new(r#"{"locale":"bn","preview":{"state":"choose"}}"#).await;
+    assert_eq!(w.buttons(), vec!["বিকাশ দিয়ে পেমেন্ট করুন".to_string()]);
+    let amount = w.text("[data-testid=deshpay-amount]");
+    assert!(amount.contains('৳') && amount.contains("২৫০"), "Bengali digits: {amount}");
+    assert_eq!(w.find(".dp").unwrap().get_attribute("lang").as_deref(), Some("bn"));
+
+    let w = Mounted::new(r#"{"locale":"hi","preview":{"state":"failed"}}"#).await;
+    assert_eq!(w.text("h2"), "भुगतान विफल रहा");
+    assert_eq!(w.buttons(), vec!["फिर से कोशिश करें".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn confirming_is_announced_in_the_status_region() {
+    let w = Mounted::new(r#"{"preview":{"state":"confirming"}}"#).await;
+    let status = w.find("[role=status]").unwrap();
+    assert_eq!(status.text_content().unwrap_or_default().trim(), "Confirming your payment…");
+    assert!(!status.class_list().contains("dp-sr"), "progress is visible, not only announced");
+}
+
+#[wasm_bindgen_test]
+async fn errors_are_clear_messages_with_a_way_forward() {
+    let w = Mounted::new(r#"{"preview":{"state":"unreachable"}}"#).await;
+    assert!(w.text("[data-testid=deshpay-error]").starts_with("We can't reach the payment service"));
+    assert_eq!(w.buttons(), vec!["Try again".to_string()]);
+    let w = Mounted::new(r#"{"preview":{"state":"session-expired"}}"#).await;
+    assert!(w.buttons().is_empty(), "no pay button on an expired session");
+    let w = Mounted::new(r#"{"preview":{"state":"no-method"}}"#).await;
+    assert_eq!(w.text("h2"), "No payment method available");
+}
+
+#[wasm_bindgen_test]
+async fn theme_preset_and_styles_reach_the_shadow_root() {
+    let w = Mounted::new(r#"{"theme":"bkash","preview":{"state":"choose"}}"#).await;
+    assert_eq!(w.find(".dp").unwrap().get_attribute("data-theme").as_deref(), Some("bkash"));
+    let button = w.find("button").unwrap();
+    let style = web_sys::window().unwrap().get_computed_style(&button).unwrap().unwrap();
+    assert_eq!(style.get_property_value("background-color").unwrap(), "rgb(226, 19, 110)", "#E2136E");
+    // A --deshpay-* property on the host wins over the preset.
+    w.host.style().set_property("--deshpay-color-primary", "#004d40").unwrap();
+    assert_eq!(style.get_property_value("background-color").unwrap(), "rgb(0, 77, 64)");
+}
+
+#[wasm_bindgen_test]
+async fn unmount_empties_the_shadow_root() {
+    let mut w = Mounted::new(r#"{"preview":{"state":"choose"}}"#).await;
+    w.handle.unmount();
+    w.settle().await;
+    assert!(w.find("button").is_none());
+}
+
+#[wasm_bindgen_test]
+fn live_mode_requires_session_and_endpoint() {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host: HtmlElement = document.create_element("div").unwrap().unchecked_into();
+    let root = host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open)).unwrap();
+    assert!(mount(host, root, js_sys::JSON::parse(r#"{"session":"cs_x"}"#).unwrap()).is_err());
+}

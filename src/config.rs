@@ -9,20 +9,21 @@ use std::collections::HashMap;
 
 /// The options object of `DeshPay.mount(element, options)` as the loader passes it to the wasm side. The
 /// loader has already applied a theme object (as `--deshpay-*` properties on the host) and attached the
-/// callbacks, so `theme` here is only a preset name.
+/// callbacks, so `theme` here is only a preset name. Every field is optional because JS passes `undefined`
+/// for options not given (serde-wasm-bindgen reads `undefined` as "no value", which only `Option` accepts).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MountOptions {
     /// Checkout session id (`cs_...`).
-    pub session: String,
+    pub session: Option<String>,
     /// Base URL of the merchant backend, e.g. `https://shop.example/pay`.
-    pub endpoint: String,
+    pub endpoint: Option<String>,
     /// Preset name: `light`, `dark`, `bkash`, `high-contrast`.
     pub theme: Option<String>,
     /// `en`, `bn` or `hi`; default from the page's `<html lang>`, then the browser.
     pub locale: Option<String>,
     /// Text overrides by key (see [`crate::i18n::Key`]).
-    pub strings: HashMap<String, String>,
+    pub strings: Option<HashMap<String, String>>,
     /// Static demo mode: no backend calls (theme gallery, component tests).
     pub preview: Option<PreviewOptions>,
 }
@@ -36,7 +37,7 @@ pub struct PreviewOptions {
     /// The session view to show; a demo session when absent.
     pub view: Option<CheckoutView>,
     /// Behave as on the return from bKash (focus moves to the outcome heading).
-    pub returned: bool,
+    pub returned: Option<bool>,
 }
 
 /// Static demo data for previews.
@@ -86,12 +87,12 @@ impl Config {
             }),
         };
         let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
-        let (strings, unknown) = Strings::new(locale, options.strings);
+        let (strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
         warnings.extend(unknown.into_iter().map(|k| format!("unknown string key {k:?} in `strings`")));
 
         let preview = options.preview.map(|p| {
-            let view = p.view.unwrap_or_else(|| demo_view(&options.session));
-            let returned = p.returned;
+            let view = p.view.unwrap_or_else(|| demo_view(options.session.as_deref().unwrap_or_default()));
+            let returned = p.returned.unwrap_or(false);
             let screen = match p.state.as_deref() {
                 Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
                     warnings.push(format!("unknown preview state {name:?}"));
@@ -103,11 +104,14 @@ impl Config {
         });
         if let Some((preview, returned)) = preview {
             let session = preview.view.id.to_string();
-            return Ok((Config { session, endpoint: String::new(), theme, strings, returned, preview: Some(preview) }, warnings));
+            return Ok((
+                Config { session, endpoint: String::new(), theme, strings, returned, preview: Some(preview) },
+                warnings,
+            ));
         }
 
-        let session = options.session.trim().to_owned();
-        let endpoint = options.endpoint.trim().trim_end_matches('/').to_owned();
+        let session = options.session.unwrap_or_default().trim().to_owned();
+        let endpoint = options.endpoint.unwrap_or_default().trim().trim_end_matches('/').to_owned();
         if session.is_empty() {
             return Err("the `session` option (data-session attribute) is required".into());
         }
@@ -167,7 +171,8 @@ mod tests {
             "session": id, "endpoint": "http://127.0.0.1:8081/", "theme": "neon",
             "strings": {"try_again": "Retry", "nope": "x"},
         }));
-        let (config, warnings) = Config::new(opts, Some("bn-BD"), Some("en-US"), &format!("?deshpay_session={id}")).unwrap();
+        let (config, warnings) =
+            Config::new(opts, Some("bn-BD"), Some("en-US"), &format!("?deshpay_session={id}")).unwrap();
         assert_eq!(config.endpoint, "http://127.0.0.1:8081");
         assert_eq!(config.theme, Preset::Light);
         assert_eq!(config.strings.locale(), Locale::Bn);

@@ -50,8 +50,7 @@ pub fn format(minor: i64, currency: Currency, locale: Locale) -> String {
         Reflect::set(&options, &"currencyDisplay".into(), &"narrowSymbol".into()).ok()?;
         let locales = Array::of1(&intl_locale(locale, currency).into());
         let nf = Intl::NumberFormat::new(&locales, &options);
-        nf.format()
-            .call1(&JsValue::UNDEFINED, &JsValue::from_str(&decimal)).ok()?.as_string()
+        nf.format().call1(&JsValue::UNDEFINED, &JsValue::from_str(&decimal)).ok()?.as_string()
     };
     intl().filter(|s| !s.is_empty()).unwrap_or_else(|| fallback(&decimal, currency))
 }

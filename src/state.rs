@@ -90,10 +90,7 @@ impl Screen {
 
     /// A payment outcome with a heading that takes focus after the customer returns from the provider.
     pub fn is_outcome(&self) -> bool {
-        matches!(
-            self,
-            Screen::Succeeded { .. } | Screen::Failed { .. } | Screen::Cancelled | Screen::AttemptExpired
-        )
+        matches!(self, Screen::Succeeded { .. } | Screen::Failed { .. } | Screen::Cancelled | Screen::AttemptExpired)
     }
 
     /// What the `role="status"` region says in this state.
@@ -119,7 +116,9 @@ impl Screen {
     pub fn outcome(&self) -> Option<(Outcome, Option<String>)> {
         match self {
             Screen::Succeeded { .. } => Some((Outcome::Success, None)),
-            Screen::Failed { reason } => Some((Outcome::Failure, Some(reason.clone().unwrap_or_else(|| "failed".into())))),
+            Screen::Failed { reason } => {
+                Some((Outcome::Failure, Some(reason.clone().unwrap_or_else(|| "failed".into()))))
+            }
             Screen::AttemptExpired => Some((Outcome::Failure, Some("expired".into()))),
             Screen::Cancelled => Some((Outcome::Cancel, None)),
             _ => None,
@@ -158,11 +157,7 @@ impl Screen {
 
 /// The methods of a session this widget can take, in the order it shows them. UPI joins this list with its flow.
 pub fn usable_methods(view: &CheckoutView) -> Vec<Method> {
-    view.methods
-        .iter()
-        .copied()
-        .filter(|m| matches!(m, Method::Bkash) && m.currency() == view.currency)
-        .collect()
+    view.methods.iter().copied().filter(|m| matches!(m, Method::Bkash) && m.currency() == view.currency).collect()
 }
 
 /// The screen for a session view. `returned` is true when the page is the return from the provider's page
@@ -179,7 +174,9 @@ pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
         SessionStatus::Canceled => return Screen::SessionCanceled,
         SessionStatus::Open => {}
     }
-    let choose = || if usable_methods(view).is_empty() { Screen::NoMethod } else { Screen::Choose { problem: None } };
+    let choose = || {
+        if usable_methods(view).is_empty() { Screen::NoMethod } else { Screen::Choose { problem: None } }
+    };
     let Some(attempt) = attempt else {
         return choose();
     };
@@ -204,7 +201,9 @@ pub fn poll_result(view: &CheckoutView) -> Option<Screen> {
 /// The screen when loading the session failed.
 pub fn load_error_screen(error: &ApiError) -> Screen {
     match error {
-        ApiError::Http { status: 404, .. } | ApiError::Http { code: ErrorCode::SessionNotFound, .. } => Screen::NotFound,
+        ApiError::Http { status: 404, .. } | ApiError::Http { code: ErrorCode::SessionNotFound, .. } => {
+            Screen::NotFound
+        }
         _ => Screen::Unreachable,
     }
 }
@@ -235,7 +234,9 @@ pub fn after_start_error(error: &ApiError) -> AfterStartError {
         Some(ErrorCode::ProviderUnavailable) => {
             AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::ProviderUnavailable) })
         }
-        _ if error.is_unreachable() => AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Unreachable) }),
+        _ if error.is_unreachable() => {
+            AfterStartError::Show(Screen::Choose { problem: Some(StartProblem::Unreachable) })
+        }
         _ => {
             let message = match error {
                 ApiError::Http { message, .. } => message.clone(),
@@ -290,7 +291,12 @@ mod tests {
     fn return_from_bkash_shows_the_attempts_outcome() {
         use AttemptStatus::*;
         let cases = [
-            (Failed, Some("Insufficient Balance"), None, Screen::Failed { reason: Some("Insufficient Balance".into()) }),
+            (
+                Failed,
+                Some("Insufficient Balance"),
+                None,
+                Screen::Failed { reason: Some("Insufficient Balance".into()) },
+            ),
             (Failed, Some(""), None, Screen::Failed { reason: None }),
             (Cancelled, None, None, Screen::Cancelled),
             (Expired, None, None, Screen::AttemptExpired),
@@ -299,13 +305,18 @@ mod tests {
             (Succeeded, None, Some("TRX1"), Screen::Succeeded { trx_id: "TRX1".into() }),
         ];
         for (status, message, trx, expected) in cases {
-            assert_eq!(screen_for(&view(SessionStatus::Open, Some((status, message, trx))), true), expected, "{status:?}");
+            assert_eq!(
+                screen_for(&view(SessionStatus::Open, Some((status, message, trx))), true),
+                expected,
+                "{status:?}"
+            );
         }
     }
 
     #[test]
     fn a_later_visit_offers_the_methods_again_after_a_finished_attempt() {
-        for status in [AttemptStatus::Failed, AttemptStatus::Cancelled, AttemptStatus::Expired, AttemptStatus::Pending] {
+        for status in [AttemptStatus::Failed, AttemptStatus::Cancelled, AttemptStatus::Expired, AttemptStatus::Pending]
+        {
             let v = view(SessionStatus::Open, Some((status, Some("x"), None)));
             assert_eq!(screen_for(&v, false), Screen::Choose { problem: None }, "{status:?}");
         }
@@ -393,8 +404,20 @@ mod tests {
     fn previews_cover_every_state_name() {
         let v = view(SessionStatus::Open, None);
         for name in [
-            "loading", "choose", "provider-error", "no-method", "redirecting", "confirming", "still-confirming",
-            "success", "failed", "cancelled", "expired", "session-expired", "session-canceled", "not-found",
+            "loading",
+            "choose",
+            "provider-error",
+            "no-method",
+            "redirecting",
+            "confirming",
+            "still-confirming",
+            "success",
+            "failed",
+            "cancelled",
+            "expired",
+            "session-expired",
+            "session-canceled",
+            "not-found",
             "unreachable",
         ] {
             assert!(Screen::preview(name, &v).is_some(), "{name}");

@@ -133,7 +133,8 @@ impl Checkout {
             return;
         }
         self.show(Screen::Loading);
-        let (endpoint, session, returned) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone(), c.returned));
+        let (endpoint, session, returned) =
+            self.config.with_value(|c| (c.endpoint.clone(), c.session.clone(), c.returned));
         spawn_local(async move {
             let result = api::checkout_view(&endpoint, &session).await;
             if !self.alive() {
@@ -290,7 +291,9 @@ fn screen_view(checkout: Checkout, screen: Screen, start: Action<Method, ()>) ->
         Screen::SessionExpired => info(checkout, Key::SessionExpired, Key::SessionExpiredBody),
         Screen::SessionCanceled => info(checkout, Key::SessionCanceled, Key::SessionCanceledBody),
         Screen::NoMethod => info(checkout, Key::NoMethod, Key::NoMethodBody),
-        Screen::NotFound => view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::NotFound)}</p> }.into_any(),
+        Screen::NotFound => {
+            view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::NotFound)}</p> }.into_any()
+        }
         Screen::Unreachable => view! {
             <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p>
             <TryAgain on_click=move || checkout.load()/>

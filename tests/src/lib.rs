@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
-    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
+    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
+    Settings,
 };
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -410,8 +411,9 @@ impl Browser {
     /// When axe-core is not installed or fails.
     pub async fn axe_serious_violations(&self) -> Result<Vec<String>> {
         let axe = root().join("target/tools/npm/node_modules/axe-core/axe.min.js");
-        let source = std::fs::read_to_string(&axe)
-            .with_context(|| format!("axe-core missing at {}: run `cargo xtask test` (it installs it)", axe.display()))?;
+        let source = std::fs::read_to_string(&axe).with_context(|| {
+            format!("axe-core missing at {}: run `cargo xtask test` (it installs it)", axe.display())
+        })?;
         self.client.execute(&source, vec![]).await?;
         let result = self
             .client
@@ -424,6 +426,9 @@ impl Browser {
                 vec![],
             )
             .await?;
-        Ok(result.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default())
+        Ok(result
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
     }
 }

@@ -153,4 +153,3 @@ pub fn run(_args: &[String]) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
-

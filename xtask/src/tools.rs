@@ -10,7 +10,9 @@ pub fn ensure_wasm_target() -> Result<()> {
     match installed {
         Ok(out) if String::from_utf8_lossy(&out.stdout).contains("wasm32-unknown-unknown") => Ok(()),
         Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
-        Err(_) => bail!("rustup not found: install Rust with rustup, then run `rustup target add wasm32-unknown-unknown`"),
+        Err(_) => {
+            bail!("rustup not found: install Rust with rustup, then run `rustup target add wasm32-unknown-unknown`")
+        }
     }
 }
 
@@ -39,8 +41,8 @@ pub fn require_chromium() -> Result<()> {
 
 /// The PostgreSQL server the store tests run against: `DESHPAY_TEST_POSTGRES` or the local default.
 pub fn postgres_url() -> Result<String> {
-    let url = std::env::var("DESHPAY_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let url =
+        std::env::var("DESHPAY_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let reachable = std::net::TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], 5432)),
         std::time::Duration::from_secs(2),

@@ -98,7 +98,14 @@ mod tests {
     fn ids_check_prefix_and_shape() {
         let good = "cs_abcdefghijklmnopqrstuvwx";
         assert_eq!(SessionId::parse(good).unwrap().as_str(), good);
-        for bad in ["", "cs_", "cs_abc", "att_abcdefghijklmnopqrstuvwx", "cs_abcdefghijklmnopqrstuv-x", "cs_abcdefghijklmnopqrstuvwxy"] {
+        for bad in [
+            "",
+            "cs_",
+            "cs_abc",
+            "att_abcdefghijklmnopqrstuvwx",
+            "cs_abcdefghijklmnopqrstuv-x",
+            "cs_abcdefghijklmnopqrstuvwxy",
+        ] {
             assert!(SessionId::parse(bad).is_err(), "{bad}");
         }
         let err = SessionId::parse("nope").unwrap_err().to_string();

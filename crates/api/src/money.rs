@@ -131,11 +131,7 @@ impl Money {
         if whole.len() > 12 {
             return Err(MoneyError::TooLarge(text.to_owned()));
         }
-        let whole: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| malformed())?
-        };
+        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| malformed())? };
         let mut cents: i64 = 0;
         for i in 0..exp {
             let digit = kept.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
@@ -207,14 +203,8 @@ mod tests {
 
     #[test]
     fn parses_provider_strings_exactly() {
-        let cases = [
-            ("250", 25000),
-            ("250.5", 25050),
-            ("250.50", 25050),
-            ("101.0000", 10100),
-            ("0.01", 1),
-            ("007.10", 710),
-        ];
+        let cases =
+            [("250", 25000), ("250.5", 25050), ("250.50", 25050), ("101.0000", 10100), ("0.01", 1), ("007.10", 710)];
         for (text, minor) in cases {
             assert_eq!(Money::parse(text, Currency::Bdt).unwrap().minor(), minor, "{text}");
         }

@@ -17,9 +17,9 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use crate::state::{
-    AppState, DAY_MS, DEBIT_BLOCK_WALLET, Endpoint, Fault, FaultResponse, HOUR_MS,
-    INSUFFICIENT_BALANCE_WALLET, IssuedToken, MINUTE_MS, PageStep, Payment, PaymentStatus, Refund,
-    State, bkash_time, format_minor, parse_amount, random_alnum,
+    AppState, DAY_MS, DEBIT_BLOCK_WALLET, Endpoint, Fault, FaultResponse, HOUR_MS, INSUFFICIENT_BALANCE_WALLET,
+    IssuedToken, MINUTE_MS, PageStep, Payment, PaymentStatus, Refund, State, bkash_time, format_minor, parse_amount,
+    random_alnum,
 };
 
 const V1: &str = "/v1.2.0-beta/tokenized/checkout";
@@ -50,16 +50,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{V1}/payment/status"), api(query))
         .route(&format!("{V1}/general/searchTransaction"), api(search))
         // bKash's own Node sample calls this spelling.
-        .route(
-            &format!("{V1}/general/search/searchTransaction"),
-            api(search),
-        )
+        .route(&format!("{V1}/general/search/searchTransaction"), api(search))
         .route(&format!("{V1}/payment/refund"), api(refund_v1))
         .route(&format!("{V2}/refund/payment/transaction"), api(refund_v2))
-        .route(
-            &format!("{V2}/refund/payment/status"),
-            api(refund_status_v2),
-        )
+        .route(&format!("{V2}/refund/payment/status"), api(refund_status_v2))
         .route("/v1.2.0-beta", any(missing_authentication_token))
         .route("/v1.2.0-beta/{*rest}", any(missing_authentication_token))
         .route("/v2", any(missing_authentication_token))
@@ -131,38 +125,23 @@ fn v2_error((code, message): BkError) -> Response {
 }
 
 fn fault_response(fault: &Fault) -> Response {
-    let status =
-        StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault.response {
         FaultResponse::HttpStatus => {
-            let line = format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Error")
-            );
+            let line = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
             (
                 status,
                 [(header::CONTENT_TYPE, "text/html")],
-                format!(
-                    "<html><head><title>{line}</title></head><body><h1>{line}</h1></body></html>"
-                ),
+                format!("<html><head><title>{line}</title></head><body><h1>{line}</h1></body></html>"),
             )
                 .into_response()
         }
-        FaultResponse::Message => gateway(
-            status,
-            fault.message.as_deref().unwrap_or("Internal server error"),
-        ),
+        FaultResponse::Message => gateway(status, fault.message.as_deref().unwrap_or("Internal server error")),
         // A body cut off mid-stream, still labelled as JSON.
-        FaultResponse::Garbage => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"statusCode":"00"#,
-        )
-            .into_response(),
-        FaultResponse::Normal => {
-            gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        FaultResponse::Garbage => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"statusCode":"00"#).into_response()
         }
+        FaultResponse::Normal => gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
     }
 }
 
@@ -174,11 +153,7 @@ fn fault_response(fault: &Fault) -> Response {
 /// With `process` the operation happens *before* the delay, so a client that gives up after its
 /// timeout finds the result already there when it falls back to Query. The mutex is never held
 /// while sleeping.
-async fn serve(
-    app: &AppState,
-    endpoint: Endpoint,
-    op: impl FnOnce(&mut State) -> Response,
-) -> Response {
+async fn serve(app: &AppState, endpoint: Endpoint, op: impl FnOnce(&mut State) -> Response) -> Response {
     let fault = {
         let mut state = app.lock();
         state.counters.bump(endpoint);
@@ -194,8 +169,7 @@ async fn serve(
         process = fault.process,
         "injecting fault"
     );
-    let processed =
-        (fault.process || fault.response == FaultResponse::Normal).then(|| op(&mut app.lock()));
+    let processed = (fault.process || fault.response == FaultResponse::Normal).then(|| op(&mut app.lock()));
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
@@ -324,13 +298,9 @@ fn do_grant(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
     log.successes_ms.push(now);
     let id_token = issue_id_token(state, &app_key, now);
     let refresh_token = random_alnum(48);
-    state.refresh_tokens.insert(
-        refresh_token.clone(),
-        IssuedToken {
-            app_key,
-            expires_ms: now + REFRESH_TOKEN_LIFETIME_MS,
-        },
-    );
+    state
+        .refresh_tokens
+        .insert(refresh_token.clone(), IssuedToken { app_key, expires_ms: now + REFRESH_TOKEN_LIFETIME_MS });
     tracing::info!("token granted");
     token_response(id_token, refresh_token)
 }
@@ -353,10 +323,7 @@ fn do_refresh(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
         return bk_error(MANDATORY_MISSING);
     };
     let now = state.now_ms();
-    let valid = state
-        .refresh_tokens
-        .get(&refresh_token)
-        .is_some_and(|t| t.app_key == app_key && t.expires_ms > now);
+    let valid = state.refresh_tokens.get(&refresh_token).is_some_and(|t| t.app_key == app_key && t.expires_ms > now);
     if !valid {
         tracing::info!("refresh refused: unknown or expired refresh_token");
         return bk_error(("9999", "Invalid refresh token"));
@@ -369,13 +336,9 @@ fn do_refresh(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
 
 fn issue_id_token(state: &mut State, app_key: &str, now: i64) -> String {
     let token = jwt_like(now);
-    state.id_tokens.insert(
-        token.clone(),
-        IssuedToken {
-            app_key: app_key.to_owned(),
-            expires_ms: now + ID_TOKEN_LIFETIME_MS,
-        },
-    );
+    state
+        .id_tokens
+        .insert(token.clone(), IssuedToken { app_key: app_key.to_owned(), expires_ms: now + ID_TOKEN_LIFETIME_MS });
     token
 }
 
@@ -413,11 +376,7 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -447,55 +406,31 @@ struct CreateRequest {
 }
 
 fn validate_create(body: &Body) -> Result<CreateRequest, BkError> {
-    const MANDATORY: [&str; 7] = [
-        "mode",
-        "payerReference",
-        "callbackURL",
-        "amount",
-        "currency",
-        "intent",
-        "merchantInvoiceNumber",
-    ];
+    const MANDATORY: [&str; 7] =
+        ["mode", "payerReference", "callbackURL", "amount", "currency", "intent", "merchantInvoiceNumber"];
     let mut fields = MANDATORY.iter().map(|k| text(body, k));
     let mut next = || fields.next().flatten().ok_or(MANDATORY_MISSING);
-    let (mode, payer_reference, callback_url, amount, currency, intent, invoice) = (
-        next()?,
-        next()?,
-        next()?,
-        next()?,
-        next()?,
-        next()?,
-        next()?,
-    );
+    let (mode, payer_reference, callback_url, amount, currency, intent, invoice) =
+        (next()?, next()?, next()?, next()?, next()?, next()?, next()?);
     if mode != "0011" {
         return Err(("2063", "Mode is not valid as per request data"));
     }
-    let amount_minor = parse_amount(&amount)
-        .filter(|&minor| minor >= 100)
-        .ok_or(("2006", "Invalid amount"))?;
+    let amount_minor = parse_amount(&amount).filter(|&minor| minor >= 100).ok_or(("2006", "Invalid amount"))?;
     if currency != "BDT" {
         return Err(("2007", "Invalid currency"));
     }
     if intent != "sale" {
         return Err(("2008", "Invalid intent"));
     }
-    let callback_ok = url::Url::parse(&callback_url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let callback_ok =
+        url::Url::parse(&callback_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !callback_ok {
         return Err(("2049", "Invalid Merchant Callback URL"));
     }
     if invoice.chars().count() > 255 || invoice.contains(['<', '>', '&']) {
         return Err(("2031", "Invalid merchant invoice number"));
     }
-    Ok(CreateRequest {
-        payer_reference,
-        callback_url,
-        amount,
-        amount_minor,
-        currency,
-        intent,
-        invoice,
-    })
+    Ok(CreateRequest { payer_reference, callback_url, amount, amount_minor, currency, intent, invoice })
 }
 
 fn do_create(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -589,27 +524,18 @@ fn do_execute(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
         other.status == PaymentStatus::Completed
             && other.wallet.as_deref() == Some(wallet.as_str())
             && other.amount_minor == payment.amount_minor
-            && other
-                .executed_ms
-                .is_some_and(|t| now - t < DUPLICATE_WINDOW_MS)
+            && other.executed_ms.is_some_and(|t| now - t < DUPLICATE_WINDOW_MS)
     });
     let failure = if wallet == INSUFFICIENT_BALANCE_WALLET {
         Some(("2023", "Insufficient Balance"))
     } else if wallet == DEBIT_BLOCK_WALLET {
-        Some((
-            "2037",
-            "The account of the debit party is in a state which prohibits execution of this transaction",
-        ))
+        Some(("2037", "The account of the debit party is in a state which prohibits execution of this transaction"))
     } else if duplicate {
         Some(("2029", "Duplicate for all transactions"))
     } else {
         None
     };
-    let trx_id = if failure.is_none() {
-        Some(state.new_trx_id())
-    } else {
-        None
-    };
+    let trx_id = if failure.is_none() { Some(state.new_trx_id()) } else { None };
     let Some(payment) = state.payments.get_mut(&id) else {
         return bk_error(INVALID_PAYMENT_ID);
     };
@@ -698,11 +624,7 @@ fn do_search(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
         Ok(id) => id,
         Err(e) => return bk_error(e),
     };
-    let payment = state
-        .trx_index
-        .get(&trx_id)
-        .and_then(|id| state.payments.get(id))
-        .filter(|p| p.app_key == app_key);
+    let payment = state.trx_index.get(&trx_id).and_then(|id| state.payments.get(id)).filter(|p| p.app_key == app_key);
     let Some(p) = payment else {
         return bk_error(("2033", "Transaction not found"));
     };
@@ -740,11 +662,7 @@ fn find_refundable<'s>(
     let (Some(payment_id), Some(trx_id)) = (payment_id, trx_id) else {
         return Err(MANDATORY_MISSING);
     };
-    let payment = state
-        .payments
-        .get(payment_id)
-        .filter(|p| p.app_key == app_key)
-        .ok_or(INVALID_PAYMENT_ID)?;
+    let payment = state.payments.get(payment_id).filter(|p| p.app_key == app_key).ok_or(INVALID_PAYMENT_ID)?;
     if payment.status != PaymentStatus::Completed || payment.trx_id.as_deref() != Some(trx_id) {
         return Err(("2077", "Invalid TrxID"));
     }
@@ -758,16 +676,9 @@ fn apply_refund(
     window_ms: i64,
 ) -> Result<(String, Refund), BkError> {
     let now = state.now_ms();
-    let payment = find_refundable(
-        state,
-        app_key,
-        request.payment_id.as_deref(),
-        request.trx_id.as_deref(),
-    )?;
+    let payment = find_refundable(state, app_key, request.payment_id.as_deref(), request.trx_id.as_deref())?;
     let amount = request.amount.unwrap_or_default();
-    let amount_minor = parse_amount(&amount)
-        .filter(|&m| m > 0)
-        .ok_or(("2072", "Refund amount not valid"))?;
+    let amount_minor = parse_amount(&amount).filter(|&m| m > 0).ok_or(("2072", "Refund amount not valid"))?;
     let sku = request.sku.ok_or(("2073", "Invalid SKU"))?;
     if sku.chars().count() > 255 {
         return Err(("2075", "SKU character limit exceeded"));
@@ -783,20 +694,10 @@ fn apply_refund(
         return Err(("2074", "Transaction cannot be reversed"));
     }
     if payment.refunded_minor() + amount_minor > payment.amount_minor {
-        return Err((
-            "2026",
-            "The reversal amount cannot be greater than the original transaction amount",
-        ));
+        return Err(("2026", "The reversal amount cannot be greater than the original transaction amount"));
     }
     let payment_id = payment.id.clone();
-    let refund = Refund {
-        trx_id: state.new_trx_id(),
-        amount,
-        amount_minor,
-        sku,
-        reason,
-        completed_ms: now,
-    };
+    let refund = Refund { trx_id: state.new_trx_id(), amount, amount_minor, sku, reason, completed_ms: now };
     if let Some(payment) = state.payments.get_mut(&payment_id) {
         payment.refunds.push(refund.clone());
     }
@@ -824,14 +725,9 @@ fn v1_refund_body(original_trx_id: &str, refund: &Refund) -> Map<String, Value> 
 /// One path, two operations: with `amount` it refunds, without it reports the latest refund.
 #[tracing::instrument(skip_all)]
 async fn refund_v1(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let is_status = parse_body(&body)
-        .ok()
-        .is_some_and(|b| b.get("amount").is_none_or(Value::is_null));
+    let is_status = parse_body(&body).ok().is_some_and(|b| b.get("amount").is_none_or(Value::is_null));
     if is_status {
-        serve(&app, Endpoint::RefundStatus, |s| {
-            do_refund_status_v1(s, &headers, &body)
-        })
-        .await
+        serve(&app, Endpoint::RefundStatus, |s| do_refund_status_v1(s, &headers, &body)).await
     } else {
         serve(&app, Endpoint::Refund, |s| do_refund_v1(s, &headers, &body)).await
     }
@@ -854,11 +750,7 @@ fn do_refund_v1(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response
     };
     match apply_refund(state, &app_key, request, V1_REFUND_WINDOW_MS) {
         Ok((payment_id, refund)) => {
-            let original = state
-                .payments
-                .get(&payment_id)
-                .and_then(|p| p.trx_id.clone())
-                .unwrap_or_default();
+            let original = state.payments.get(&payment_id).and_then(|p| p.trx_id.clone()).unwrap_or_default();
             bk_ok(v1_refund_body(&original, &refund))
         }
         Err(e) => {
@@ -882,10 +774,7 @@ fn do_refund_status_v1(state: &mut State, headers: &HeaderMap, body: &[u8]) -> R
         Err(e) => return bk_error(e),
     };
     match payment.refunds.last() {
-        Some(refund) => bk_ok(v1_refund_body(
-            payment.trx_id.as_deref().unwrap_or_default(),
-            refund,
-        )),
+        Some(refund) => bk_ok(v1_refund_body(payment.trx_id.as_deref().unwrap_or_default(), refund)),
         None => bk_error(("2074", "No refund found for this transaction")),
     }
 }
@@ -935,15 +824,8 @@ fn do_refund_v2(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response
 }
 
 #[tracing::instrument(skip_all)]
-async fn refund_status_v2(
-    AxState(app): AxState<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, Endpoint::RefundStatus, |s| {
-        do_refund_status_v2(s, &headers, &body)
-    })
-    .await
+async fn refund_status_v2(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&app, Endpoint::RefundStatus, |s| do_refund_status_v2(s, &headers, &body)).await
 }
 
 fn do_refund_status_v2(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {

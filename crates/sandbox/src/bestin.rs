@@ -187,10 +187,7 @@ impl TrxStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Success | Self::Failed | Self::Canceled | Self::Expired
-        )
+        matches!(self, Self::Success | Self::Failed | Self::Canceled | Self::Expired)
     }
 }
 
@@ -375,18 +372,11 @@ pub(crate) struct Bestin {
 
 impl Bestin {
     pub fn new(creds: BestinCredentials, options: BestinOptions) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
         Self::with_client(creds, options, http)
     }
 
-    fn with_client(
-        creds: BestinCredentials,
-        options: BestinOptions,
-        http: reqwest::Client,
-    ) -> Self {
+    fn with_client(creds: BestinCredentials, options: BestinOptions, http: reqwest::Client) -> Self {
         Self {
             available_paise: options.opening_balance_paise,
             creds,
@@ -440,11 +430,7 @@ impl Bestin {
                 break;
             }
             self.expiry_queue.pop_first();
-            if self
-                .orders
-                .get(&trx_id)
-                .is_some_and(|o| o.status == TrxStatus::Pending)
-            {
+            if self.orders.get(&trx_id).is_some_and(|o| o.status == TrxStatus::Pending) {
                 tracing::info!(%trx_id, "payin expired");
                 self.transition(&trx_id, TrxStatus::Expired, now_ms);
             }
@@ -531,10 +517,9 @@ impl Bestin {
         let order = match (by_trx, req_id) {
             (Some(found), Some(req_id)) => found.filter(|o| o.req_id == req_id),
             (Some(found), None) => found,
-            (None, Some(req_id)) => self
-                .by_req_id
-                .get(&(trx_type, req_id.to_owned()))
-                .and_then(|id| self.orders.get(id)),
+            (None, Some(req_id)) => {
+                self.by_req_id.get(&(trx_type, req_id.to_owned())).and_then(|id| self.orders.get(id))
+            }
             (None, None) => None,
         };
         order.map(|o| o.trx_id.as_str())
@@ -550,19 +535,11 @@ pub(crate) enum DecideError {
 }
 
 /// Approve or decline a pending payin, as the customer's UPI app does.
-pub(crate) fn decide(
-    state: &mut State,
-    trx_id: &str,
-    approve: bool,
-) -> Result<TrxStatus, DecideError> {
+pub(crate) fn decide(state: &mut State, trx_id: &str, approve: bool) -> Result<TrxStatus, DecideError> {
     let now = state.now_ms();
     let b = &mut state.bestin;
     b.expire_due(now);
-    let order = b
-        .orders
-        .get(trx_id)
-        .filter(|o| o.trx_type == TrxType::Payin)
-        .ok_or(DecideError::NotFound)?;
+    let order = b.orders.get(trx_id).filter(|o| o.trx_type == TrxType::Payin).ok_or(DecideError::NotFound)?;
     match order.status {
         TrxStatus::Pending => {}
         TrxStatus::Expired => return Err(DecideError::Expired),
@@ -574,10 +551,7 @@ pub(crate) fn decide(
     }
     if let Some(after) = b.options.confirm_delay {
         b.transition(trx_id, TrxStatus::Confirming, now);
-        b.outbox.push(Job::FinishConfirming {
-            trx_id: trx_id.to_owned(),
-            after,
-        });
+        b.outbox.push(Job::FinishConfirming { trx_id: trx_id.to_owned(), after });
         return Ok(TrxStatus::Confirming);
     }
     b.transition(trx_id, TrxStatus::Success, now);
@@ -585,18 +559,10 @@ pub(crate) fn decide(
 }
 
 /// Settles a pending payout to `to` (success or failed).
-pub(crate) fn settle_payout(
-    state: &mut State,
-    trx_id: &str,
-    to: TrxStatus,
-) -> Result<(), DecideError> {
+pub(crate) fn settle_payout(state: &mut State, trx_id: &str, to: TrxStatus) -> Result<(), DecideError> {
     let now = state.now_ms();
     let b = &mut state.bestin;
-    let order = b
-        .orders
-        .get(trx_id)
-        .filter(|o| o.trx_type == TrxType::Payout)
-        .ok_or(DecideError::NotFound)?;
+    let order = b.orders.get(trx_id).filter(|o| o.trx_type == TrxType::Payout).ok_or(DecideError::NotFound)?;
     if order.status != TrxStatus::Pending {
         return Err(DecideError::NotPending(order.status));
     }
@@ -644,16 +610,8 @@ fn spawn_jobs(app: &AppState, jobs: Vec<Job>) {
                 runtime.spawn(async move {
                     tokio::time::sleep(after).await;
                     with_bestin(&app, |s| {
-                        let fails = s
-                            .bestin
-                            .orders
-                            .get(&trx_id)
-                            .is_some_and(|o| o.upi.as_deref() == Some(FAIL_PAYEE));
-                        let to = if fails {
-                            TrxStatus::Failed
-                        } else {
-                            TrxStatus::Success
-                        };
+                        let fails = s.bestin.orders.get(&trx_id).is_some_and(|o| o.upi.as_deref() == Some(FAIL_PAYEE));
+                        let to = if fails { TrxStatus::Failed } else { TrxStatus::Success };
                         // Cancelled, settled by hand, or forgotten by a reset in the meantime: fine.
                         let _ = settle_payout(s, &trx_id, to);
                     });
@@ -664,11 +622,8 @@ fn spawn_jobs(app: &AppState, jobs: Vec<Job>) {
                     tokio::time::sleep(after).await;
                     with_bestin(&app, |s| {
                         let now = s.now_ms();
-                        let confirming = s
-                            .bestin
-                            .orders
-                            .get(&trx_id)
-                            .is_some_and(|o| o.status == TrxStatus::Confirming);
+                        let confirming =
+                            s.bestin.orders.get(&trx_id).is_some_and(|o| o.status == TrxStatus::Confirming);
                         if confirming {
                             s.bestin.transition(&trx_id, TrxStatus::Success, now);
                         }
@@ -682,12 +637,7 @@ fn spawn_jobs(app: &AppState, jobs: Vec<Job>) {
 /// Starts the ticker that expires pending payins (so their notifications go out even when nobody
 /// looks at them).
 pub(crate) fn spawn_ticker(app: &AppState) {
-    let tick = app
-        .lock()
-        .bestin
-        .options
-        .expiry_tick
-        .max(Duration::from_millis(10));
+    let tick = app.lock().bestin.options.expiry_tick.max(Duration::from_millis(10));
     let app = app.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(tick);
@@ -731,11 +681,7 @@ async fn method_not_allowed() -> Response {
 
 /// The seed's error shape: `{"code": <HTTP status as a number>, "msg": ..., "data": null}`.
 pub(crate) fn error(status: StatusCode, msg: &str) -> Response {
-    (
-        status,
-        Json(json!({ "code": status.as_u16(), "msg": msg, "data": null })),
-    )
-        .into_response()
+    (status, Json(json!({ "code": status.as_u16(), "msg": msg, "data": null }))).into_response()
 }
 
 /// A refused call: HTTP status and the seed's error envelope ([`error`]).
@@ -752,17 +698,11 @@ impl IntoResponse for ApiError {
 }
 
 fn bad_request(msg: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        msg: msg.to_owned(),
-    }
+    ApiError { status: StatusCode::BAD_REQUEST, msg: msg.to_owned() }
 }
 
 fn order_not_found() -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        msg: "order not found".to_owned(),
-    }
+    ApiError { status: StatusCode::NOT_FOUND, msg: "order not found".to_owned() }
 }
 
 /// The seed's success shape for payin, payout, cancel and query: `"code": "0000"` (a string).
@@ -771,37 +711,22 @@ fn success(data: Value) -> Response {
 }
 
 fn fault_response(fault: &BestinFault) -> Response {
-    let status =
-        StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = StatusCode::from_u16(fault.status.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault.response {
         BestinFaultResponse::HttpStatus => {
-            let line = format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Error")
-            );
+            let line = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
             (
                 status,
                 [(header::CONTENT_TYPE, "text/html")],
-                format!(
-                    "<html><head><title>{line}</title></head><body><center><h1>{line}</h1></center></body></html>"
-                ),
+                format!("<html><head><title>{line}</title></head><body><center><h1>{line}</h1></center></body></html>"),
             )
                 .into_response()
         }
-        BestinFaultResponse::Message => error(
-            status,
-            fault.message.as_deref().unwrap_or("internal server error"),
-        ),
-        BestinFaultResponse::Garbage => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"code":"00"#,
-        )
-            .into_response(),
-        BestinFaultResponse::Normal
-        | BestinFaultResponse::Drop
-        | BestinFaultResponse::Duplicate => {
+        BestinFaultResponse::Message => error(status, fault.message.as_deref().unwrap_or("internal server error")),
+        BestinFaultResponse::Garbage => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"code":"00"#).into_response()
+        }
+        BestinFaultResponse::Normal | BestinFaultResponse::Drop | BestinFaultResponse::Duplicate => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
         }
     }
@@ -809,11 +734,7 @@ fn fault_response(fault: &BestinFault) -> Response {
 
 /// Counts the call, then applies the next queued fault, if any, around `op` (same rules as the
 /// bKash side: with `process` the operation happens before the delay).
-async fn serve(
-    app: &AppState,
-    endpoint: BestinEndpoint,
-    op: impl FnOnce(&mut State) -> Response,
-) -> Response {
+async fn serve(app: &AppState, endpoint: BestinEndpoint, op: impl FnOnce(&mut State) -> Response) -> Response {
     let fault = {
         let mut state = app.lock();
         state.bestin.bump(endpoint);
@@ -829,8 +750,7 @@ async fn serve(
         process = fault.process,
         "injecting fault"
     );
-    let processed = (fault.process || fault.response == BestinFaultResponse::Normal)
-        .then(|| with_bestin(app, op));
+    let processed = (fault.process || fault.response == BestinFaultResponse::Normal).then(|| with_bestin(app, op));
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
@@ -850,10 +770,7 @@ fn authenticate(state: &mut State, headers: &HeaderMap) -> Result<(), ApiError> 
     if result.is_err() {
         state.bestin.counters.unauthorized += 1;
     }
-    result.map_err(|msg| ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        msg: msg.to_owned(),
-    })
+    result.map_err(|msg| ApiError { status: StatusCode::UNAUTHORIZED, msg: msg.to_owned() })
 }
 
 fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
@@ -864,10 +781,7 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
         tracing::info!("rejected: wrong or missing x-app-id / x-secret");
         return Err("invalid credentials");
     }
-    let Some(ts) = header_str(headers, "x-timestamp")
-        .map(str::trim)
-        .and_then(|t| t.parse::<i64>().ok())
-    else {
+    let Some(ts) = header_str(headers, "x-timestamp").map(str::trim).and_then(|t| t.parse::<i64>().ok()) else {
         tracing::info!("rejected: x-timestamp missing or not a number");
         return Err("invalid timestamp");
     };
@@ -876,13 +790,9 @@ fn check_auth(state: &State, headers: &HeaderMap) -> Result<(), &'static str> {
     } else {
         state.now_ms() - state.offset_ms
     };
-    let window =
-        i64::try_from(state.bestin.options.timestamp_window.as_millis()).unwrap_or(5 * MINUTE_MS);
+    let window = i64::try_from(state.bestin.options.timestamp_window.as_millis()).unwrap_or(5 * MINUTE_MS);
     if now.abs_diff(ts) > window.unsigned_abs() {
-        tracing::info!(
-            skew_ms = now.saturating_sub(ts),
-            "rejected: x-timestamp out of the window"
-        );
+        tracing::info!(skew_ms = now.saturating_sub(ts), "rejected: x-timestamp out of the window");
         return Err("timestamp expired");
     }
     Ok(())
@@ -907,9 +817,7 @@ fn opt(body: &Body, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > MAX_TEXT_LEN => {
-            Err(bad_request(&format!("{key} is too long")))
-        }
+        Some(Value::String(s)) if s.chars().count() > MAX_TEXT_LEN => Err(bad_request(&format!("{key} is too long"))),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(bad_request(&format!("{key} must be a string"))),
     }
@@ -954,22 +862,16 @@ fn check_url(body: &Body, key: &str) -> Result<Option<String>, ApiError> {
     let Some(value) = opt(body, key)? else {
         return Ok(None);
     };
-    let ok = url::Url::parse(&value)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let ok = url::Url::parse(&value).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !ok {
-        return Err(bad_request(&format!(
-            "invalid {key}: an absolute http(s) URL"
-        )));
+        return Err(bad_request(&format!("invalid {key}: an absolute http(s) URL")));
     }
     Ok(Some(value))
 }
 
 fn check_ip(body: &Body) -> Result<Option<String>, ApiError> {
     let ip = opt(body, "user_ip")?;
-    if ip
-        .as_deref()
-        .is_some_and(|ip| ip.parse::<IpAddr>().is_err())
-    {
+    if ip.as_deref().is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
         return Err(bad_request("invalid user_ip"));
     }
     Ok(ip)
@@ -982,9 +884,7 @@ pub(crate) fn is_vpa(s: &str) -> bool {
         return false;
     };
     (2..=256).contains(&local.len())
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         && (2..=64).contains(&handle.len())
         && handle.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -1000,10 +900,7 @@ pub(crate) fn ulid(now_ms: i64) -> String {
     let time = u128::from(u64::try_from(now_ms).unwrap_or(0) & ((1 << 48) - 1));
     let random = rand::rng().random::<u128>() & ((1 << 80) - 1);
     let value = (time << 80) | random;
-    (0..26)
-        .rev()
-        .map(|i| char::from(ALPHABET[usize::try_from((value >> (5 * i)) & 31).unwrap_or(0)]))
-        .collect()
+    (0..26).rev().map(|i| char::from(ALPHABET[usize::try_from((value >> (5 * i)) & 31).unwrap_or(0)])).collect()
 }
 
 /// Percent-encodes a deep-link query value (unreserved characters and `@` stay as they are).
@@ -1056,10 +953,7 @@ fn make_links(options: &BestinOptions, trx_id: &str, amount_paise: u64, note: &s
     Links {
         upi: format!("upi://pay?{query}"),
         paytm: format!("paytmmp://cash_wallet?{query}&featuretype=money_transfer"),
-        phonepe: format!(
-            "phonepe://native?data={}&id=p2ppayment",
-            encode(&BASE64.encode(phonepe_data.to_string()))
-        ),
+        phonepe: format!("phonepe://native?data={}&id=p2ppayment", encode(&BASE64.encode(phonepe_data.to_string()))),
     }
 }
 
@@ -1085,15 +979,9 @@ pub(crate) fn order_data(public_url: &str, o: &Order) -> Value {
         }
         if let Some(links) = &o.links {
             map.insert("link".into(), links.upi.clone().into());
-            map.insert(
-                "links".into(),
-                json!({ "paytm": links.paytm, "phonepe": links.phonepe, "upi": links.upi }),
-            );
+            map.insert("links".into(), json!({ "paytm": links.paytm, "phonepe": links.phonepe, "upi": links.upi }));
             if o.trx_mode.as_deref() == Some("checkout") {
-                map.insert(
-                    "checkout_url".into(),
-                    checkout_url(public_url, links).into(),
-                );
+                map.insert("checkout_url".into(), checkout_url(public_url, links).into());
             }
         }
         if let Some(upi) = &o.upi {
@@ -1117,10 +1005,8 @@ fn new_trx_id(b: &Bestin, prefix: &str, now_ms: i64) -> String {
 
 #[tracing::instrument(skip_all)]
 async fn payin(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, BestinEndpoint::Payin, |s| {
-        do_payin(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
+    serve(&app, BestinEndpoint::Payin, |s| do_payin(s, &headers, &body).unwrap_or_else(IntoResponse::into_response))
+        .await
 }
 
 fn do_payin(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
@@ -1184,10 +1070,8 @@ fn do_payin(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Respo
 
 #[tracing::instrument(skip_all)]
 async fn payout(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, BestinEndpoint::Payout, |s| {
-        do_payout(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
+    serve(&app, BestinEndpoint::Payout, |s| do_payout(s, &headers, &body).unwrap_or_else(IntoResponse::into_response))
+        .await
 }
 
 fn do_payout(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
@@ -1243,13 +1127,9 @@ fn do_payout(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Resp
     let data = order_data(&public_url, &order);
     tracing::info!(%trx_id, %req_id, amount = %format_minor(amount_paise), "payout created");
     if upi != PENDING_PAYEE {
-        b.outbox.push(Job::SettlePayout {
-            trx_id: trx_id.clone(),
-            after: b.options.payout_settle_delay,
-        });
+        b.outbox.push(Job::SettlePayout { trx_id: trx_id.clone(), after: b.options.payout_settle_delay });
     }
-    b.by_req_id
-        .insert((TrxType::Payout, req_id), trx_id.clone());
+    b.by_req_id.insert((TrxType::Payout, req_id), trx_id.clone());
     b.orders.insert(trx_id, order);
     Ok(success(data))
 }
@@ -1261,10 +1141,8 @@ fn check_trx_type(body: &Body) -> Result<TrxType, ApiError> {
 
 #[tracing::instrument(skip_all)]
 async fn cancel(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, BestinEndpoint::Cancel, |s| {
-        do_cancel(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
+    serve(&app, BestinEndpoint::Cancel, |s| do_cancel(s, &headers, &body).unwrap_or_else(IntoResponse::into_response))
+        .await
 }
 
 fn do_cancel(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
@@ -1295,10 +1173,8 @@ fn do_cancel(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Resp
 
 #[tracing::instrument(skip_all)]
 async fn query(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, BestinEndpoint::Query, |s| {
-        do_query(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
+    serve(&app, BestinEndpoint::Query, |s| do_query(s, &headers, &body).unwrap_or_else(IntoResponse::into_response))
+        .await
 }
 
 fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
@@ -1314,10 +1190,7 @@ fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Respo
     let public_url = state.public_url.clone();
     let b = &mut state.bestin;
     b.expire_due(now);
-    let Some(id) = b
-        .find(trx_type, trx_id.as_deref(), req_id.as_deref())
-        .map(str::to_owned)
-    else {
+    let Some(id) = b.find(trx_type, trx_id.as_deref(), req_id.as_deref()).map(str::to_owned) else {
         return Err(order_not_found());
     };
     let order = b.orders.get_mut(&id).ok_or_else(order_not_found)?;
@@ -1327,20 +1200,15 @@ fn do_query(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Respo
 
 #[tracing::instrument(skip_all)]
 async fn balance(AxState(app): AxState<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, BestinEndpoint::Balance, |s| {
-        do_balance(s, &headers, &body).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
+    serve(&app, BestinEndpoint::Balance, |s| do_balance(s, &headers, &body).unwrap_or_else(IntoResponse::into_response))
+        .await
 }
 
 fn do_balance(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     authenticate(state, headers)?;
     parse_body(body)?;
     // The seed's /balance answers `"code": 200` (a number) and `"msg": "success"`.
-    Ok(
-        Json(json!({ "code": 200, "msg": "success", "data": balance_data(&state.bestin) }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "code": 200, "msg": "success", "data": balance_data(&state.bestin) })).into_response())
 }
 
 pub(crate) fn balance_data(b: &Bestin) -> Value {
@@ -1361,10 +1229,7 @@ mod tests {
         let a = ulid(1_763_000_000_000);
         let b = ulid(1_763_000_000_001);
         assert_eq!(a.len(), 26);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-        );
+        assert!(a.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         assert!(!a.contains(['I', 'L', 'O', 'U']));
         assert!(a[..10] < b[..10]);
         // The seed's example id starts with the same time prefix shape.
@@ -1373,24 +1238,10 @@ mod tests {
 
     #[test]
     fn vpas_need_a_name_and_a_handle() {
-        for good in [
-            "name@bank",
-            "deshpay.sandbox@bestin",
-            "98765-43210@ybl",
-            FAIL_PAYEE,
-        ] {
+        for good in ["name@bank", "deshpay.sandbox@bestin", "98765-43210@ybl", FAIL_PAYEE] {
             assert!(is_vpa(good), "{good}");
         }
-        for bad in [
-            "",
-            "name",
-            "@bank",
-            "n@bank",
-            "name@",
-            "na me@bank",
-            "a@b@c",
-            "1234****@ibl",
-        ] {
+        for bad in ["", "name", "@bank", "n@bank", "name@", "na me@bank", "a@b@c", "1234****@ibl"] {
             assert!(!is_vpa(bad), "{bad}");
         }
     }

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::bestin::{
-    BestinFault, DecideError, Order, TrxStatus, TrxType, amount4, balance_data, decide, order_data,
-    settle_payout, with_bestin,
+    BestinFault, DecideError, Order, TrxStatus, TrxType, amount4, balance_data, decide, order_data, settle_payout,
+    with_bestin,
 };
 use crate::notify;
 use crate::state::{AppState, State, format_minor};
@@ -37,14 +37,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__sandbox/bestin/payins/{trx_id}/decline", post(decline))
         .route("/__sandbox/bestin/payouts/{trx_id}/settle", post(settle))
         .route("/__sandbox/bestin/notifications", get(notifications))
-        .route(
-            "/__sandbox/bestin/notifications/{notify_id}/resend",
-            post(resend),
-        )
-        .route(
-            "/__sandbox/bestin/faults",
-            post(add_fault).delete(clear_faults),
-        )
+        .route("/__sandbox/bestin/notifications/{notify_id}/resend", post(resend))
+        .route("/__sandbox/bestin/faults", post(add_fault).delete(clear_faults))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -63,9 +57,7 @@ async fn balance(AxState(app): AxState<AppState>) -> Response {
 fn inspect(state: &State, o: &Order) -> Value {
     let b = &state.bestin;
     let attempts = b.attempts.iter().filter(|a| a.trx_id == o.trx_id);
-    let (deliveries, delivered) = attempts.fold((0u32, 0u32), |(n, ok), a| {
-        (n + 1, ok + u32::from(a.delivered))
-    });
+    let (deliveries, delivered) = attempts.fold((0u32, 0u32), |(n, ok), a| (n + 1, ok + u32::from(a.delivered)));
     let mut value = order_data(&state.public_url, o);
     if let Value::Object(map) = &mut value {
         map.insert("amount_2dp".into(), format_minor(o.amount_paise).into());
@@ -90,17 +82,9 @@ fn show(app: &AppState, trx_id: &str, trx_type: TrxType) -> Response {
     with_bestin(app, |state| {
         let now = state.now_ms();
         state.bestin.expire_due(now);
-        match state
-            .bestin
-            .orders
-            .get(trx_id)
-            .filter(|o| o.trx_type == trx_type)
-        {
+        match state.bestin.orders.get(trx_id).filter(|o| o.trx_type == trx_type) {
             Some(o) => Json(inspect(state, o)).into_response(),
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("unknown {}", trx_type.as_str()),
-            ),
+            None => error(StatusCode::NOT_FOUND, format!("unknown {}", trx_type.as_str())),
         }
     })
 }
@@ -127,10 +111,7 @@ fn decide_error(e: DecideError) -> Response {
     match e {
         DecideError::NotFound => error(StatusCode::NOT_FOUND, "unknown order"),
         DecideError::Expired => error(StatusCode::CONFLICT, "payin has expired"),
-        DecideError::NotPending(status) => error(
-            StatusCode::CONFLICT,
-            format!("order is {}", status.as_str()),
-        ),
+        DecideError::NotPending(status) => error(StatusCode::CONFLICT, format!("order is {}", status.as_str())),
     }
 }
 
@@ -150,11 +131,7 @@ struct SettleRequest {
 }
 
 #[tracing::instrument(skip_all, fields(trx_id = %trx_id))]
-async fn settle(
-    AxState(app): AxState<AppState>,
-    Path(trx_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
+async fn settle(AxState(app): AxState<AppState>, Path(trx_id): Path<String>, bytes: Bytes) -> Response {
     let request: SettleRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         SettleRequest::default()
     } else {
@@ -177,10 +154,7 @@ async fn settle(
     })
 }
 
-async fn notifications(
-    AxState(app): AxState<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn notifications(AxState(app): AxState<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
     let state = app.lock();
     let trx_id = query.get("trx_id");
     let notify_id = query.get("notify_id");
@@ -212,12 +186,7 @@ async fn add_fault(AxState(app): AxState<AppState>, bytes: Bytes) -> Response {
     }
     let (endpoint, times) = (fault.endpoint, fault.times);
     if times > 0 {
-        app.lock()
-            .bestin
-            .faults
-            .entry(endpoint)
-            .or_default()
-            .push_back(fault);
+        app.lock().bestin.faults.entry(endpoint).or_default().push_back(fault);
     }
     tracing::info!(%endpoint, times, "bestin fault queued");
     Json(json!({ "endpoint": endpoint.as_str(), "times": times })).into_response()

@@ -22,19 +22,14 @@ use crate::bestin::{DecideError, Order, TrxStatus, TrxType, decide, with_bestin}
 use crate::state::{AppState, format_minor, parse_amount};
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/upi/approve", get(show))
-        .route("/upi/approve/{trx_id}", post(submit))
+    Router::new().route("/upi/approve", get(show)).route("/upi/approve/{trx_id}", post(submit))
 }
 
 type Fields = HashMap<String, String>;
 
 /// The app a deep link opens, by scheme.
 fn app_name(link: &str) -> &'static str {
-    let scheme = link
-        .split_once(':')
-        .map(|(s, _)| s.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let scheme = link.split_once(':').map(|(s, _)| s.trim().to_ascii_lowercase()).unwrap_or_default();
     match scheme.as_str() {
         "paytmmp" | "paytm" => "Paytm",
         "phonepe" => "PhonePe",
@@ -60,13 +55,8 @@ fn read_link(link: &str) -> LinkInfo {
                 // PhonePe's native intent: base64 JSON with the reference and the amount in paise.
                 "data" => {
                     let raw = value.replace(' ', "+");
-                    let decoded = STANDARD
-                        .decode(raw.as_bytes())
-                        .or_else(|_| URL_SAFE.decode(raw.as_bytes()));
-                    if let Some(json) = decoded
-                        .ok()
-                        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-                    {
+                    let decoded = STANDARD.decode(raw.as_bytes()).or_else(|_| URL_SAFE.decode(raw.as_bytes()));
+                    if let Some(json) = decoded.ok().and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok()) {
                         let params = &json["p2pPaymentCheckoutParams"];
                         if let Some(id) = params["referenceId"].as_str() {
                             info.trx_id.get_or_insert_with(|| id.to_owned());
@@ -99,11 +89,7 @@ fn scan_for_trx_id(text: &str) -> Option<String> {
 
 #[tracing::instrument(skip_all)]
 async fn show(AxState(app): AxState<AppState>, Query(query): Query<Fields>) -> Response {
-    let Some(link) = query
-        .get("link")
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-    else {
+    let Some(link) = query.get("link").map(|l| l.trim()).filter(|l| !l.is_empty()) else {
         return message_page(
             StatusCode::BAD_REQUEST,
             "UPI app",
@@ -119,11 +105,8 @@ async fn show(AxState(app): AxState<AppState>, Query(query): Query<Fields>) -> R
         state.bestin.counters.approve_page += 1;
         let merchant = state.bestin.options.merchant_name.clone();
         let vpa = state.bestin.options.merchant_vpa.clone();
-        let order = info
-            .trx_id
-            .as_deref()
-            .and_then(|id| state.bestin.orders.get(id))
-            .filter(|o| o.trx_type == TrxType::Payin);
+        let order =
+            info.trx_id.as_deref().and_then(|id| state.bestin.orders.get(id)).filter(|o| o.trx_type == TrxType::Payin);
         let Some(order) = order else {
             return not_found(app_label);
         };
@@ -144,11 +127,7 @@ async fn show(AxState(app): AxState<AppState>, Query(query): Query<Fields>) -> R
 }
 
 #[tracing::instrument(skip_all, fields(trx_id = %trx_id))]
-async fn submit(
-    AxState(app): AxState<AppState>,
-    Path(trx_id): Path<String>,
-    Form(fields): Form<Fields>,
-) -> Response {
+async fn submit(AxState(app): AxState<AppState>, Path(trx_id): Path<String>, Form(fields): Form<Fields>) -> Response {
     let app_label = match fields.get("app").map(String::as_str) {
         Some("Paytm") => "Paytm",
         Some("PhonePe") => "PhonePe",
@@ -247,10 +226,7 @@ fn result_page(app_label: &str, order: &Order, approved: bool) -> Response {
     let (title, text) = if approved {
         ("Payment approved", "You can go back to the merchant.")
     } else {
-        (
-            "Payment declined",
-            "No money was taken. You can go back to the merchant.",
-        )
+        ("Payment declined", "No money was taken. You can go back to the merchant.")
     };
     let body = html! {
         div role="status" {
@@ -272,31 +248,15 @@ fn status_page(status: StatusCode, app_label: &str, order: &Order) -> Response {
             "This payment request has expired",
             "Go back to the merchant and start the payment again.",
         ),
-        TrxStatus::Success => (
-            status,
-            "This payment has already been approved",
-            "Nothing more to do here.",
-        ),
-        TrxStatus::Confirming => (
-            status,
-            "This payment is being confirmed",
-            "You approved it; the bank is confirming it.",
-        ),
-        TrxStatus::Failed => (
-            status,
-            "This payment was declined",
-            "Go back to the merchant to try again.",
-        ),
-        TrxStatus::Canceled => (
-            status,
-            "This payment request was cancelled",
-            "Go back to the merchant to try again.",
-        ),
-        TrxStatus::Pending => (
-            status,
-            "This payment request is waiting for approval",
-            "Open the link again to approve or decline it.",
-        ),
+        TrxStatus::Success => (status, "This payment has already been approved", "Nothing more to do here."),
+        TrxStatus::Confirming => {
+            (status, "This payment is being confirmed", "You approved it; the bank is confirming it.")
+        }
+        TrxStatus::Failed => (status, "This payment was declined", "Go back to the merchant to try again."),
+        TrxStatus::Canceled => (status, "This payment request was cancelled", "Go back to the merchant to try again."),
+        TrxStatus::Pending => {
+            (status, "This payment request is waiting for approval", "Open the link again to approve or decline it.")
+        }
     };
     let body = html! {
         h1 { (title) }
@@ -393,26 +353,13 @@ mod tests {
         assert_eq!(app_name("phonepe://native?data=x"), "PhonePe");
         assert_eq!(app_name("upi://pay?pa=x@y"), "UPI app");
         let info = read_link(&format!("upi://pay?pa=a@b&am=101.00&cu=INR&tr={id}"));
-        assert_eq!(
-            info,
-            LinkInfo {
-                trx_id: Some(id.to_owned()),
-                amount_paise: Some(10_100)
-            }
-        );
-        let data = STANDARD.encode(format!(
-            r#"{{"p2pPaymentCheckoutParams":{{"referenceId":"{id}","initialAmount":10100}}}}"#
-        ));
-        let info = read_link(&format!(
-            "phonepe://native?data={}&id=p2ppayment",
-            crate::bestin::encode(&data)
-        ));
+        assert_eq!(info, LinkInfo { trx_id: Some(id.to_owned()), amount_paise: Some(10_100) });
+        let data = STANDARD
+            .encode(format!(r#"{{"p2pPaymentCheckoutParams":{{"referenceId":"{id}","initialAmount":10100}}}}"#));
+        let info = read_link(&format!("phonepe://native?data={}&id=p2ppayment", crate::bestin::encode(&data)));
         assert_eq!(info.trx_id.as_deref(), Some(id));
         assert_eq!(info.amount_paise, Some(10_100));
-        assert_eq!(
-            read_link(&format!("weird:{id}")).trx_id.as_deref(),
-            Some(id)
-        );
+        assert_eq!(read_link(&format!("weird:{id}")).trx_id.as_deref(), Some(id));
         assert_eq!(read_link("upi://pay?pa=a@b").trx_id, None);
     }
 }

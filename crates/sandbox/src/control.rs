@@ -11,22 +11,16 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::state::{
-    AppState, Fault, PaymentStatus, SECOND_MS, SUCCESS_WALLETS, bkash_time, is_known_wallet,
-    is_wallet_format, mask_wallet,
+    AppState, Fault, PaymentStatus, SECOND_MS, SUCCESS_WALLETS, bkash_time, is_known_wallet, is_wallet_format,
+    mask_wallet,
 };
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/__sandbox/bkash/counters", get(counters))
         .route("/__sandbox/bkash/payments/{payment_id}", get(payment))
-        .route(
-            "/__sandbox/bkash/payments/{payment_id}/approve",
-            post(approve),
-        )
-        .route(
-            "/__sandbox/bkash/faults",
-            post(add_fault).delete(clear_faults),
-        )
+        .route("/__sandbox/bkash/payments/{payment_id}/approve", post(approve))
+        .route("/__sandbox/bkash/faults", post(add_fault).delete(clear_faults))
         .route("/__sandbox/clock", get(clock))
         .route("/__sandbox/clock/advance", post(advance_clock))
         .route("/__sandbox/reset", post(reset))
@@ -76,28 +70,19 @@ struct ApproveRequest {
 
 /// Plays the customer through the hosted page (OTP and PIN implied) in one call.
 #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
-async fn approve(
-    AxState(app): AxState<AppState>,
-    Path(payment_id): Path<String>,
-    bytes: Bytes,
-) -> Response {
+async fn approve(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, bytes: Bytes) -> Response {
     let request: ApproveRequest = match body(&bytes) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let wallet = request
-        .wallet
-        .unwrap_or_else(|| SUCCESS_WALLETS[0].to_owned());
+    let wallet = request.wallet.unwrap_or_else(|| SUCCESS_WALLETS[0].to_owned());
     let mut state = app.lock();
     let now = state.now_ms();
     let Some(p) = state.payments.get_mut(&payment_id) else {
         return error(StatusCode::NOT_FOUND, "unknown paymentID");
     };
     if p.status != PaymentStatus::Initiated {
-        return error(
-            StatusCode::CONFLICT,
-            format!("payment is {}", p.status.as_str()),
-        );
+        return error(StatusCode::CONFLICT, format!("payment is {}", p.status.as_str()));
     }
     if now >= p.expires_ms {
         return error(StatusCode::CONFLICT, "payment has expired");
@@ -122,11 +107,7 @@ async fn add_fault(AxState(app): AxState<AppState>, bytes: Bytes) -> Response {
     }
     let (endpoint, times) = (fault.endpoint, fault.times);
     if times > 0 {
-        app.lock()
-            .faults
-            .entry(endpoint)
-            .or_default()
-            .push_back(fault);
+        app.lock().faults.entry(endpoint).or_default().push_back(fault);
     }
     tracing::info!(%endpoint, times, "fault queued");
     Json(json!({ "endpoint": endpoint.as_str(), "times": times })).into_response()
@@ -138,8 +119,7 @@ async fn clear_faults(AxState(app): AxState<AppState>) -> Response {
 }
 
 fn clock_body(now_ms: i64, offset_ms: i64) -> Response {
-    Json(json!({ "now_ms": now_ms, "offset_ms": offset_ms, "now": bkash_time(now_ms) }))
-        .into_response()
+    Json(json!({ "now_ms": now_ms, "offset_ms": offset_ms, "now": bkash_time(now_ms) })).into_response()
 }
 
 async fn clock(AxState(app): AxState<AppState>) -> Response {

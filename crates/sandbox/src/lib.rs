@@ -208,16 +208,9 @@ impl Sandbox {
     pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let url = config
-            .public_url
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("http://{addr}"));
-        let state = AppState::with_bestin(
-            url.clone(),
-            config.bkash,
-            config.bestin,
-            config.bestin_options,
-        );
+        let url =
+            config.public_url.map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| format!("http://{addr}"));
+        let state = AppState::with_bestin(url.clone(), config.bkash, config.bestin, config.bestin_options);
         bestin::spawn_ticker(&state);
         let app = router(state.clone());
         tokio::spawn(async move {
@@ -258,11 +251,7 @@ impl Sandbox {
 
     /// The approval page (the customer's UPI app) for one of a payin's deep links.
     pub fn upi_approve_url(&self, deep_link: &str) -> String {
-        format!(
-            "{}/upi/approve?link={}",
-            self.url,
-            bestin::encode(deep_link)
-        )
+        format!("{}/upi/approve?link={}", self.url, bestin::encode(deep_link))
     }
 
     /// The state behind it, for building another [`router`] over the same world.

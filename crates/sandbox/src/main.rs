@@ -13,11 +13,7 @@ use deshpay_sandbox::{BestinOptions, Sandbox, SandboxConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "deshpay-sandbox",
-    version,
-    about = "bKash tokenized checkout and Bestin Pay (UPI) simulator"
-)]
+#[command(name = "deshpay-sandbox", version, about = "bKash tokenized checkout and Bestin Pay (UPI) simulator")]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, env = "DESHPAY_SANDBOX_LISTEN", default_value = "127.0.0.1:8082")]
@@ -26,11 +22,7 @@ struct Args {
     #[arg(long, env = "DESHPAY_SANDBOX_PUBLIC_URL")]
     public_url: Option<String>,
     /// Seconds a Bestin Pay payin stays pending before it expires (sandbox clock).
-    #[arg(
-        long,
-        env = "DESHPAY_SANDBOX_BESTIN_PAYIN_TTL_SECS",
-        default_value_t = 900
-    )]
+    #[arg(long, env = "DESHPAY_SANDBOX_BESTIN_PAYIN_TTL_SECS", default_value_t = 900)]
     bestin_payin_ttl_secs: u64,
     /// Clock Bestin Pay's `x-timestamp` is checked against: `sandbox` (moves with
     /// /__sandbox/clock/advance) or `system`.
@@ -44,9 +36,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
     let sandbox = Sandbox::spawn(SandboxConfig {

@@ -98,11 +98,7 @@ pub(crate) fn canonical_string(data: &Map<String, Value>) -> String {
         })
         .collect();
     fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    fields
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    fields.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join("&")
 }
 
 /// The base64 signature of `data` with the sandbox's test key.
@@ -137,11 +133,7 @@ fn plan(app: &AppState, notify_id: &str) -> Option<Plan> {
     let (notification, http, timeout) = {
         let state = app.lock();
         let n = state.bestin.notifications.get(notify_id)?.clone();
-        (
-            n,
-            state.bestin.http.clone(),
-            state.bestin.options.notify_timeout,
-        )
+        (n, state.bestin.http.clone(), state.bestin.options.notify_timeout)
     };
     let body = match notification.body {
         Some(body) => body,
@@ -152,12 +144,7 @@ fn plan(app: &AppState, notify_id: &str) -> Option<Plan> {
             n.body.get_or_insert(body).clone()
         }
     };
-    Some(Plan {
-        url: notification.url,
-        body,
-        http,
-        timeout,
-    })
+    Some(Plan { url: notification.url, body, http, timeout })
 }
 
 struct Outcome {
@@ -182,11 +169,7 @@ async fn send(plan: &Plan) -> Outcome {
         .send()
         .await;
     match sent {
-        Err(e) => Outcome {
-            status: None,
-            response: None,
-            error: Some(error_chain(&e)),
-        },
+        Err(e) => Outcome { status: None, response: None, error: Some(error_chain(&e)) },
         Ok(response) => {
             let status = response.status().as_u16();
             match response.text().await {
@@ -198,17 +181,9 @@ async fn send(plan: &Plan) -> Outcome {
                         }
                         text.truncate(cut);
                     }
-                    Outcome {
-                        status: Some(status),
-                        response: Some(text),
-                        error: None,
-                    }
+                    Outcome { status: Some(status), response: Some(text), error: None }
                 }
-                Err(e) => Outcome {
-                    status: Some(status),
-                    response: None,
-                    error: Some(e.to_string()),
-                },
+                Err(e) => Outcome { status: Some(status), response: None, error: Some(e.to_string()) },
             }
         }
     }
@@ -296,11 +271,8 @@ pub(crate) async fn deliver(app: AppState, notify_id: String) {
         }
         let delivered = match fault.map(|f| f.response) {
             Some(BestinFaultResponse::Drop) => {
-                let dropped = Outcome {
-                    status: None,
-                    response: None,
-                    error: Some("dropped by a sandbox fault".to_owned()),
-                };
+                let dropped =
+                    Outcome { status: None, response: None, error: Some("dropped by a sandbox fault".to_owned()) };
                 match record(&app, &notify_id, &plan, &dropped, Some("drop"), false) {
                     Some(attempt) => attempt.delivered,
                     None => return,
@@ -336,11 +308,7 @@ pub(crate) async fn deliver(app: AppState, notify_id: String) {
             return;
         }
         let index = usize::try_from(round - 1).unwrap_or(usize::MAX);
-        let wait = backoff
-            .get(index)
-            .or(backoff.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1));
+        let wait = backoff.get(index).or(backoff.last()).copied().unwrap_or(Duration::from_secs(1));
         tokio::time::sleep(wait).await;
     }
 }
@@ -376,9 +344,7 @@ mod tests {
         let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
             return false;
         };
-        verifier
-            .verify(canonical_string(data).as_bytes(), &signature)
-            .is_ok()
+        verifier.verify(canonical_string(data).as_bytes(), &signature).is_ok()
     }
 
     fn cases() -> Vec<Value> {
@@ -386,10 +352,7 @@ mod tests {
     }
 
     fn data_of(case: &Value) -> Map<String, Value> {
-        case["notification"]["data"]
-            .as_object()
-            .expect("data")
-            .clone()
+        case["notification"]["data"].as_object().expect("data").clone()
     }
 
     #[test]
@@ -402,10 +365,7 @@ mod tests {
             .join("../../../shared/vectors/bestinpay-notify-vectors.json");
         if let Ok(text) = std::fs::read_to_string(shared) {
             let shared: Value = serde_json::from_str(&text).expect("shared vectors parse");
-            assert_eq!(
-                shared, v,
-                "crates/sandbox/keys copy differs from shared/vectors"
-            );
+            assert_eq!(shared, v, "crates/sandbox/keys copy differs from shared/vectors");
         }
     }
 
@@ -473,8 +433,7 @@ I5HtTKttZqevBG/XJDpThxreQzKb9l0JbjOHZ5fbZH6DSoyd5vfRdao+TQq7eR9n\n\
     #[test]
     fn numbers_and_booleans_go_in_as_json_text_and_keys_sort_bytewise() {
         let data: Map<String, Value> =
-            serde_json::from_str(r#"{"b":1.50,"B":"x","a":true,"c":null,"d":"","e":0}"#)
-                .expect("json");
+            serde_json::from_str(r#"{"b":1.50,"B":"x","a":true,"c":null,"d":"","e":0}"#).expect("json");
         assert_eq!(canonical_string(&data), "B=x&a=true&b=1.5&e=0");
     }
 }

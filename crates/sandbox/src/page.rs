@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::state::{
-    AppState, OTP, PINS, PageStep, Payment, PaymentStatus, State, format_minor, is_known_wallet,
-    is_wallet_format, mask_wallet,
+    AppState, OTP, PINS, PageStep, Payment, PaymentStatus, State, format_minor, is_known_wallet, is_wallet_format,
+    mask_wallet,
 };
 
 /// Wrong OTPs or PINs allowed before the payment fails (the third one ends it).
@@ -87,11 +87,7 @@ async fn wallet(
         }
         let wallet = field(&fields, "wallet");
         if !is_wallet_format(wallet) {
-            return step_page(
-                p,
-                Some("Enter a valid 11-digit bKash Account number starting with 01"),
-                Some(wallet),
-            );
+            return step_page(p, Some("Enter a valid 11-digit bKash Account number starting with 01"), Some(wallet));
         }
         if !is_known_wallet(wallet) {
             return step_page(p, Some("Not a bKash Account"), Some(wallet));
@@ -104,11 +100,7 @@ async fn wallet(
 }
 
 #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
-async fn otp(
-    AxState(app): AxState<AppState>,
-    Path(payment_id): Path<String>,
-    Form(fields): Form<Fields>,
-) -> Response {
+async fn otp(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, Form(fields): Form<Fields>) -> Response {
     with_open_payment(&app, &payment_id, &fields, |p| {
         if field(&fields, "action") == "close" {
             return confirm_close_page(p);
@@ -131,11 +123,7 @@ async fn otp(
 }
 
 #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
-async fn pin(
-    AxState(app): AxState<AppState>,
-    Path(payment_id): Path<String>,
-    Form(fields): Form<Fields>,
-) -> Response {
+async fn pin(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, Form(fields): Form<Fields>) -> Response {
     with_open_payment(&app, &payment_id, &fields, |p| {
         if field(&fields, "action") == "close" {
             return confirm_close_page(p);

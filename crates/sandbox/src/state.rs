@@ -22,14 +22,8 @@ pub(crate) const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The wallets the hosted page knows (bKash's published sandbox wallets).
-pub(crate) const SUCCESS_WALLETS: [&str; 6] = [
-    "01770618575",
-    "01929918378",
-    "01770618576",
-    "01877722345",
-    "01619777282",
-    "01619777283",
-];
+pub(crate) const SUCCESS_WALLETS: [&str; 6] =
+    ["01770618575", "01929918378", "01770618576", "01877722345", "01619777282", "01619777283"];
 /// Passes the hosted page, then Execute answers 2023 Insufficient Balance.
 pub(crate) const INSUFFICIENT_BALANCE_WALLET: &str = "01823074817";
 /// Passes the hosted page, then Execute answers 2037 (bKash's "Debit Block" wallet).
@@ -39,9 +33,7 @@ pub(crate) const OTP: &str = "123456";
 pub(crate) const PINS: [&str; 3] = ["12121", "21212", "13131"];
 
 pub(crate) fn is_known_wallet(wallet: &str) -> bool {
-    SUCCESS_WALLETS.contains(&wallet)
-        || wallet == INSUFFICIENT_BALANCE_WALLET
-        || wallet == DEBIT_BLOCK_WALLET
+    SUCCESS_WALLETS.contains(&wallet) || wallet == INSUFFICIENT_BALANCE_WALLET || wallet == DEBIT_BLOCK_WALLET
 }
 
 pub(crate) fn is_wallet_format(wallet: &str) -> bool {
@@ -58,12 +50,7 @@ impl AppState {
     /// A fresh sandbox whose hosted-page links start with `public_url` (no trailing slash needed),
     /// with Bestin Pay's default account and options.
     pub fn new(public_url: impl Into<String>, bkash: BkashCredentials) -> Self {
-        Self::with_bestin(
-            public_url,
-            bkash,
-            BestinCredentials::sandbox_default(),
-            BestinOptions::default(),
-        )
+        Self::with_bestin(public_url, bkash, BestinCredentials::sandbox_default(), BestinOptions::default())
     }
 
     /// Like [`AppState::new`], with Bestin Pay's account and behaviour given.
@@ -75,17 +62,13 @@ impl AppState {
     ) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
         let bestin = Bestin::new(bestin, bestin_options);
-        Self {
-            inner: Arc::new(Mutex::new(State::new(public_url, bkash, bestin))),
-        }
+        Self { inner: Arc::new(Mutex::new(State::new(public_url, bkash, bestin))) }
     }
 
     /// Locks the state. A panic in another handler must not take the whole sandbox down, so a
     /// poisoned lock is simply taken over.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -258,18 +241,12 @@ impl Payment {
         } else {
             "?"
         };
-        format!(
-            "{}{sep}paymentID={}&status={status}&signature={}",
-            self.callback_url, self.id, self.signature
-        )
+        format!("{}{sep}paymentID={}&status={status}&signature={}", self.callback_url, self.id, self.signature)
     }
 
     /// Where the hosted page sends the browser: the callback URL plus `apiVersion`, like bKash's page script.
     pub fn redirect_for(&self, status: &str) -> String {
-        format!(
-            "{}&apiVersion=1.2.0-beta",
-            self.callback_with_status(status)
-        )
+        format!("{}&apiVersion=1.2.0-beta", self.callback_with_status(status))
     }
 
     pub fn bkash_url(&self, public_url: &str) -> String {
@@ -396,19 +373,13 @@ fn default_one() -> u32 {
 }
 
 pub(crate) fn random_alnum(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 pub(crate) fn random_upper_alnum(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
-        .collect()
+    (0..len).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
 }
 
 /// bKash's timestamp format, in Dhaka time: `2019-09-03T22:55:37:813 GMT+0600`
@@ -482,10 +453,7 @@ mod tests {
     #[test]
     fn bkash_time_is_dhaka_time_with_a_colon_before_millis() {
         // 2019-09-03T16:55:37.813Z
-        assert_eq!(
-            bkash_time(1_567_529_737_813),
-            "2019-09-03T22:55:37:813 GMT+0600"
-        );
+        assert_eq!(bkash_time(1_567_529_737_813), "2019-09-03T22:55:37:813 GMT+0600");
     }
 
     #[test]

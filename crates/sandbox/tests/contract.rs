@@ -29,25 +29,13 @@ impl Created {
 
 impl TestSandbox {
     async fn spawn() -> Self {
-        let sandbox = Sandbox::spawn(SandboxConfig::default())
-            .await
-            .expect("sandbox starts");
-        let http = Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .expect("client");
-        Self {
-            sandbox,
-            http,
-            creds: BkashCredentials::public_sandbox(),
-        }
+        let sandbox = Sandbox::spawn(SandboxConfig::default()).await.expect("sandbox starts");
+        let http = Client::builder().redirect(Policy::none()).build().expect("client");
+        Self { sandbox, http, creds: BkashCredentials::public_sandbox() }
     }
 
     fn api(&self, path: &str) -> String {
-        format!(
-            "{}/tokenized/checkout/{path}",
-            self.sandbox.bkash_base_url()
-        )
+        format!("{}/tokenized/checkout/{path}", self.sandbox.bkash_base_url())
     }
 
     fn url(&self, path: &str) -> String {
@@ -66,9 +54,7 @@ impl TestSandbox {
     }
 
     async fn grant(&self) -> Value {
-        let response = self
-            .grant_raw(&self.creds.username, &self.creds.app_secret)
-            .await;
+        let response = self.grant_raw(&self.creds.username, &self.creds.app_secret).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("grant json")
     }
@@ -134,30 +120,22 @@ impl TestSandbox {
     }
 
     async fn create_with(&self, token: &str, amount: &str, callback: &str) -> Created {
-        let body = self
-            .bk(token, "create", create_body(amount, callback, "INV-1"))
-            .await;
+        let body = self.bk(token, "create", create_body(amount, callback, "INV-1")).await;
         assert_eq!(body["statusCode"], "0000", "{body}");
         let id = body["paymentID"].as_str().expect("paymentID").to_owned();
         Created { id, body }
     }
 
     async fn execute(&self, token: &str, payment_id: &str) -> Value {
-        self.bk(token, "execute", json!({ "paymentID": payment_id }))
-            .await
+        self.bk(token, "execute", json!({ "paymentID": payment_id })).await
     }
 
     async fn query(&self, token: &str, payment_id: &str) -> Value {
-        self.bk(token, "payment/status", json!({ "paymentID": payment_id }))
-            .await
+        self.bk(token, "payment/status", json!({ "paymentID": payment_id })).await
     }
 
     async fn approve(&self, payment_id: &str, wallet: &str) -> (StatusCode, Value) {
-        self.control_post(
-            &format!("/__sandbox/bkash/payments/{payment_id}/approve"),
-            json!({ "wallet": wallet }),
-        )
-        .await
+        self.control_post(&format!("/__sandbox/bkash/payments/{payment_id}/approve"), json!({ "wallet": wallet })).await
     }
 
     /// Create, approve and execute: a completed payment's (paymentID, trxID).
@@ -166,10 +144,7 @@ impl TestSandbox {
         assert_eq!(self.approve(&created.id, wallet).await.0, StatusCode::OK);
         let executed = self.execute(token, &created.id).await;
         assert_eq!(executed["transactionStatus"], "Completed", "{executed}");
-        (
-            created.id,
-            executed["trxID"].as_str().expect("trxID").to_owned(),
-        )
+        (created.id, executed["trxID"].as_str().expect("trxID").to_owned())
     }
 
     async fn refund(&self, token: &str, body: Value) -> Value {
@@ -183,21 +158,13 @@ impl TestSandbox {
     }
 
     async fn control_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("sent");
+        let response = self.http.post(self.url(path)).json(&body).send().await.expect("sent");
         let status = response.status();
         (status, response.json().await.expect("json"))
     }
 
     async fn advance(&self, seconds: i64) {
-        let (status, _) = self
-            .control_post("/__sandbox/clock/advance", json!({ "seconds": seconds }))
-            .await;
+        let (status, _) = self.control_post("/__sandbox/clock/advance", json!({ "seconds": seconds })).await;
         assert_eq!(status, StatusCode::OK);
     }
 
@@ -211,9 +178,7 @@ impl TestSandbox {
     }
 
     async fn payment_status(&self, payment_id: &str) -> Value {
-        self.control_get(&format!("/__sandbox/bkash/payments/{payment_id}"))
-            .await
-            .1
+        self.control_get(&format!("/__sandbox/bkash/payments/{payment_id}")).await.1
     }
 
     async fn get_page(&self, url: &str) -> (StatusCode, String) {
@@ -242,12 +207,7 @@ impl TestSandbox {
     async fn redirect(&self, payment_id: &str, step: &str, fields: &[(&str, &str)]) -> String {
         let response = self.post_form(payment_id, step, fields).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("location")
-            .to_owned()
+        response.headers().get("location").and_then(|v| v.to_str().ok()).expect("location").to_owned()
     }
 }
 
@@ -264,9 +224,7 @@ fn create_body(amount: &str, callback: &str, invoice: &str) -> Value {
 }
 
 fn is_upper_alnum(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == len && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn is_bkash_time(s: &str) -> bool {
@@ -285,35 +243,20 @@ async fn grant_issues_a_jwt_looking_token_that_works_bare_but_not_with_a_bearer_
     assert_eq!(body["statusMessage"], "Successful");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert!(
-        body["refresh_token"]
-            .as_str()
-            .is_some_and(|t| !t.is_empty())
-    );
+    assert!(body["refresh_token"].as_str().is_some_and(|t| !t.is_empty()));
     let token = body["id_token"].as_str().expect("id_token");
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    assert!(parts.iter().all(|p| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }));
-
-    let ok = sb
-        .call(token, "create", create_body("10", CALLBACK, "A"))
-        .await;
-    assert_eq!(ok.1["statusCode"], "0000");
-    let bearer = sb
-        .call(
-            &format!("Bearer {token}"),
-            "create",
-            create_body("10", CALLBACK, "A"),
-        )
-        .await;
-    assert_eq!(
-        bearer,
-        (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
+    assert!(
+        parts
+            .iter()
+            .all(|p| { !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') })
     );
+
+    let ok = sb.call(token, "create", create_body("10", CALLBACK, "A")).await;
+    assert_eq!(ok.1["statusCode"], "0000");
+    let bearer = sb.call(&format!("Bearer {token}"), "create", create_body("10", CALLBACK, "A")).await;
+    assert_eq!(bearer, (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})));
 
     let wrong_key = sb
         .http
@@ -325,13 +268,8 @@ async fn grant_issues_a_jwt_looking_token_that_works_bare_but_not_with_a_bearer_
         .await
         .expect("sent");
     assert_eq!(wrong_key.status(), StatusCode::UNAUTHORIZED);
-    let no_headers = sb
-        .http
-        .post(sb.api("payment/status"))
-        .json(&json!({"paymentID": "x"}))
-        .send()
-        .await
-        .expect("sent");
+    let no_headers =
+        sb.http.post(sb.api("payment/status")).json(&json!({"paymentID": "x"})).send().await.expect("sent");
     assert_eq!(no_headers.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -341,16 +279,8 @@ async fn grant_with_wrong_credentials_answers_with_bkash_status_codes() {
     let response = sb.grant_raw("nobody", &sb.creds.app_secret).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(
-        body,
-        json!({"statusCode": "9999", "statusMessage": "Username does not exist"})
-    );
-    let body: Value = sb
-        .grant_raw(&sb.creds.username, "wrong-secret")
-        .await
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(body, json!({"statusCode": "9999", "statusMessage": "Username does not exist"}));
+    let body: Value = sb.grant_raw(&sb.creds.username, "wrong-secret").await.json().await.expect("json");
     assert_eq!(body["statusCode"], "2001");
     // Failed grants do not use up the hourly allowance.
     sb.token().await;
@@ -365,10 +295,7 @@ async fn a_third_grant_within_an_hour_gets_429_and_grants_stay_blocked_for_an_ho
     sb.token().await;
     let third = sb.grant_raw(&sb.creds.username, &sb.creds.app_secret).await;
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        third.json::<Value>().await.expect("json"),
-        json!({"message": "Too Many Requests"})
-    );
+    assert_eq!(third.json::<Value>().await.expect("json"), json!({"message": "Too Many Requests"}));
     // The first grant has left the rolling hour, but the block runs an hour from the 429.
     sb.advance(3000).await;
     let still = sb.grant_raw(&sb.creds.username, &sb.creds.app_secret).await;
@@ -386,19 +313,12 @@ async fn an_id_token_expires_after_3600_seconds_on_the_sandbox_clock() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
     sb.advance(3599).await;
-    let (status, body) = sb
-        .call(&token, "payment/status", json!({"paymentID": "TR0011nope"}))
-        .await;
+    let (status, body) = sb.call(&token, "payment/status", json!({"paymentID": "TR0011nope"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["statusCode"], "2002");
     sb.advance(1).await;
-    let expired = sb
-        .call(&token, "payment/status", json!({"paymentID": "TR0011nope"}))
-        .await;
-    assert_eq!(
-        expired,
-        (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
-    );
+    let expired = sb.call(&token, "payment/status", json!({"paymentID": "TR0011nope"})).await;
+    assert_eq!(expired, (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})));
 }
 
 #[tokio::test]
@@ -406,17 +326,9 @@ async fn refresh_gives_a_new_id_token_with_the_same_refresh_token_until_28_days_
     let sb = TestSandbox::spawn().await;
     let granted = sb.grant().await;
     let old_token = granted["id_token"].as_str().expect("id_token").to_owned();
-    let refresh_token = granted["refresh_token"]
-        .as_str()
-        .expect("refresh")
-        .to_owned();
+    let refresh_token = granted["refresh_token"].as_str().expect("refresh").to_owned();
     sb.advance(3600).await;
-    assert_eq!(
-        sb.call(&old_token, "payment/status", json!({"paymentID": "x"}))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(sb.call(&old_token, "payment/status", json!({"paymentID": "x"})).await.0, StatusCode::UNAUTHORIZED);
 
     let refreshed = sb.refresh(&refresh_token).await;
     assert_eq!(refreshed["statusCode"], "0000");
@@ -427,18 +339,12 @@ async fn refresh_gives_a_new_id_token_with_the_same_refresh_token_until_28_days_
     assert_ne!(new_token, old_token);
     sb.create(new_token, "10").await;
 
-    assert_eq!(
-        sb.refresh("not-a-refresh-token").await["statusCode"],
-        "9999"
-    );
+    assert_eq!(sb.refresh("not-a-refresh-token").await["statusCode"], "9999");
     sb.advance(28 * 24 * 3600 - 3600 - 1).await;
     assert_eq!(sb.refresh(&refresh_token).await["statusCode"], "0000");
     sb.advance(1).await;
     let expired = sb.refresh(&refresh_token).await;
-    assert_eq!(
-        expired,
-        json!({"statusCode": "9999", "statusMessage": "Invalid refresh token"})
-    );
+    assert_eq!(expired, json!({"statusCode": "9999", "statusMessage": "Invalid refresh token"}));
     assert_eq!(sb.counters().await["refresh"], 4);
 }
 
@@ -462,20 +368,10 @@ async fn create_rejects_bad_input_with_bkash_status_codes() {
         ("authorization", "intent", json!("authorization"), "2008"),
         ("agreement mode", "mode", json!("0001"), "2063"),
         ("not a URL", "callbackURL", json!("not a url"), "2049"),
-        (
-            "ftp",
-            "callbackURL",
-            json!("ftp://merchant.test/cb"),
-            "2049",
-        ),
+        ("ftp", "callbackURL", json!("ftp://merchant.test/cb"), "2049"),
         ("markup", "merchantInvoiceNumber", json!("<b>1</b>"), "2031"),
         ("ampersand", "merchantInvoiceNumber", json!("A&B"), "2031"),
-        (
-            "too long",
-            "merchantInvoiceNumber",
-            json!(long_invoice),
-            "2031",
-        ),
+        ("too long", "merchantInvoiceNumber", json!(long_invoice), "2031"),
     ];
     for (name, field, value, code) in cases {
         let mut body = create_body("100", CALLBACK, "INV-1");
@@ -490,9 +386,7 @@ async fn create_rejects_bad_input_with_bkash_status_codes() {
         assert!(answer["statusMessage"].is_string(), "{name}");
     }
     for amount in ["1", "1.5", "250.75"] {
-        let answer = sb
-            .bk(&token, "create", create_body(amount, CALLBACK, "INV-1"))
-            .await;
+        let answer = sb.bk(&token, "create", create_body(amount, CALLBACK, "INV-1")).await;
         assert_eq!(answer["statusCode"], "0000", "{amount}");
     }
 }
@@ -501,9 +395,7 @@ async fn create_rejects_bad_input_with_bkash_status_codes() {
 async fn create_answers_with_bkash_fields_and_callbacks_that_respect_an_existing_query() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
-    let created = sb
-        .create_with(&token, "250.50", "https://shop.test/cb?order=7")
-        .await;
+    let created = sb.create_with(&token, "250.50", "https://shop.test/cb?order=7").await;
     let id = &created.id;
     assert!(id.starts_with("TR0011") && id.len() == 21, "{id}");
     assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -517,10 +409,7 @@ async fn create_answers_with_bkash_fields_and_callbacks_that_respect_an_existing
     assert!(is_bkash_time(&created.field("paymentCreateTime")));
 
     let bkash_url = created.field("bkashURL");
-    let prefix = format!(
-        "{}/redirect/tokenized/?paymentID={id}&hash=",
-        sb.sandbox.url()
-    );
+    let prefix = format!("{}/redirect/tokenized/?paymentID={id}&hash=", sb.sandbox.url());
     assert!(bkash_url.starts_with(&prefix), "{bkash_url}");
     assert!(bkash_url.ends_with("&mode=0011&apiVersion=v1.2.0-beta"));
 
@@ -538,19 +427,14 @@ async fn create_answers_with_bkash_fields_and_callbacks_that_respect_an_existing
     );
 
     let plain = sb.create(&token, "10").await;
-    assert!(
-        plain
-            .field("successCallbackURL")
-            .starts_with(&format!("{CALLBACK}?paymentID="))
-    );
+    assert!(plain.field("successCallbackURL").starts_with(&format!("{CALLBACK}?paymentID=")));
 }
 
 // -----------------------------------------------------------------------------------------------
 // Hosted page
 
 #[tokio::test]
-async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_and_execute_completes_once()
- {
+async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_and_execute_completes_once() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
     let created = sb.create(&token, "250").await;
@@ -574,29 +458,17 @@ async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_an
         assert!(html.contains(expected), "missing {expected}");
     }
 
-    let html = sb
-        .page_step(id, "wallet", &[("wallet", "0177"), ("action", "confirm")])
-        .await;
+    let html = sb.page_step(id, "wallet", &[("wallet", "0177"), ("action", "confirm")]).await;
     assert!(html.contains(r#"role="alert""#));
-    let html = sb
-        .page_step(
-            id,
-            "wallet",
-            &[("wallet", "01711111111"), ("action", "confirm")],
-        )
-        .await;
+    let html = sb.page_step(id, "wallet", &[("wallet", "01711111111"), ("action", "confirm")]).await;
     assert!(html.contains("Not a bKash Account"));
 
-    let html = sb
-        .page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")])
-        .await;
+    let html = sb.page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")]).await;
     assert!(html.contains("Enter verification code sent to 017 ** *** 575"));
     assert!(html.contains(r#"<label for="otp">Verification code</label>"#));
     assert_eq!(sb.query(&token, id).await["customerMsisdn"], WALLET);
 
-    let html = sb
-        .page_step(id, "otp", &[("otp", "123456"), ("action", "confirm")])
-        .await;
+    let html = sb.page_step(id, "otp", &[("otp", "123456"), ("action", "confirm")]).await;
     assert!(html.contains(r#"<label for="pin">PIN</label>"#));
     assert!(html.contains(r#"type="password""#));
 
@@ -605,19 +477,9 @@ async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_an
     assert_eq!(before["verificationStatus"], "Incomplete");
     assert_eq!(sb.execute(&token, id).await["statusCode"], "2056");
 
-    let location = sb
-        .redirect(id, "pin", &[("pin", "12121"), ("action", "confirm")])
-        .await;
-    assert_eq!(
-        location,
-        format!(
-            "{}&apiVersion=1.2.0-beta",
-            created.field("successCallbackURL")
-        )
-    );
-    assert!(location.starts_with(&format!(
-        "{CALLBACK}?paymentID={id}&status=success&signature="
-    )));
+    let location = sb.redirect(id, "pin", &[("pin", "12121"), ("action", "confirm")]).await;
+    assert_eq!(location, format!("{}&apiVersion=1.2.0-beta", created.field("successCallbackURL")));
+    assert!(location.starts_with(&format!("{CALLBACK}?paymentID={id}&status=success&signature=")));
     let (_, html) = sb.get_page(&created.field("bkashURL")).await;
     assert!(html.contains("This payment has already been processed"));
 
@@ -632,17 +494,12 @@ async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_an
     assert_eq!(executed["currency"], "BDT");
     assert_eq!(executed["intent"], "sale");
     assert_eq!(executed["merchantInvoiceNumber"], "INV-1");
-    assert!(is_bkash_time(
-        executed["paymentExecuteTime"].as_str().expect("time")
-    ));
+    assert!(is_bkash_time(executed["paymentExecuteTime"].as_str().expect("time")));
     let trx_id = executed["trxID"].as_str().expect("trxID");
     assert!(is_upper_alnum(trx_id, 10), "{trx_id}");
 
     let again = sb.execute(&token, id).await;
-    assert_eq!(
-        again,
-        json!({"statusCode": "2062", "statusMessage": "The payment has already been completed"})
-    );
+    assert_eq!(again, json!({"statusCode": "2062", "statusMessage": "The payment has already been completed"}));
 
     let queried = sb.query(&token, id).await;
     assert_eq!(queried["statusCode"], "0000");
@@ -652,9 +509,7 @@ async fn the_customer_journey_on_the_hosted_page_ends_at_the_success_callback_an
     assert!(queried.get("merchantInvoiceNumber").is_none());
     assert_eq!(queried["trxID"], trx_id);
     assert_eq!(queried["mode"], "0011");
-    assert!(is_bkash_time(
-        queried["paymentExecuteTime"].as_str().expect("time")
-    ));
+    assert!(is_bkash_time(queried["paymentExecuteTime"].as_str().expect("time")));
 
     let inspected = sb.payment_status(id).await;
     assert_eq!(inspected["status"], "completed");
@@ -669,24 +524,13 @@ async fn three_wrong_otps_send_the_customer_to_the_failure_callback() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     let id = created.id.as_str();
-    sb.page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")])
-        .await;
+    sb.page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")]).await;
     for _ in 0..2 {
-        let html = sb
-            .page_step(id, "otp", &[("otp", "111111"), ("action", "confirm")])
-            .await;
+        let html = sb.page_step(id, "otp", &[("otp", "111111"), ("action", "confirm")]).await;
         assert!(html.contains("Wrong verification code") && html.contains(r#"role="alert""#));
     }
-    let location = sb
-        .redirect(id, "otp", &[("otp", "111111"), ("action", "confirm")])
-        .await;
-    assert_eq!(
-        location,
-        format!(
-            "{}&apiVersion=1.2.0-beta",
-            created.field("failureCallbackURL")
-        )
-    );
+    let location = sb.redirect(id, "otp", &[("otp", "111111"), ("action", "confirm")]).await;
+    assert_eq!(location, format!("{}&apiVersion=1.2.0-beta", created.field("failureCallbackURL")));
     assert!(location.contains("&status=failure&"));
     assert_eq!(sb.query(&token, id).await["transactionStatus"], "Failed");
     assert_eq!(sb.execute(&token, id).await["statusCode"], "2056");
@@ -699,23 +543,13 @@ async fn three_wrong_pins_send_the_customer_to_the_failure_callback() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     let id = created.id.as_str();
-    sb.page_step(
-        id,
-        "wallet",
-        &[("wallet", "01619777283"), ("action", "confirm")],
-    )
-    .await;
-    sb.page_step(id, "otp", &[("otp", "123456"), ("action", "confirm")])
-        .await;
+    sb.page_step(id, "wallet", &[("wallet", "01619777283"), ("action", "confirm")]).await;
+    sb.page_step(id, "otp", &[("otp", "123456"), ("action", "confirm")]).await;
     for _ in 0..2 {
-        let html = sb
-            .page_step(id, "pin", &[("pin", "99999"), ("action", "confirm")])
-            .await;
+        let html = sb.page_step(id, "pin", &[("pin", "99999"), ("action", "confirm")]).await;
         assert!(html.contains("Wrong PIN"));
     }
-    let location = sb
-        .redirect(id, "pin", &[("pin", "99999"), ("action", "confirm")])
-        .await;
+    let location = sb.redirect(id, "pin", &[("pin", "99999"), ("action", "confirm")]).await;
     assert!(location.contains("&status=failure&") && location.ends_with("&apiVersion=1.2.0-beta"));
 }
 
@@ -725,27 +559,16 @@ async fn close_then_no_returns_to_the_step_and_close_then_yes_goes_to_the_cancel
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     let id = created.id.as_str();
-    sb.page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")])
-        .await;
-    let html = sb
-        .page_step(id, "otp", &[("otp", ""), ("action", "close")])
-        .await;
+    sb.page_step(id, "wallet", &[("wallet", WALLET), ("action", "confirm")]).await;
+    let html = sb.page_step(id, "otp", &[("otp", ""), ("action", "close")]).await;
     assert!(html.contains("Are you sure you want to cancel the payment?"));
-    assert!(
-        html.contains(r#"value="yes">Yes</button>"#) && html.contains(r#"value="no">No</button>"#)
-    );
+    assert!(html.contains(r#"value="yes">Yes</button>"#) && html.contains(r#"value="no">No</button>"#));
     let html = sb.page_step(id, "close", &[("confirm", "no")]).await;
     assert!(html.contains(r#"<label for="otp">Verification code</label>"#));
 
     sb.page_step(id, "otp", &[("action", "close")]).await;
     let location = sb.redirect(id, "close", &[("confirm", "yes")]).await;
-    assert_eq!(
-        location,
-        format!(
-            "{}&apiVersion=1.2.0-beta",
-            created.field("cancelledCallbackURL")
-        )
-    );
+    assert_eq!(location, format!("{}&apiVersion=1.2.0-beta", created.field("cancelledCallbackURL")));
     assert!(location.contains("&status=cancel&"));
     assert_eq!(sb.payment_status(id).await["status"], "cancelled");
     assert_eq!(sb.query(&token, id).await["transactionStatus"], "Failed");
@@ -766,9 +589,7 @@ async fn the_hosted_page_refuses_a_wrong_hash_and_an_unknown_payment() {
     let (status, html) = sb.get_page(&url).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Invalid payment request"));
-    let response = sb
-        .post_form("TR0011unknown", "wallet", &[("wallet", WALLET)])
-        .await;
+    let response = sb.post_form("TR0011unknown", "wallet", &[("wallet", WALLET)]).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -784,14 +605,8 @@ async fn execute_before_the_customer_approves_is_an_invalid_payment_state() {
         sb.execute(&token, &created.id).await,
         json!({"statusCode": "2056", "statusMessage": "Invalid Payment State"})
     );
-    assert_eq!(
-        sb.execute(&token, "TR0011doesnotexist1").await["statusCode"],
-        "2002"
-    );
-    assert_eq!(
-        sb.query(&token, "TR0011doesnotexist1").await["statusCode"],
-        "2002"
-    );
+    assert_eq!(sb.execute(&token, "TR0011doesnotexist1").await["statusCode"], "2002");
+    assert_eq!(sb.query(&token, "TR0011doesnotexist1").await["statusCode"], "2002");
 }
 
 #[tokio::test]
@@ -809,14 +624,8 @@ async fn failure_wallets_pass_the_page_and_fail_at_execute() {
         assert_eq!(sb.execute(&token, &created.id).await["statusCode"], "2056");
     }
     let created = sb.create(&token, "100").await;
-    assert_eq!(
-        sb.approve(&created.id, "01823074817").await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        sb.execute(&token, &created.id).await["statusMessage"],
-        "Insufficient Balance"
-    );
+    assert_eq!(sb.approve(&created.id, "01823074817").await.0, StatusCode::OK);
+    assert_eq!(sb.execute(&token, &created.id).await["statusMessage"], "Insufficient Balance");
 }
 
 #[tokio::test]
@@ -831,10 +640,7 @@ async fn the_same_wallet_and_amount_within_five_minutes_is_a_duplicate() {
         sb.execute(&token, &second.id).await,
         json!({"statusCode": "2029", "statusMessage": "Duplicate for all transactions"})
     );
-    assert_eq!(
-        sb.query(&token, &second.id).await["transactionStatus"],
-        "Failed"
-    );
+    assert_eq!(sb.query(&token, &second.id).await["transactionStatus"], "Failed");
     // Another amount or another wallet is not a duplicate.
     sb.paid(&token, "101", WALLET).await;
     sb.paid(&token, "100", "01929918378").await;
@@ -851,10 +657,7 @@ async fn search_finds_a_completed_transaction_on_both_paths() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
     let (_, trx_id) = sb.paid(&token, "150.25", WALLET).await;
-    for path in [
-        "general/searchTransaction",
-        "general/search/searchTransaction",
-    ] {
+    for path in ["general/searchTransaction", "general/search/searchTransaction"] {
         let found = sb.bk(&token, path, json!({"trxID": trx_id})).await;
         assert_eq!(found["statusCode"], "0000", "{path}");
         assert_eq!(found["statusMessage"], "Successful");
@@ -865,24 +668,11 @@ async fn search_finds_a_completed_transaction_on_both_paths() {
         assert_eq!(found["amount"], "150.25");
         assert_eq!(found["currency"], "BDT");
         assert_eq!(found["organizationShortCode"], "50022");
-        assert!(is_bkash_time(
-            found["initiationTime"].as_str().expect("time")
-        ));
-        assert!(is_bkash_time(
-            found["completedTime"].as_str().expect("time")
-        ));
+        assert!(is_bkash_time(found["initiationTime"].as_str().expect("time")));
+        assert!(is_bkash_time(found["completedTime"].as_str().expect("time")));
     }
-    let missing = sb
-        .bk(
-            &token,
-            "general/searchTransaction",
-            json!({"trxID": "NOPE000000"}),
-        )
-        .await;
-    assert_eq!(
-        missing,
-        json!({"statusCode": "2033", "statusMessage": "Transaction not found"})
-    );
+    let missing = sb.bk(&token, "general/searchTransaction", json!({"trxID": "NOPE000000"})).await;
+    assert_eq!(missing, json!({"statusCode": "2033", "statusMessage": "Transaction not found"}));
     assert_eq!(sb.counters().await["search"], 3);
 }
 
@@ -891,13 +681,11 @@ async fn v1_refunds_allow_partials_up_to_the_original_and_report_the_latest() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
     let (pid, trx) = sb.paid(&token, "100", WALLET).await;
-    let refund = |amount: &str| json!({"paymentID": pid, "trxID": trx, "amount": amount, "sku": "SKU-1", "reason": "damaged"});
+    let refund =
+        |amount: &str| json!({"paymentID": pid, "trxID": trx, "amount": amount, "sku": "SKU-1", "reason": "damaged"});
     let status_body = json!({"paymentID": pid, "trxID": trx});
 
-    assert_eq!(
-        sb.refund(&token, status_body.clone()).await["statusCode"],
-        "2074"
-    );
+    assert_eq!(sb.refund(&token, status_body.clone()).await["statusCode"], "2074");
 
     let first = sb.refund(&token, refund("30")).await;
     assert_eq!(first["statusCode"], "0000", "{first}");
@@ -907,9 +695,7 @@ async fn v1_refunds_allow_partials_up_to_the_original_and_report_the_latest() {
     assert_eq!(first["amount"], "30");
     assert_eq!(first["currency"], "BDT");
     assert_eq!(first["charge"], "0.00");
-    assert!(is_bkash_time(
-        first["completedTime"].as_str().expect("time")
-    ));
+    assert!(is_bkash_time(first["completedTime"].as_str().expect("time")));
     let first_refund = first["refundTrxID"].as_str().expect("refundTrxID");
     assert!(is_upper_alnum(first_refund, 10));
 
@@ -918,21 +704,9 @@ async fn v1_refunds_allow_partials_up_to_the_original_and_report_the_latest() {
         ("over the original", refund("70.01"), "2026"),
         ("zero", refund("0"), "2072"),
         ("three decimals", refund("1.234"), "2072"),
-        (
-            "wrong trxID",
-            json!({"paymentID": pid, "trxID": "AAAAAAAAAA", "amount": "1", "sku": "s"}),
-            "2077",
-        ),
-        (
-            "unknown payment",
-            json!({"paymentID": "TR0011x", "trxID": trx, "amount": "1", "sku": "s"}),
-            "2002",
-        ),
-        (
-            "no sku",
-            json!({"paymentID": pid, "trxID": trx, "amount": "1"}),
-            "2073",
-        ),
+        ("wrong trxID", json!({"paymentID": pid, "trxID": "AAAAAAAAAA", "amount": "1", "sku": "s"}), "2077"),
+        ("unknown payment", json!({"paymentID": "TR0011x", "trxID": trx, "amount": "1", "sku": "s"}), "2002"),
+        ("no sku", json!({"paymentID": pid, "trxID": trx, "amount": "1"}), "2073"),
     ];
     let mut long_sku = refund("1");
     long_sku["sku"] = json!(long);
@@ -952,10 +726,7 @@ async fn v1_refunds_allow_partials_up_to_the_original_and_report_the_latest() {
 
     let rest = sb.refund(&token, refund("70.00")).await;
     assert_eq!(rest["statusCode"], "0000");
-    assert_eq!(
-        sb.refund(&token, refund("0.01")).await["statusCode"],
-        "2026"
-    );
+    assert_eq!(sb.refund(&token, refund("0.01")).await["statusCode"], "2026");
     let latest = sb.refund(&token, status_body).await;
     assert_eq!(latest["refundTrxID"], rest["refundTrxID"]);
 
@@ -970,11 +741,7 @@ async fn v2_refunds_share_the_ledger_with_v1_and_answer_in_the_v2_shape() {
     let token = sb.token().await;
     let (pid, trx) = sb.paid(&token, "100", WALLET).await;
     assert_eq!(
-        sb.refund(
-            &token,
-            json!({"paymentID": pid, "trxID": trx, "amount": "40", "sku": "a"})
-        )
-        .await["statusCode"],
+        sb.refund(&token, json!({"paymentID": pid, "trxID": trx, "amount": "40", "sku": "a"})).await["statusCode"],
         "0000"
     );
     let v2 = |amount: &str| json!({"paymentId": pid, "trxId": trx, "refundAmount": amount, "sku": "SKU-2", "reason": "late"});
@@ -997,13 +764,7 @@ async fn v2_refunds_share_the_ledger_with_v1_and_answer_in_the_v2_shape() {
     let refund_trx = done["refundTrxId"].as_str().expect("refundTrxId");
     assert!(is_upper_alnum(refund_trx, 10));
 
-    let (status, listed) = sb
-        .v2(
-            &token,
-            "refund/payment/status",
-            json!({"paymentId": pid, "trxId": trx}),
-        )
-        .await;
+    let (status, listed) = sb.v2(&token, "refund/payment/status", json!({"paymentId": pid, "trxId": trx})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["originalTrxId"], trx);
     assert_eq!(listed["originalTrxAmount"], "100");
@@ -1011,22 +772,11 @@ async fn v2_refunds_share_the_ledger_with_v1_and_answer_in_the_v2_shape() {
     assert_eq!(refunds.len(), 2);
     assert_eq!(refunds[1]["refundTrxId"], refund_trx);
     assert_eq!(refunds[1]["refundAmount"], "60");
-    let latest = sb
-        .refund(&token, json!({"paymentID": pid, "trxID": trx}))
-        .await;
+    let latest = sb.refund(&token, json!({"paymentID": pid, "trxID": trx})).await;
     assert_eq!(latest["refundTrxID"], refund_trx);
 
-    let (status, unknown) = sb
-        .v2(
-            &token,
-            "refund/payment/status",
-            json!({"paymentId": "TR0011x", "trxId": trx}),
-        )
-        .await;
-    assert_eq!(
-        (status, unknown["externalCode"].clone()),
-        (StatusCode::BAD_REQUEST, json!("2002"))
-    );
+    let (status, unknown) = sb.v2(&token, "refund/payment/status", json!({"paymentId": "TR0011x", "trxId": trx})).await;
+    assert_eq!((status, unknown["externalCode"].clone()), (StatusCode::BAD_REQUEST, json!("2002")));
 }
 
 #[tokio::test]
@@ -1065,8 +815,7 @@ async fn a_delayed_answer_does_not_hold_up_other_calls() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     sb.approve(&created.id, WALLET).await;
-    sb.fault(json!({"endpoint": "execute", "delay_ms": 400}))
-        .await;
+    sb.fault(json!({"endpoint": "execute", "delay_ms": 400})).await;
 
     let started = Instant::now();
     let slow = sb.send(&token, sb.api("execute"), json!({"paymentID": created.id}));
@@ -1091,8 +840,7 @@ async fn an_execute_the_client_gave_up_on_still_completes_for_query() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     sb.approve(&created.id, WALLET).await;
-    sb.fault(json!({"endpoint": "execute", "delay_ms": 500, "process": true}))
-        .await;
+    sb.fault(json!({"endpoint": "execute", "delay_ms": 500, "process": true})).await;
     let timed_out = sb
         .http
         .post(sb.api("execute"))
@@ -1114,39 +862,20 @@ async fn message_and_http_status_faults_answer_like_the_gateway() {
     let token = sb.token().await;
     sb.fault(json!({"endpoint": "create", "response": "message", "status": 503, "message": "Service Unavailable"}))
         .await;
-    sb.fault(json!({"endpoint": "create", "response": "http_status", "status": 502}))
-        .await;
-    let (status, body) = sb
-        .call(&token, "create", create_body("100", CALLBACK, "F-1"))
-        .await;
-    assert_eq!(
-        (status, body),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"message": "Service Unavailable"})
-        )
-    );
-    let response = sb
-        .send(
-            &token,
-            sb.api("create"),
-            create_body("100", CALLBACK, "F-2"),
-        )
-        .await;
+    sb.fault(json!({"endpoint": "create", "response": "http_status", "status": 502})).await;
+    let (status, body) = sb.call(&token, "create", create_body("100", CALLBACK, "F-1")).await;
+    assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, json!({"message": "Service Unavailable"})));
+    let response = sb.send(&token, sb.api("create"), create_body("100", CALLBACK, "F-2")).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(response.json::<Value>().await.is_err());
     // Faults are used up: the next call is normal.
     sb.create(&token, "100").await;
     assert_eq!(sb.counters().await["create"], 3);
 
-    sb.fault(json!({"endpoint": "grant", "response": "message"}))
-        .await;
+    sb.fault(json!({"endpoint": "grant", "response": "message"})).await;
     let response = sb.grant_raw(&sb.creds.username, &sb.creds.app_secret).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(
-        response.json::<Value>().await.expect("json"),
-        json!({"message": "Internal server error"})
-    );
+    assert_eq!(response.json::<Value>().await.expect("json"), json!({"message": "Internal server error"}));
 }
 
 #[tokio::test]
@@ -1155,18 +884,12 @@ async fn a_garbage_execute_answer_still_completes_the_payment() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     sb.approve(&created.id, WALLET).await;
-    sb.fault(json!({"endpoint": "execute", "response": "garbage"}))
-        .await;
-    let response = sb
-        .send(&token, sb.api("execute"), json!({"paymentID": created.id}))
-        .await;
+    sb.fault(json!({"endpoint": "execute", "response": "garbage"})).await;
+    let response = sb.send(&token, sb.api("execute"), json!({"paymentID": created.id})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.expect("text");
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
-    assert_eq!(
-        sb.query(&token, &created.id).await["transactionStatus"],
-        "Completed"
-    );
+    assert_eq!(sb.query(&token, &created.id).await["transactionStatus"], "Completed");
     assert_eq!(sb.execute(&token, &created.id).await["statusCode"], "2062");
 }
 
@@ -1178,21 +901,13 @@ async fn a_fault_without_processing_leaves_the_payment_untouched() {
     sb.approve(&created.id, WALLET).await;
     sb.fault(json!({"endpoint": "execute", "response": "message", "status": 504, "message": "Endpoint request timed out", "process": false}))
         .await;
-    let (status, body) = sb
-        .call(&token, "execute", json!({"paymentID": created.id}))
-        .await;
+    let (status, body) = sb.call(&token, "execute", json!({"paymentID": created.id})).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body["message"], "Endpoint request timed out");
-    assert_eq!(
-        sb.query(&token, &created.id).await["transactionStatus"],
-        "Initiated"
-    );
+    assert_eq!(sb.query(&token, &created.id).await["transactionStatus"], "Initiated");
     assert_eq!(sb.payment_status(&created.id).await["status"], "approved");
 
-    assert_eq!(
-        sb.execute(&token, &created.id).await["transactionStatus"],
-        "Completed"
-    );
+    assert_eq!(sb.execute(&token, &created.id).await["transactionStatus"], "Completed");
     let inspected = sb.payment_status(&created.id).await;
     assert_eq!(inspected["execute_calls"], 2);
     assert_eq!(sb.counters().await["execute"], 2);
@@ -1203,37 +918,21 @@ async fn faults_queue_first_in_first_out_and_can_be_cleared() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
-    sb.fault(json!({"endpoint": "query", "response": "message", "status": 500, "times": 2}))
-        .await;
-    sb.fault(json!({"endpoint": "query", "response": "http_status", "status": 503}))
-        .await;
+    sb.fault(json!({"endpoint": "query", "response": "message", "status": 500, "times": 2})).await;
+    sb.fault(json!({"endpoint": "query", "response": "http_status", "status": 503})).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let response = sb
-            .send(
-                &token,
-                sb.api("payment/status"),
-                json!({"paymentID": created.id}),
-            )
-            .await;
+        let response = sb.send(&token, sb.api("payment/status"), json!({"paymentID": created.id})).await;
         seen.push(response.status().as_u16());
     }
     assert_eq!(seen, [500, 500, 503, 200]);
 
-    sb.fault(json!({"endpoint": "query", "response": "garbage"}))
-        .await;
-    let response = sb
-        .http
-        .delete(sb.url("/__sandbox/bkash/faults"))
-        .send()
-        .await
-        .expect("sent");
+    sb.fault(json!({"endpoint": "query", "response": "garbage"})).await;
+    let response = sb.http.delete(sb.url("/__sandbox/bkash/faults")).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(sb.query(&token, &created.id).await["statusCode"], "0000");
 
-    let (status, _) = sb
-        .control_post("/__sandbox/bkash/faults", json!({"endpoint": "nonsense"}))
-        .await;
+    let (status, _) = sb.control_post("/__sandbox/bkash/faults", json!({"endpoint": "nonsense"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -1247,40 +946,20 @@ async fn the_approve_control_endpoint_plays_the_customer_through_the_page() {
     let created = sb.create(&token, "100").await;
     let (status, body) = sb.approve(&created.id, "01929918378").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body["redirect_url"],
-        format!(
-            "{}&apiVersion=1.2.0-beta",
-            created.field("successCallbackURL")
-        )
-    );
+    assert_eq!(body["redirect_url"], format!("{}&apiVersion=1.2.0-beta", created.field("successCallbackURL")));
     let inspected = sb.payment_status(&created.id).await;
     assert_eq!(inspected["status"], "approved");
     assert_eq!(inspected["wallet"], "01929918378");
     assert_eq!(inspected["amount"], "100");
     assert_eq!(inspected["execute_calls"], 0);
     assert!(inspected["trxID"].is_null());
-    assert_eq!(
-        sb.query(&token, &created.id).await["verificationStatus"],
-        "Complete"
-    );
+    assert_eq!(sb.query(&token, &created.id).await["verificationStatus"], "Complete");
 
-    assert_eq!(
-        sb.approve(&created.id, WALLET).await.0,
-        StatusCode::CONFLICT
-    );
-    assert_eq!(
-        sb.approve("TR0011unknown", WALLET).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(sb.approve(&created.id, WALLET).await.0, StatusCode::CONFLICT);
+    assert_eq!(sb.approve("TR0011unknown", WALLET).await.0, StatusCode::NOT_FOUND);
     let other = sb.create(&token, "100").await;
-    assert_eq!(
-        sb.approve(&other.id, "01711111111").await.0,
-        StatusCode::BAD_REQUEST
-    );
-    let (status, _) = sb
-        .control_get("/__sandbox/bkash/payments/TR0011unknown")
-        .await;
+    assert_eq!(sb.approve(&other.id, "01711111111").await.0, StatusCode::BAD_REQUEST);
+    let (status, _) = sb.control_get("/__sandbox/bkash/payments/TR0011unknown").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -1288,18 +967,9 @@ async fn the_approve_control_endpoint_plays_the_customer_through_the_page() {
 async fn unknown_api_paths_and_methods_get_missing_authentication_token() {
     let sb = TestSandbox::spawn().await;
     let token = sb.token().await;
-    let expected = (
-        StatusCode::FORBIDDEN,
-        json!({"message": "Missing Authentication Token"}),
-    );
+    let expected = (StatusCode::FORBIDDEN, json!({"message": "Missing Authentication Token"}));
     assert_eq!(sb.call(&token, "payment/query", json!({})).await, expected);
-    let response = sb
-        .send(
-            &token,
-            sb.url("/v2/tokenized-checkout/payment/create"),
-            json!({}),
-        )
-        .await;
+    let response = sb.send(&token, sb.url("/v2/tokenized-checkout/payment/create"), json!({})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = sb.http.get(sb.api("create")).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -1311,34 +981,16 @@ async fn reset_forgets_payments_tokens_counters_faults_and_the_clock() {
     let token = sb.token().await;
     let created = sb.create(&token, "100").await;
     sb.advance(1000).await;
-    sb.fault(json!({"endpoint": "query", "response": "garbage"}))
-        .await;
+    sb.fault(json!({"endpoint": "query", "response": "garbage"})).await;
     let (status, _) = sb.control_post("/__sandbox/reset", json!({})).await;
     assert_eq!(status, StatusCode::OK);
 
     let counters = sb.counters().await;
-    assert!(
-        counters
-            .as_object()
-            .expect("object")
-            .values()
-            .all(|v| v == 0),
-        "{counters}"
-    );
+    assert!(counters.as_object().expect("object").values().all(|v| v == 0), "{counters}");
     let (_, clock) = sb.control_get("/__sandbox/clock").await;
     assert_eq!(clock["offset_ms"], 0);
-    assert_eq!(
-        sb.control_get(&format!("/__sandbox/bkash/payments/{}", created.id))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        sb.call(&token, "payment/status", json!({"paymentID": created.id}))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(sb.control_get(&format!("/__sandbox/bkash/payments/{}", created.id)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(sb.call(&token, "payment/status", json!({"paymentID": created.id})).await.0, StatusCode::UNAUTHORIZED);
     let fresh = sb.token().await;
     assert_eq!(sb.query(&fresh, &created.id).await["statusCode"], "2002");
 }

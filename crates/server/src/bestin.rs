@@ -237,10 +237,10 @@ impl BestinClient {
             .map_err(transport)?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(transport)?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
         let code = value.get("code").cloned().unwrap_or(Value::Null);
-        let ok = code == Value::String("0000".into()) || code == Value::from(200);
+        let ok = code.as_str() == Some("0000") || code.as_i64() == Some(200);
         if !ok {
             let code = code.as_str().map_or_else(|| code.to_string(), str::to_owned);
             let message = value.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -255,7 +255,13 @@ impl BestinClient {
     /// # Errors
     /// Any [`BestinError`].
     #[tracing::instrument(skip_all, fields(req_id = req_id))]
-    pub async fn payin(&self, req_id: &str, amount: Money, notify_url: &str, return_url: &str) -> Result<Order, BestinError> {
+    pub async fn payin(
+        &self,
+        req_id: &str,
+        amount: Money,
+        notify_url: &str,
+        return_url: &str,
+    ) -> Result<Order, BestinError> {
         let body = serde_json::json!({
             "req_id": req_id, "ccy": "INR", "amount": amount.to_decimal(), "trx_method": "upi", "trx_mode": "api",
             "notify_url": notify_url, "return_url": return_url,

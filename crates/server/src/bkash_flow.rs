@@ -148,7 +148,9 @@ impl AppState {
             SessionStatus::Paid => {
                 return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
             }
-            SessionStatus::Expired => return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired")),
+            SessionStatus::Expired => {
+                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
+            }
             SessionStatus::Canceled => {
                 return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
             }
@@ -202,7 +204,13 @@ impl AppState {
                 };
                 let patch = AttemptPatch { failure_code: code, failure_message: Some(message), ..Default::default() };
                 self.store
-                    .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, self.clock.now_ms())
+                    .transition_attempt(
+                        &attempt,
+                        &[AttemptState::Creating],
+                        AttemptState::CreateFailed,
+                        &patch,
+                        self.clock.now_ms(),
+                    )
                     .await?;
                 self.event(&attempt, "attempt.create_failed", &e.to_string()).await?;
                 self.metrics.attempt("bkash", "create_failed");
@@ -251,7 +259,12 @@ impl AppState {
                     self.current_outcome(&attempt).await?
                 }
             }
-            _ => return Err(AppError::bad_request(ErrorCode::InvalidRequest, "status must be success, failure or cancel")),
+            _ => {
+                return Err(AppError::bad_request(
+                    ErrorCode::InvalidRequest,
+                    "status must be success, failure or cancel",
+                ));
+            }
         };
         let session = self.load_session(&attempt.session_id).await?;
         Ok(return_url_for(&session, outcome))
@@ -268,7 +281,13 @@ impl AppState {
         let now = self.clock.now_ms();
         let claimed = self
             .store
-            .transition_attempt(attempt, &[AttemptState::Created], AttemptState::Executing, &AttemptPatch::default(), now)
+            .transition_attempt(
+                attempt,
+                &[AttemptState::Created],
+                AttemptState::Executing,
+                &AttemptPatch::default(),
+                now,
+            )
             .await?;
         if !claimed {
             return self.current_outcome(attempt).await;
@@ -282,9 +301,18 @@ impl AppState {
         let session = self.load_session(&attempt.session_id).await?;
         if session.status == SessionStatus::Paid || session.status == SessionStatus::Canceled {
             // Money moves only at Execute: not executing means the customer is not charged twice.
-            let patch = AttemptPatch { failure_message: Some("This order has already been paid.".into()), ..Default::default() };
+            let patch = AttemptPatch {
+                failure_message: Some("This order has already been paid.".into()),
+                ..Default::default()
+            };
             self.store
-                .transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Superseded, &patch, self.clock.now_ms())
+                .transition_attempt(
+                    attempt,
+                    &[AttemptState::Executing],
+                    AttemptState::Superseded,
+                    &patch,
+                    self.clock.now_ms(),
+                )
                 .await?;
             self.event(attempt, "attempt.superseded", session.status.as_str()).await?;
             return Ok(Outcome::Failed);
@@ -303,7 +331,13 @@ impl AppState {
         // Written before acting: from here on a crash is resolved by Query, never by a second Execute.
         let started = AttemptPatch { execute_started_at: Some(self.clock.now_ms()), ..Default::default() };
         self.store
-            .transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Executing, &started, self.clock.now_ms())
+            .transition_attempt(
+                attempt,
+                &[AttemptState::Executing],
+                AttemptState::Executing,
+                &started,
+                self.clock.now_ms(),
+            )
             .await?;
         let mut result = self.bkash.execute(&token, &payment_id).await;
         if let Err(e) = &result
@@ -333,7 +367,13 @@ impl AppState {
                     ..Default::default()
                 };
                 self.store
-                    .transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Failed, &patch, self.clock.now_ms())
+                    .transition_attempt(
+                        attempt,
+                        &[AttemptState::Executing],
+                        AttemptState::Failed,
+                        &patch,
+                        self.clock.now_ms(),
+                    )
                     .await?;
                 self.event(attempt, "attempt.failed", &format!("execute {code}: {message}")).await?;
                 self.metrics.attempt("bkash", "failed");
@@ -372,7 +412,13 @@ impl AppState {
                     ..Default::default()
                 };
                 self.store
-                    .transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Failed, &patch, self.clock.now_ms())
+                    .transition_attempt(
+                        attempt,
+                        &[AttemptState::Executing],
+                        AttemptState::Failed,
+                        &patch,
+                        self.clock.now_ms(),
+                    )
                     .await?;
                 self.event(attempt, "attempt.failed", &format!("query: {:?}", q.transaction_status)).await?;
                 self.metrics.attempt("bkash", "failed");
@@ -396,7 +442,12 @@ impl AppState {
     }
 
     /// Marks the attempt paid after checking amount and invoice against our records.
-    async fn complete(&self, attempt: &AttemptRow, session: &SessionRow, r: &ExecuteResponse) -> Result<Outcome, AppError> {
+    async fn complete(
+        &self,
+        attempt: &AttemptRow,
+        session: &SessionRow,
+        r: &ExecuteResponse,
+    ) -> Result<Outcome, AppError> {
         let now = self.clock.now_ms();
         let amount_ok = r.amount.as_deref().and_then(|a| parse_amount(a).ok()) == Some(attempt.amount);
         let invoice_ok = r.merchant_invoice_number.as_deref().is_none_or(|i| i == session.invoice);
@@ -407,11 +458,11 @@ impl AppState {
         };
         if !amount_ok || !invoice_ok || r.trx_id.is_none() {
             tracing::error!(attempt = %attempt.id, amount = ?r.amount, "bkash completed a payment that does not match");
-            let patch = AttemptPatch {
-                failure_message: Some("amount or invoice mismatch; needs review".into()),
-                ..patch
-            };
-            self.store.transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Review, &patch, now).await?;
+            let patch =
+                AttemptPatch { failure_message: Some("amount or invoice mismatch; needs review".into()), ..patch };
+            self.store
+                .transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Review, &patch, now)
+                .await?;
             self.event(attempt, "attempt.review", &format!("amount {:?}", r.amount)).await?;
             self.metrics.attempt("bkash", "review");
             return Ok(Outcome::Failed);
@@ -424,8 +475,12 @@ impl AppState {
         }
         // The session was paid by another attempt while this one executed: money moved twice. Keep the record
         // for the merchant to refund.
-        let patch = AttemptPatch { failure_message: Some("session already paid by another attempt; refund needed".into()), ..patch };
-        if self.store.transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Review, &patch, now).await? {
+        let patch = AttemptPatch {
+            failure_message: Some("session already paid by another attempt; refund needed".into()),
+            ..patch
+        };
+        if self.store.transition_attempt(attempt, &[AttemptState::Executing], AttemptState::Review, &patch, now).await?
+        {
             tracing::error!(attempt = %attempt.id, "second completed payment for a paid session; needs refund");
             self.event(attempt, "attempt.review", "double payment").await?;
         }
@@ -457,7 +512,9 @@ impl AppState {
         // Attempts whose create call never came back: nothing at bKash can take money without our callback.
         for attempt in self.store.attempts_in(&[AttemptState::Creating], stale, 100).await? {
             let patch = AttemptPatch { failure_message: Some("bKash did not answer".into()), ..Default::default() };
-            self.store.transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, now).await?;
+            self.store
+                .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, now)
+                .await?;
             seen += 1;
         }
         seen += self.poll_bestin_once().await?;
@@ -481,16 +538,24 @@ impl AppState {
             Some(a) if session.status == SessionStatus::Paid => self.store.attempt(a).await?,
             _ => None,
         }
-        .ok_or_else(|| AppError::conflict(ErrorCode::PaymentNotFound, "this session has no completed payment to refund"))?;
+        .ok_or_else(|| {
+            AppError::conflict(ErrorCode::PaymentNotFound, "this session has no completed payment to refund")
+        })?;
         if attempt.method != Method::Bkash {
-            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "refunds are available for bKash payments"));
+            return Err(AppError::bad_request(
+                ErrorCode::MethodNotAvailable,
+                "refunds are available for bKash payments",
+            ));
         }
         let amount = Money::parse_positive(&req.amount, session.amount.currency())
             .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()))?;
         let reason = req.reason.clone().unwrap_or_else(|| "Refund".into());
         let sku = req.sku.clone().unwrap_or_else(|| session.invoice.clone());
         if reason.chars().count() > 255 || sku.chars().count() > 255 {
-            return Err(AppError::bad_request(ErrorCode::InvalidRequest, "reason and sku must be at most 255 characters"));
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidRequest,
+                "reason and sku must be at most 255 characters",
+            ));
         }
         let (Some(payment_id), Some(trx_id)) = (attempt.provider_ref.clone(), attempt.trx_id.clone()) else {
             return Err(AppError::internal(anyhow::anyhow!("paid attempt {} lacks provider ids", attempt.id)));
@@ -518,15 +583,20 @@ impl AppState {
         let result = self
             .with_token(|t| {
                 let bkash = self.bkash.clone();
-                let (payment_id, trx_id, sku, reason) = (payment_id.clone(), trx_id.clone(), sku.clone(), reason.clone());
+                let (payment_id, trx_id, sku, reason) =
+                    (payment_id.clone(), trx_id.clone(), sku.clone(), reason.clone());
                 async move { bkash.refund(&t, &payment_id, &trx_id, amount, &sku, &reason).await }
             })
             .await;
         let now = self.clock.now_ms();
         let status = match result {
             Ok(record) => {
-                self.store.settle_refund(&row.id, RefundStatus::Completed, Some(&record.refund_trx_id), None, now).await?;
-                self.store.add_event(Some(id), Some(&attempt.id), "refund.completed", &record.refund_trx_id, now).await?;
+                self.store
+                    .settle_refund(&row.id, RefundStatus::Completed, Some(&record.refund_trx_id), None, now)
+                    .await?;
+                self.store
+                    .add_event(Some(id), Some(&attempt.id), "refund.completed", &record.refund_trx_id, now)
+                    .await?;
                 self.metrics.refund("bkash", "completed");
                 StatusCode::CREATED
             }
@@ -624,8 +694,9 @@ impl AppState {
                 return Err(provider_app_error(&e));
             }
         };
-        let amount = parse_amount(&r.amount)
-            .map_err(|e| AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, format!("bKash amount: {e}")))?;
+        let amount = parse_amount(&r.amount).map_err(|e| {
+            AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, format!("bKash amount: {e}"))
+        })?;
         Ok(BkashTransaction {
             trx_id: r.trx_id,
             status: r.transaction_status,

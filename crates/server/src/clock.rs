@@ -31,9 +31,8 @@ impl Clock {
 
 /// Formats Unix milliseconds as RFC 3339 in UTC, e.g. "2026-11-22T10:00:00.000Z".
 pub fn rfc3339(ms: i64) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())

@@ -197,7 +197,7 @@ impl Settings {
     ///
     /// # Errors
     /// When a required key is missing or a value has the wrong type; the message names the key, never a value.
-    pub fn load(file: Option<&Path>) -> Result<Settings, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Defaults {
             server: DefaultServer { listen: "127.0.0.1:8081" },
             database: DefaultDatabase { url: "sqlite://deshpay.db" },
@@ -205,11 +205,12 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment.merge(Env::prefixed("DESHPAY_").split("__")).extract()
+        figment.merge(Env::prefixed("DESHPAY_").split("__")).extract().map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its large error type
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;

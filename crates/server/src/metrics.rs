@@ -58,7 +58,11 @@ impl Default for Metrics {
             provider_calls.clone(),
         );
         registry.register("bkash_token_grants", "bKash grant-token calls that issued a token", token_grants.clone());
-        registry.register("bkash_token_refreshes", "bKash refresh-token calls that issued a token", token_refreshes.clone());
+        registry.register(
+            "bkash_token_refreshes",
+            "bKash refresh-token calls that issued a token",
+            token_refreshes.clone(),
+        );
         registry.register("refunds", "Refunds by method and outcome", refunds.clone());
         Metrics { registry, attempts, provider_calls, token_grants, token_refreshes, refunds }
     }
@@ -78,7 +82,11 @@ impl Metrics {
     /// Records one provider call.
     pub fn provider_call(&self, provider: &str, endpoint: &str, outcome: &str, seconds: f64) {
         self.provider_calls
-            .get_or_create(&CallLabels { provider: provider.into(), endpoint: endpoint.into(), outcome: outcome.into() })
+            .get_or_create(&CallLabels {
+                provider: provider.into(),
+                endpoint: endpoint.into(),
+                outcome: outcome.into(),
+            })
             .observe(seconds);
     }
 

@@ -6,10 +6,10 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use deshpay_api::{CreateSessionRequest, ErrorCode, PayoutRequest, RefundRequest, SessionStatus};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
@@ -93,22 +93,29 @@ where
         return handler().await;
     };
     if key.is_empty() || key.len() > 255 {
-        return AppError::bad_request(ErrorCode::InvalidRequest, "Idempotency-Key must be 1 to 255 characters").into_response();
+        return AppError::bad_request(ErrorCode::InvalidRequest, "Idempotency-Key must be 1 to 255 characters")
+            .into_response();
     }
     let key = format!("{scope}:{key}");
     match state.store.claim_idempotency_key(&key, body, state.clock.now_ms()).await {
         Err(e) => return AppError::from(e).into_response(),
         Ok(Some((hash, _))) if hash != body => {
-            return AppError::conflict(ErrorCode::IdempotencyConflict, "this Idempotency-Key was used with another request")
-                .into_response();
+            return AppError::conflict(
+                ErrorCode::IdempotencyConflict,
+                "this Idempotency-Key was used with another request",
+            )
+            .into_response();
         }
         Ok(Some((_, Some((status, stored))))) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             return (status, [(header::CONTENT_TYPE, "application/json")], stored).into_response();
         }
         Ok(Some((_, None))) => {
-            return AppError::conflict(ErrorCode::PaymentInProgress, "the first request with this key is still running")
-                .into_response();
+            return AppError::conflict(
+                ErrorCode::PaymentInProgress,
+                "the first request with this key is still running",
+            )
+            .into_response();
         }
         Ok(None) => {}
     }
@@ -236,7 +243,8 @@ async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -
         Ok(()) => (StatusCode::OK, "success").into_response(),
         Err(NotifyRejection::BadSignature) => {
             tracing::warn!("rejected a Bestin Pay notification with a bad signature");
-            AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidNotification, "signature does not verify").into_response()
+            AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidNotification, "signature does not verify")
+                .into_response()
         }
         Err(NotifyRejection::Malformed(why)) => {
             tracing::warn!(why, "rejected a malformed Bestin Pay notification");
@@ -296,9 +304,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
 }

@@ -137,7 +137,10 @@ impl AppState {
             .session(id)
             .await?
             .ok_or_else(|| AppError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))?;
-        if row.status == SessionStatus::Open && row.expires_at <= now && self.store.expire_session_if_due(id, now).await? {
+        if row.status == SessionStatus::Open
+            && row.expires_at <= now
+            && self.store.expire_session_if_due(id, now).await?
+        {
             self.store.add_event(Some(id), None, "session.expired", "", now).await?;
             row.status = SessionStatus::Expired;
         }

@@ -62,9 +62,11 @@ impl Application {
         );
         let (bestin, verifier) = match &settings.bestin {
             Some(b) => {
-                let client = BestinClient::new(b, clock.clone(), metrics.clone()).context("building the Bestin Pay client")?;
+                let client =
+                    BestinClient::new(b, clock.clone(), metrics.clone()).context("building the Bestin Pay client")?;
                 let pem = b.public_key_pem.clone().unwrap_or_else(|| PRODUCTION_PUBLIC_KEY.to_owned());
-                let verifier = NotifyVerifier::from_pem(&pem).context("bestin.public_key_pem is not an RSA public key")?;
+                let verifier =
+                    NotifyVerifier::from_pem(&pem).context("bestin.public_key_pem is not an RSA public key")?;
                 (Some(Arc::new(client)), Some(verifier))
             }
             None => (None, None),

@@ -409,9 +409,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(sqlx::Error::Configuration(
-                "database.url must start with sqlite:// or postgres://".into(),
-            ));
+            return Err(sqlx::Error::Configuration("database.url must start with sqlite:// or postgres://".into()));
         };
         let url = if backend == Backend::Sqlite && !url.contains("mode=") {
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -463,16 +461,18 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO events (id, session_id, attempt_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(crate::ids::event_id())
-            .bind(session_id.map(|s| s.as_str().to_owned()))
-            .bind(attempt_id.map(|a| a.as_str().to_owned()))
-            .bind(kind)
-            .bind(detail)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "INSERT INTO events (id, session_id, attempt_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(crate::ids::event_id())
+        .bind(session_id.map(|s| s.as_str().to_owned()))
+        .bind(attempt_id.map(|a| a.as_str().to_owned()))
+        .bind(kind)
+        .bind(detail)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
     /// Audit events of a session, oldest first: `(kind, detail)`.
@@ -593,9 +593,8 @@ impl Store {
             return Ok(false);
         }
         let sql = transition_sql(from);
-        let moved = bind_transition(sqlx::query(&sql), attempt, AttemptState::Completed, patch, now)
-            .execute(&mut *tx)
-            .await?;
+        let moved =
+            bind_transition(sqlx::query(&sql), attempt, AttemptState::Completed, patch, now).execute(&mut *tx).await?;
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -863,12 +862,13 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn pending_refunds(&self, before: i64, limit: i64) -> StoreResult<Vec<RefundRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM refunds WHERE status = 'pending' AND updated_at <= $1 ORDER BY updated_at LIMIT $2")
-                .bind(before)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM refunds WHERE status = 'pending' AND updated_at <= $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(refund_from).collect()
     }
 
@@ -879,10 +879,8 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn token(&self, name: &str) -> StoreResult<Option<StoredToken>> {
-        let row = sqlx::query("SELECT * FROM provider_tokens WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM provider_tokens WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(StoredToken {
                 id_token: r.try_get("id_token")?,

@@ -71,9 +71,9 @@ impl From<sqlx::Error> for NotifyRejection {
 
 impl AppState {
     fn bestin_client(&self) -> Result<Arc<BestinClient>, AppError> {
-        self.bestin
-            .clone()
-            .ok_or_else(|| AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend"))
+        self.bestin.clone().ok_or_else(|| {
+            AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend")
+        })
     }
 
     fn notify_url(&self) -> String {
@@ -90,9 +90,15 @@ impl AppState {
         let session = self.load_session(id).await?;
         match session.status {
             SessionStatus::Open => {}
-            SessionStatus::Paid => return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid")),
-            SessionStatus::Expired => return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired")),
-            SessionStatus::Canceled => return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled")),
+            SessionStatus::Paid => {
+                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
+            }
+            SessionStatus::Expired => {
+                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
+            }
+            SessionStatus::Canceled => {
+                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
+            }
         }
         if !session.methods.contains(&Method::Upi) || session.amount.currency() != Currency::Inr {
             return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "this session does not offer UPI"));
@@ -149,7 +155,13 @@ impl AppState {
                 // A payin that may exist without our knowing stays "creating" for the poller to find by req_id.
                 if !e.is_no_response() {
                     self.store
-                        .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, self.clock.now_ms())
+                        .transition_attempt(
+                            &attempt,
+                            &[AttemptState::Creating],
+                            AttemptState::CreateFailed,
+                            &patch,
+                            self.clock.now_ms(),
+                        )
                         .await?;
                     self.metrics.attempt("upi", "create_failed");
                 }
@@ -165,11 +177,22 @@ impl AppState {
                 ..Default::default()
             };
             self.store
-                .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::Review, &patch, self.clock.now_ms())
+                .transition_attempt(
+                    &attempt,
+                    &[AttemptState::Creating],
+                    AttemptState::Review,
+                    &patch,
+                    self.clock.now_ms(),
+                )
                 .await?;
-            return Err(AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, "the provider's answer did not match"));
+            return Err(AppError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::ProviderError,
+                "the provider's answer did not match",
+            ));
         };
-        let expires_at = self.clock.now_ms() + self.settings.bestin.as_ref().map_or(900, |b| b.payin_ttl_secs) as i64 * 1000;
+        let expires_at =
+            self.clock.now_ms() + self.settings.bestin.as_ref().map_or(900, |b| b.payin_ttl_secs) as i64 * 1000;
         let patch = AttemptPatch {
             provider_ref: Some(order.trx_id.clone()),
             links: serde_json::to_string(&links).ok(),
@@ -179,7 +202,9 @@ impl AppState {
         self.store
             .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::Created, &patch, self.clock.now_ms())
             .await?;
-        self.store.add_event(Some(id), Some(&attempt.id), "attempt.created", &order.trx_id, self.clock.now_ms()).await?;
+        self.store
+            .add_event(Some(id), Some(&attempt.id), "attempt.created", &order.trx_id, self.clock.now_ms())
+            .await?;
         self.changed(id);
         // The provider may already report a final status (e.g. a sandbox fault); apply it like a notification.
         if order.status != BestinStatus::Pending {
@@ -208,7 +233,13 @@ impl AppState {
             BestinStatus::Confirming => {
                 let changed = self
                     .store
-                    .transition_attempt(attempt, &[AttemptState::Created], AttemptState::Executing, &AttemptPatch::default(), now)
+                    .transition_attempt(
+                        attempt,
+                        &[AttemptState::Created],
+                        AttemptState::Executing,
+                        &AttemptPatch::default(),
+                        now,
+                    )
                     .await?;
                 if changed {
                     self.changed(&attempt.session_id);
@@ -223,7 +254,8 @@ impl AppState {
                         failure_message: Some("amount mismatch; needs review".into()),
                         ..Default::default()
                     };
-                    let changed = self.store.transition_attempt(attempt, from, AttemptState::Review, &patch, now).await?;
+                    let changed =
+                        self.store.transition_attempt(attempt, from, AttemptState::Review, &patch, now).await?;
                     self.changed(&attempt.session_id);
                     return Ok(changed);
                 }
@@ -256,7 +288,13 @@ impl AppState {
         let changed = self.store.transition_attempt(attempt, from, to, &patch, now).await?;
         if changed {
             self.store
-                .add_event(Some(&attempt.session_id), Some(&attempt.id), &format!("attempt.{}", to.as_str()), source, now)
+                .add_event(
+                    Some(&attempt.session_id),
+                    Some(&attempt.id),
+                    &format!("attempt.{}", to.as_str()),
+                    source,
+                    now,
+                )
                 .await?;
             self.metrics.attempt("upi", to.as_str());
             self.changed(&attempt.session_id);
@@ -273,7 +311,8 @@ impl AppState {
         let value: Value = serde_json::from_slice(body).map_err(|_| NotifyRejection::Malformed("body is not JSON"))?;
         let data = value.get("data").and_then(Value::as_object).ok_or(NotifyRejection::Malformed("no data object"))?;
         let sign = value.get("sign").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no sign"))?;
-        let notify_id = value.get("notify_id").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no notify_id"))?;
+        let notify_id =
+            value.get("notify_id").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no notify_id"))?;
         if !verifier.verify(data, sign) {
             return Err(NotifyRejection::BadSignature);
         }
@@ -301,7 +340,8 @@ impl AppState {
                 None => self.adopt_by_req_id(field("req_id"), trx_id).await?,
             };
             let Some(attempt) = attempt else { return Err(NotifyRejection::Unknown) };
-            let changed = self.apply_upi_status(&attempt, &status_parsed, Some(field("amount")), "notification").await?;
+            let changed =
+                self.apply_upi_status(&attempt, &status_parsed, Some(field("amount")), "notification").await?;
             if changed { "applied" } else { "ignored" }
         };
         self.store.record_notification(notify_id, trx_id, status, outcome, self.clock.now_ms()).await?;
@@ -318,10 +358,19 @@ impl AppState {
         if attempt.state == AttemptState::Creating {
             let expires_at =
                 attempt.created_at + self.settings.bestin.as_ref().map_or(900, |b| b.payin_ttl_secs) as i64 * 1000;
-            let patch =
-                AttemptPatch { provider_ref: Some(trx_id.to_owned()), expires_at: Some(expires_at), ..Default::default() };
+            let patch = AttemptPatch {
+                provider_ref: Some(trx_id.to_owned()),
+                expires_at: Some(expires_at),
+                ..Default::default()
+            };
             self.store
-                .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::Created, &patch, self.clock.now_ms())
+                .transition_attempt(
+                    &attempt,
+                    &[AttemptState::Creating],
+                    AttemptState::Created,
+                    &patch,
+                    self.clock.now_ms(),
+                )
                 .await?;
         }
         Ok(self.store.attempt(&attempt.id).await?)
@@ -353,7 +402,11 @@ impl AppState {
                 Err(e) => return Err(provider_error(&e)),
             }
         }
-        if self.store.transition_attempt(&attempt, &[AttemptState::Created], AttemptState::Cancelled, &patch, now).await? {
+        if self
+            .store
+            .transition_attempt(&attempt, &[AttemptState::Created], AttemptState::Cancelled, &patch, now)
+            .await?
+        {
             self.store.add_event(Some(id), Some(&attempt.id), "attempt.cancelled", "customer", now).await?;
             self.metrics.attempt(attempt.method.as_str(), "cancelled");
             self.changed(id);
@@ -395,9 +448,18 @@ impl AppState {
                     }
                 }
                 Err(BestinError::Provider { .. }) => {
-                    let patch = AttemptPatch { failure_message: Some("Bestin Pay has no such payment".into()), ..Default::default() };
+                    let patch = AttemptPatch {
+                        failure_message: Some("Bestin Pay has no such payment".into()),
+                        ..Default::default()
+                    };
                     self.store
-                        .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, &patch, now)
+                        .transition_attempt(
+                            &attempt,
+                            &[AttemptState::Creating],
+                            AttemptState::CreateFailed,
+                            &patch,
+                            now,
+                        )
                         .await?;
                 }
                 Err(e) => tracing::warn!(attempt = %attempt.id, error = %e, "payin query by req_id failed"),
@@ -413,7 +475,14 @@ impl AppState {
                 Ok(order) => self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await?,
                 Err(BestinError::Provider { .. }) if payout.status == PayoutState::Creating => {
                     self.store
-                        .transition_payout(&payout.id, &[PayoutState::Creating], PayoutState::Failed, None, Some("not created at Bestin Pay"), now)
+                        .transition_payout(
+                            &payout.id,
+                            &[PayoutState::Creating],
+                            PayoutState::Failed,
+                            None,
+                            Some("not created at Bestin Pay"),
+                            now,
+                        )
                         .await?;
                 }
                 Err(e) => tracing::warn!(payout = %payout.id, error = %e, "payout query failed"),
@@ -422,7 +491,12 @@ impl AppState {
         Ok(seen)
     }
 
-    async fn apply_payout_status(&self, p: &PayoutRow, status: &BestinStatus, trx_id: Option<&str>) -> Result<(), AppError> {
+    async fn apply_payout_status(
+        &self,
+        p: &PayoutRow,
+        status: &BestinStatus,
+        trx_id: Option<&str>,
+    ) -> Result<(), AppError> {
         let now = self.clock.now_ms();
         let open = [PayoutState::Creating, PayoutState::Pending];
         let (to, message) = match status {
@@ -452,8 +526,14 @@ impl AppState {
             return Err(AppError::bad_request(ErrorCode::InvalidRequest, "upi must be a UPI address like name@bank"));
         }
         let reference = req.reference.trim();
-        if reference.is_empty() || reference.len() > 64 || !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return Err(AppError::bad_request(ErrorCode::InvalidRequest, "reference must be 1 to 64 letters, digits, - _ ."));
+        if reference.is_empty()
+            || reference.len() > 64
+            || !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidRequest,
+                "reference must be 1 to 64 letters, digits, - _ .",
+            ));
         }
         if let Some(existing) = self.store.payout_by_reference(reference).await? {
             return same_payout(existing, amount, &req.upi).map(|p| (StatusCode::OK, p));
@@ -487,7 +567,11 @@ impl AppState {
         };
         if !self.store.insert_payout(&row).await? {
             // A concurrent request with the same reference won the insert.
-            let existing = self.store.payout_by_reference(reference).await?.ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
+            let existing = self
+                .store
+                .payout_by_reference(reference)
+                .await?
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
             return same_payout(existing, amount, &req.upi).map(|p| (StatusCode::OK, p));
         }
         let status = match bestin.payout(&row.req_id, amount, &row.upi, &self.notify_url()).await {
@@ -497,15 +581,24 @@ impl AppState {
             }
             Err(BestinError::Provider { message, .. }) => {
                 self.store
-                    .transition_payout(&row.id, &[PayoutState::Creating], PayoutState::Failed, None, Some(&message), self.clock.now_ms())
+                    .transition_payout(
+                        &row.id,
+                        &[PayoutState::Creating],
+                        PayoutState::Failed,
+                        None,
+                        Some(&message),
+                        self.clock.now_ms(),
+                    )
                     .await?;
-                let code = if message.contains("balance") { ErrorCode::InsufficientBalance } else { ErrorCode::ProviderError };
+                let code =
+                    if message.contains("balance") { ErrorCode::InsufficientBalance } else { ErrorCode::ProviderError };
                 return Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message));
             }
             // No answer: the poller finds it by req_id; never send it twice.
             Err(_) => StatusCode::ACCEPTED,
         };
-        let payout = self.store.payout(&row.id).await?.ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
+        let payout =
+            self.store.payout(&row.id).await?.ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
         Ok((status, payout_view(payout)))
     }
 
@@ -514,7 +607,11 @@ impl AppState {
     /// # Errors
     /// `payout_not_found`.
     pub async fn get_payout(&self, id: &str) -> Result<Payout, AppError> {
-        let p = self.store.payout(id).await?.ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
+        let p = self
+            .store
+            .payout(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
         Ok(payout_view(p))
     }
 
@@ -524,14 +621,25 @@ impl AppState {
     /// `payout_not_found`, `nothing_to_cancel`, provider errors.
     pub async fn cancel_payout(&self, id: &str) -> Result<Payout, AppError> {
         let bestin = self.bestin_client()?;
-        let p = self.store.payout(id).await?.ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
+        let p = self
+            .store
+            .payout(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
         let Some(trx_id) = p.trx_id.clone().filter(|_| p.status == PayoutState::Pending) else {
             return Err(AppError::conflict(ErrorCode::NothingToCancel, "only a pending payout can be canceled"));
         };
         match bestin.cancel(&trx_id, "payout").await {
             Ok(_) => {
                 self.store
-                    .transition_payout(&p.id, &[PayoutState::Pending], PayoutState::Canceled, None, None, self.clock.now_ms())
+                    .transition_payout(
+                        &p.id,
+                        &[PayoutState::Pending],
+                        PayoutState::Canceled,
+                        None,
+                        None,
+                        self.clock.now_ms(),
+                    )
                     .await?;
             }
             Err(BestinError::Provider { message, .. }) => {

@@ -7,11 +7,11 @@
 //!
 //! Run it with `deshpay-demo-shop --backend http://127.0.0.1:8081 --api-key KEY` (see `--help`).
 
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -219,10 +219,8 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(slug): Path<String>, Form(form)
     let mut to = format!("/checkout/{id}");
     let theme = safe_choice(form.theme.as_deref(), &["light", "dark", "bkash", "high-contrast"]);
     let locale = safe_choice(form.locale.as_deref(), &["en", "bn", "hi"]);
-    let params: Vec<String> = [("theme", theme), ("locale", locale)]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
-        .collect();
+    let params: Vec<String> =
+        [("theme", theme), ("locale", locale)].into_iter().filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))).collect();
     if !params.is_empty() {
         to = format!("{to}?{}", params.join("&"));
     }

@@ -32,7 +32,11 @@ fn main() -> Result<()> {
 
 async fn run() -> Result<()> {
     let mut report = String::from("# DeshPay benchmark figures\n\n");
-    let _ = writeln!(report, "Machine: {} cores. Command: `cargo xtask bench`.\n", std::thread::available_parallelism()?.get());
+    let _ = writeln!(
+        report,
+        "Machine: {} cores. Command: `cargo xtask bench`.\n",
+        std::thread::available_parallelism()?.get()
+    );
     widget_sizes(&mut report)?;
     ready_times(&mut report).await?;
     backend_load(&mut report).await?;
@@ -77,7 +81,14 @@ fn widget_sizes(report: &mut String) -> Result<()> {
         gz += g;
         br += b;
     }
-    let _ = writeln!(report, "| **total** | {} | **{}** | {} |\n\nBudget: 100 KB gzip; headroom {}.\n", kb(raw), kb(gz), kb(br), kb(102_400usize.saturating_sub(gz)));
+    let _ = writeln!(
+        report,
+        "| **total** | {} | **{}** | {} |\n\nBudget: 100 KB gzip; headroom {}.\n",
+        kb(raw),
+        kb(gz),
+        kb(br),
+        kb(102_400usize.saturating_sub(gz))
+    );
     Ok(())
 }
 
@@ -90,8 +101,10 @@ async fn create_session(stack: &Stack, i: usize) -> Result<String> {
     let r: Value = reqwest::Client::new()
         .post(format!("{}/v1/sessions", stack.backend))
         .bearer_auth(API_KEY)
-        .json(&json!({"amount": "250.00", "currency": "BDT", "invoice": format!("BENCH-READY-{i}-{}", std::process::id()),
-                      "return_url": format!("{}/return", stack.shop), "methods": ["bkash"]}))
+        .json(
+            &json!({"amount": "250.00", "currency": "BDT", "invoice": format!("BENCH-READY-{i}-{}", std::process::id()),
+                      "return_url": format!("{}/return", stack.shop), "methods": ["bkash"]}),
+        )
         .send()
         .await?
         .json()
@@ -106,7 +119,10 @@ async fn ready_ms(browser: &Browser, stack: &Stack, i: usize) -> Result<f64> {
     loop {
         let v = browser
             .client
-            .execute("const e = (window.deshpayEvents || []).find(e => e.type === 'deshpay:ready'); return e ? e.at : null;", vec![])
+            .execute(
+                "const e = (window.deshpayEvents || []).find(e => e.type === 'deshpay:ready'); return e ? e.at : null;",
+                vec![],
+            )
             .await?;
         if let Some(at) = v.as_f64() {
             return Ok(at);
@@ -124,7 +140,10 @@ async fn ready_times(report: &mut String) -> Result<()> {
     browser.cdp("Network.enable", json!({})).await?;
     browser.cdp("Network.setCacheDisabled", json!({"cacheDisabled": true})).await?;
     report.push_str("## Page load to `deshpay:ready`\n\nHeadless Chromium, localhost, HTTP cache disabled; ");
-    let _ = writeln!(report, "median of {READY_RUNS} runs (ms since navigation start).\n\n| CPU | median | min | max |\n|---|---:|---:|---:|");
+    let _ = writeln!(
+        report,
+        "median of {READY_RUNS} runs (ms since navigation start).\n\n| CPU | median | min | max |\n|---|---:|---:|---:|"
+    );
     for rate in [1, 4] {
         browser.cdp("Emulation.setCPUThrottlingRate", json!({"rate": rate})).await?;
         let mut times = Vec::new();

@@ -186,8 +186,10 @@ async fn concurrent_duplicate_callbacks_execute_exactly_once() {
 #[tokio::test]
 async fn an_execute_timeout_is_resolved_paid_by_query() {
     let app = spawn_app().await;
-    app.fault(json!({"endpoint": "execute", "delay_ms": BKASH_TIMEOUT_MS + 1000, "response": "normal", "process": true}))
-        .await;
+    app.fault(
+        json!({"endpoint": "execute", "delay_ms": BKASH_TIMEOUT_MS + 1000, "response": "normal", "process": true}),
+    )
+    .await;
     let (id, payment_id, back) = app.pay("99.00", WALLET).await;
     assert_eq!(query_param(&back, "deshpay_status").as_deref(), Some("paid"));
     let counters = app.counters().await;
@@ -243,7 +245,12 @@ async fn when_query_is_silent_too_the_reconciler_settles_it_later() {
 #[tokio::test]
 async fn a_callback_for_an_unknown_payment_or_status_is_refused() {
     let app = spawn_app().await;
-    let r = app.http.get(format!("{}/v1/bkash/callback?paymentID=TR0011nope&status=success", app.url)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/v1/bkash/callback?paymentID=TR0011nope&status=success", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "payment_not_found");
     let r = app.http.get(format!("{}/v1/bkash/callback?status=success", app.url)).send().await.unwrap();
@@ -252,7 +259,8 @@ async fn a_callback_for_an_unknown_payment_or_status_is_refused() {
     let id = app.create_session("10.00").await;
     let url = app.start_bkash(&id).await;
     let payment_id = query_param(&url, "paymentID").unwrap();
-    let r = app.http.get(format!("{}/v1/bkash/callback?paymentID={payment_id}&status=paid", app.url)).send().await.unwrap();
+    let r =
+        app.http.get(format!("{}/v1/bkash/callback?paymentID={payment_id}&status=paid", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 400);
     // A forged success before the customer approved: Execute says 2056 and nothing is paid.
     let forged = format!("{}/v1/bkash/callback?paymentID={payment_id}&status=success", app.url);

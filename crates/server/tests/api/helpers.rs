@@ -4,7 +4,8 @@ use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::clock::Clock;
 use deshpay_server::configuration::{
-    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings, Settings,
+    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
+    Settings,
 };
 use deshpay_server::state::AppState;
 use serde_json::{Value, json};
@@ -106,7 +107,8 @@ impl Drop for PgDatabase {
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
                 }
             });
         })
@@ -145,13 +147,7 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 
 impl TestApp {
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(API_KEY)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.http.post(format!("{}{path}", self.url)).bearer_auth(API_KEY).json(body).send().await.expect("request")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -247,7 +243,8 @@ impl TestApp {
     }
 
     pub async fn fault(&self, fault: Value) {
-        let r = self.http.post(format!("{}/__sandbox/bkash/faults", self.sandbox.url())).json(&fault).send().await.unwrap();
+        let r =
+            self.http.post(format!("{}/__sandbox/bkash/faults", self.sandbox.url())).json(&fault).send().await.unwrap();
         assert!(r.status().is_success(), "fault {fault}: {}", r.status());
     }
 

@@ -59,7 +59,9 @@ async fn refund_inputs_are_checked() {
         assert_eq!(r.status(), 400, "{amount}");
         assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], code);
     }
-    let r = app.post_json(&format!("/v1/sessions/{id}/refunds"), &json!({"amount": "1.00", "reason": "r".repeat(256)})).await;
+    let r = app
+        .post_json(&format!("/v1/sessions/{id}/refunds"), &json!({"amount": "1.00", "reason": "r".repeat(256)}))
+        .await;
     assert_eq!(r.status(), 400);
     let r = app.post_json(&format!("/v1/sessions/{id}/refunds"), &json!({"reason": "no amount"})).await;
     assert_eq!(r.status(), 422);

@@ -53,7 +53,9 @@ async fn a_payment_interrupted_by_a_crash_is_resolved_after_restart() {
     let r = http
         .post(format!("{}/v1/sessions", first.url))
         .bearer_auth(API_KEY)
-        .json(&json!({"amount": "210.00", "currency": "BDT", "invoice": "ORD-CRASH", "return_url": "http://shop.test/r"}))
+        .json(
+            &json!({"amount": "210.00", "currency": "BDT", "invoice": "ORD-CRASH", "return_url": "http://shop.test/r"}),
+        )
         .send()
         .await
         .unwrap();

@@ -70,7 +70,8 @@ impl Cluster {
         let callback = r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned();
         let path = callback.split_once("/v1/bkash/callback").unwrap().1.to_owned();
         let a = self.http.get(format!("{}/v1/bkash/callback{path}", self.instances[i % self.instances.len()])).send();
-        let b = self.http.get(format!("{}/v1/bkash/callback{path}", self.instances[(i + 1) % self.instances.len()])).send();
+        let b =
+            self.http.get(format!("{}/v1/bkash/callback{path}", self.instances[(i + 1) % self.instances.len()])).send();
         let (a, b) = tokio::join!(a, b);
         assert_eq!(a.unwrap().status(), 303);
         assert_eq!(b.unwrap().status(), 303);

@@ -55,7 +55,8 @@ async fn a_restart_reuses_the_stored_token() {
     app.pay("10.00", WALLET).await;
     let settings = settings_for(&app.sandbox, &app.db_url);
     let (url, _) = start_backend(settings, Clock::system()).await;
-    let r = app.http.post(format!("{url}/v1/checkout/{}/bkash", app.create_session("11.00").await)).send().await.unwrap();
+    let r =
+        app.http.post(format!("{url}/v1/checkout/{}/bkash", app.create_session("11.00").await)).send().await.unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(app.counters().await["grant"], 1);
 }

@@ -40,13 +40,8 @@ impl TestApp {
 
     /// The customer's UPI app: the sandbox's approval page, by form post.
     async fn decide(&self, link: &str, decision: &str) {
-        let page = self
-            .http
-            .get(format!("{}/upi/approve", self.sandbox.url()))
-            .query(&[("link", link)])
-            .send()
-            .await
-            .unwrap();
+        let page =
+            self.http.get(format!("{}/upi/approve", self.sandbox.url())).query(&[("link", link)]).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
         assert!(html.contains("Approve") && html.contains("Decline"));
@@ -173,7 +168,10 @@ async fn tampered_forged_and_malformed_notifications_are_rejected_and_change_not
     let mut tampered = data.clone();
     tampered["amount"] = json!("1.00");
     let cases = [
-        (json!({"notify_id": "N1", "event_type": "trx_update", "data": tampered, "timestamp": 1, "sign": good_sign}), 401),
+        (
+            json!({"notify_id": "N1", "event_type": "trx_update", "data": tampered, "timestamp": 1, "sign": good_sign}),
+            401,
+        ),
         (json!({"notify_id": "N2", "event_type": "trx_update", "data": data, "timestamp": 1, "sign": "AAAA"}), 401),
         (json!({"notify_id": "N3", "event_type": "trx_update", "data": data}), 400),
         (json!("not an object"), 400),
@@ -188,7 +186,11 @@ async fn tampered_forged_and_malformed_notifications_are_rejected_and_change_not
     assert_eq!(app.checkout(&id).await["attempt"]["status"], "pending", "nothing changed");
 
     // The genuine one is accepted.
-    let r = app.notify(&json!({"notify_id": "N4", "event_type": "trx_update", "data": data, "timestamp": 1, "sign": good_sign})).await;
+    let r = app
+        .notify(
+            &json!({"notify_id": "N4", "event_type": "trx_update", "data": data, "timestamp": 1, "sign": good_sign}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "success");
     assert_eq!(app.checkout(&id).await["status"], "paid");
@@ -212,14 +214,23 @@ async fn replays_and_out_of_order_notifications_never_move_a_payment_backwards()
     let (id, trx) = paid_upi_session(&app).await;
     let deliveries = app.bestin(&format!("notifications?trx_id={trx}")).await;
     let notify_id = deliveries[0]["notify_id"].as_str().unwrap().to_owned();
-    let r = app.http.post(format!("{}/__sandbox/bestin/notifications/{notify_id}/resend", app.sandbox.url())).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/__sandbox/bestin/notifications/{notify_id}/resend", app.sandbox.url()))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     let pending = json!({"mid": "M01KDESHPAYSANDBXX000000001", "trx_id": trx, "req_id": "x", "trx_type": "payin",
                          "status": "pending", "amount": "101.00", "ccy": "INR"});
     let failed = json!({"mid": "M01KDESHPAYSANDBXX000000001", "trx_id": trx, "req_id": "x", "trx_type": "payin",
                         "status": "failed", "amount": "101.00", "ccy": "INR"});
     for (n, data) in [("late-pending", pending), ("late-failed", failed)] {
-        let r = app.notify(&json!({"notify_id": n, "event_type": "trx_update", "data": data, "timestamp": 1, "sign": sign(&data)})).await;
+        let r = app
+            .notify(
+                &json!({"notify_id": n, "event_type": "trx_update", "data": data, "timestamp": 1, "sign": sign(&data)}),
+            )
+            .await;
         assert_eq!(r.text().await.unwrap(), "success", "acknowledged, so the provider stops");
     }
     let view = app.checkout(&id).await;
@@ -299,7 +310,12 @@ async fn payouts_move_the_balance_and_are_idempotent_by_reference() {
     let again = app.post_json("/v1/payouts", &body).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], payout["id"]);
-    let conflict = app.post_json("/v1/payouts", &json!({"amount": "5.00", "currency": "INR", "upi": "asha@okaxis", "reference": "PO-1"})).await;
+    let conflict = app
+        .post_json(
+            "/v1/payouts",
+            &json!({"amount": "5.00", "currency": "INR", "upi": "asha@okaxis", "reference": "PO-1"}),
+        )
+        .await;
     assert_eq!(conflict.status(), 409);
     assert_eq!(app.bestin("counters").await["payout"], 1, "one payout at the provider");
 
@@ -323,7 +339,11 @@ async fn payouts_move_the_balance_and_are_idempotent_by_reference() {
 async fn payout_inputs_and_balance_limits_are_checked() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"amount": "100000.01", "currency": "INR", "upi": "ab@bank", "reference": "R1"}), 409, "insufficient_balance"),
+        (
+            json!({"amount": "100000.01", "currency": "INR", "upi": "ab@bank", "reference": "R1"}),
+            409,
+            "insufficient_balance",
+        ),
         (json!({"amount": "10.00", "currency": "BDT", "upi": "ab@bank", "reference": "R2"}), 400, "invalid_currency"),
         (json!({"amount": "0", "currency": "INR", "upi": "ab@bank", "reference": "R3"}), 400, "invalid_amount"),
         (json!({"amount": "10.00", "currency": "INR", "upi": "not-a-vpa", "reference": "R4"}), 400, "invalid_request"),
@@ -342,7 +362,12 @@ async fn payout_inputs_and_balance_limits_are_checked() {
 #[tokio::test]
 async fn a_pending_payout_can_be_canceled_and_its_money_is_released() {
     let app = spawn_app().await;
-    let r = app.post_json("/v1/payouts", &json!({"amount": "500.00", "currency": "INR", "upi": "pending@bestin", "reference": "HOLD-1"})).await;
+    let r = app
+        .post_json(
+            "/v1/payouts",
+            &json!({"amount": "500.00", "currency": "INR", "upi": "pending@bestin", "reference": "HOLD-1"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let r = app.http.post(format!("{}/v1/payouts/{id}/cancel", app.url)).bearer_auth(API_KEY).send().await.unwrap();
