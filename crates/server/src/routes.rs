@@ -121,7 +121,7 @@ where
     }
     let response = handler().await;
     let status = response.status();
-    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+    if status.is_server_error() {
         let _ = state.store.release_idempotency_key(&key).await;
         return response;
     }
