@@ -2,13 +2,17 @@
 //!
 //! - `GET {endpoint}/v1/checkout/{id}` -> [`CheckoutView`]
 //! - `POST {endpoint}/v1/checkout/{id}/bkash` -> 201 [`StartBkashResponse`]
+//! - `POST {endpoint}/v1/checkout/{id}/upi` -> 201 [`StartUpiResponse`] (the same pending payin when repeated)
+//! - `POST {endpoint}/v1/checkout/{id}/cancel` -> [`CheckoutView`] (409 `nothing_to_cancel`)
+//! - `GET {endpoint}/v1/checkout/{id}/events`: server-sent events `session` with a [`CheckoutView`], read by an
+//!   `EventSource` in `ui.rs` ([`events_url`], [`parse_view`])
 //!
 //! Errors are an HTTP status plus `{"error":{"code","message"}}` ([`deshpay_api::ErrorBody`]).
 
 use deshpay_api::ErrorCode;
 
 #[cfg(target_arch = "wasm32")]
-use deshpay_api::{CheckoutView, StartBkashResponse};
+use deshpay_api::{CheckoutView, StartBkashResponse, StartUpiResponse};
 
 /// Why a call to the backend failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +69,44 @@ pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResp
         .await
         .map_err(|_| ApiError::Network)?;
     read(response).await
+}
+
+/// `POST {endpoint}/v1/checkout/{session}/upi`: starts (or returns the pending) UPI payin: deep links, QR text
+/// and expiry. No body, so no CORS preflight.
+///
+/// # Errors
+/// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
+#[cfg(target_arch = "wasm32")]
+pub async fn start_upi(endpoint: &str, session: &str) -> Result<StartUpiResponse, ApiError> {
+    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/upi"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    read(response).await
+}
+
+/// `POST {endpoint}/v1/checkout/{session}/cancel`: cancels the pending attempt; returns the session view.
+///
+/// # Errors
+/// [`ApiError`]; 409 `nothing_to_cancel` when the attempt already finished.
+#[cfg(target_arch = "wasm32")]
+pub async fn cancel(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
+    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/cancel"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    read(response).await
+}
+
+/// The server-sent events URL of a session (`EventSource`).
+pub fn events_url(endpoint: &str, session: &str) -> String {
+    format!("{endpoint}/v1/checkout/{session}/events")
+}
+
+/// Reads the data of a `session` event: a [`CheckoutView`] as JSON (browser `JSON.parse`, as [`read`]).
+#[cfg(target_arch = "wasm32")]
+pub fn parse_view(data: &str) -> Option<CheckoutView> {
+    js_sys::JSON::parse(data).ok().and_then(|j| serde_wasm_bindgen::from_value(j).ok())
 }
 
 /// Decodes a response. JSON goes through the browser's `JSON.parse` and serde-wasm-bindgen (already used for

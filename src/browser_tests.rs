@@ -229,3 +229,156 @@ fn live_mode_requires_session_and_endpoint() {
     let root = host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open)).unwrap();
     assert!(mount(host, root, js_sys::JSON::parse(r#"{"session":"cs_x"}"#).unwrap()).is_err());
 }
+
+impl Mounted {
+    fn attr(&self, selector: &str, name: &str) -> Option<String> {
+        self.find(selector).unwrap_or_else(|| panic!("no {selector}")).get_attribute(name)
+    }
+
+    /// Text and href of each link.
+    fn links(&self) -> Vec<(String, String)> {
+        let list = self.root.query_selector_all("a").unwrap();
+        (0..list.length())
+            .filter_map(|i| list.item(i))
+            .map(|n| {
+                let e: Element = n.unchecked_into();
+                (e.text_content().unwrap_or_default().trim().to_owned(), e.get_attribute("href").unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// An RFC 3339 time `ms` from now.
+fn in_ms(ms: f64) -> String {
+    js_sys::Date::new(&(js_sys::Date::now() + ms).into()).to_iso_string().into()
+}
+
+#[wasm_bindgen_test]
+async fn inr_session_offers_pay_with_upi() {
+    let w = Mounted::new(
+        r#"{"preview":{"state":"choose","view":{"id":"cs_abcdefghijklmnopqrstuvwx","status":"open",
+        "amount":"101.00","amount_minor":10100,"currency":"INR","invoice":"ORD-7","description":null,"methods":["upi"],
+        "expires_at":"2030-01-01T00:00:00Z","merchant_name":"Shop","attempt":null}}}"#,
+    )
+    .await;
+    assert_eq!(w.buttons(), vec!["Pay with UPI".to_string()]);
+    assert!(w.text("[data-testid=deshpay-amount]").contains('₹'));
+    w.click("Pay with UPI");
+    w.settle().await;
+    assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "Waiting for approval");
+    assert!(w.buttons().contains(&"Cancel".to_string()), "{:?}", w.buttons());
+}
+
+#[wasm_bindgen_test]
+async fn desktop_shows_the_qr_code_as_labelled_svg_and_the_apps_behind_a_toggle() {
+    let w = Mounted::new(r#"{"preview":{"state":"upi-qr"}}"#).await;
+    assert_eq!(w.text("h2"), "Scan to pay with UPI");
+    let svg = w.find("svg[data-testid=deshpay-qr]").expect("a QR code");
+    assert_eq!(svg.namespace_uri().as_deref(), Some("http://www.w3.org/2000/svg"));
+    assert_eq!(svg.get_attribute("role").as_deref(), Some("img"));
+    assert_eq!(svg.get_attribute("aria-label").as_deref(), Some("QR code for the UPI payment"));
+    assert!(w.attr("svg[data-testid=deshpay-qr] path", "d").is_some_and(|d| d.len() > 500), "dark modules drawn");
+    assert_eq!(w.attr("svg[data-testid=deshpay-qr] rect", "fill").as_deref(), Some("#fff"), "white plate");
+    assert!(w.text(".dp-body").contains("Scan with any UPI app on your phone"));
+    assert!(w.text("[data-testid=deshpay-status]").contains("Waiting for approval"));
+    assert_eq!(w.buttons(), vec!["Pay on this device".to_string(), "Cancel".to_string()]);
+
+    let toggle = "button[aria-controls=dp-upi-apps]";
+    assert_eq!(w.attr(toggle, "aria-expanded").as_deref(), Some("false"));
+    assert!(w.attr("#dp-upi-apps", "hidden").is_some(), "the app buttons start hidden");
+    w.click("Pay on this device");
+    w.settle().await;
+    assert_eq!(w.attr(toggle, "aria-expanded").as_deref(), Some("true"));
+    assert!(w.attr("#dp-upi-apps", "hidden").is_none());
+    let names: Vec<String> = w.links().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["Paytm", "PhonePe", "Other UPI app"]);
+    w.click("Pay on this device");
+    w.settle().await;
+    assert_eq!(w.attr(toggle, "aria-expanded").as_deref(), Some("false"));
+    assert!(w.attr("#dp-upi-apps", "hidden").is_some(), "and hides them again");
+}
+
+#[wasm_bindgen_test]
+async fn phone_shows_the_three_app_buttons_with_the_given_links() {
+    let w = Mounted::new(
+        r#"{"preview":{"state":"upi-apps","upi":{"attempt_id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","links":{
+        "paytm":"paytmmp://cash_wallet?pa=shop%40bestin&am=101.00&tr=PI1&featuretype=money_transfer",
+        "phonepe":"phonepe://native?data=eyJhIjoxfQ%3D%3D&id=p2ppayment",
+        "upi":"upi://pay?pa=shop%40bestin&pn=Shop&am=101.00&cu=INR&tr=PI1"},
+        "qr":"upi://pay?pa=shop%40bestin&pn=Shop&am=101.00&cu=INR&tr=PI1","expires_at":""}}}"#,
+    )
+    .await;
+    assert_eq!(w.text("h2"), "Pay with your UPI app");
+    assert!(w.find("svg[data-testid=deshpay-qr]").is_none(), "no QR code on a phone");
+    assert_eq!(
+        w.links(),
+        vec![
+            (
+                "Paytm".into(),
+                "paytmmp://cash_wallet?pa=shop%40bestin&am=101.00&tr=PI1&featuretype=money_transfer".into()
+            ),
+            ("PhonePe".into(), "phonepe://native?data=eyJhIjoxfQ%3D%3D&id=p2ppayment".into()),
+            ("Other UPI app".into(), "upi://pay?pa=shop%40bestin&pn=Shop&am=101.00&cu=INR&tr=PI1".into()),
+        ]
+    );
+    assert_eq!(w.buttons(), vec!["Cancel".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn missing_and_unsafe_links_get_no_button() {
+    let w = Mounted::new(
+        r#"{"preview":{"state":"upi-apps","upi":{"attempt_id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","links":{
+        "paytm":null,"phonepe":"javascript:alert(1)","upi":"upi://pay?pa=a%40b&am=1.00&cu=INR"},
+        "qr":"upi://pay?pa=a%40b&am=1.00&cu=INR","expires_at":""}}}"#,
+    )
+    .await;
+    assert_eq!(w.links(), vec![("Other UPI app".into(), "upi://pay?pa=a%40b&am=1.00&cu=INR".into())]);
+}
+
+#[wasm_bindgen_test]
+async fn the_countdown_shows_minutes_and_seconds_to_the_expiry() {
+    let expires = in_ms(604_500.0);
+    let w = Mounted::new(&format!(
+        r#"{{"preview":{{"state":"upi-qr","upi":{{"attempt_id":"att_ABCDEFGHIJKLMNOPQRSTUVWX",
+        "links":{{"paytm":null,"phonepe":null,"upi":"upi://pay?pa=a%40b"}},"qr":"upi://pay?pa=a%40b",
+        "expires_at":"{expires}"}}}}}}"#
+    ))
+    .await;
+    let timer = w.find("[role=timer]").expect("a timer");
+    let text = timer.text_content().unwrap_or_default();
+    assert!(text == "10:05" || text == "10:04", "{text}");
+    assert!(w.text(".dp-countdown").contains("Time left to approve"));
+    // The timer is not a live region itself: it would be read every second.
+    assert_eq!(timer.get_attribute("aria-live"), None);
+    dom::sleep(1_100).await;
+    let later = timer.text_content().unwrap_or_default();
+    assert!(later == "10:04" || later == "10:03", "it ticks: {later}");
+
+    let w = Mounted::new(r#"{"preview":{"state":"upi-apps"}}"#).await;
+    let text = w.text("[data-testid=deshpay-countdown]");
+    assert!(text == "15:00" || text == "14:59", "previews count down from 15 minutes: {text}");
+}
+
+#[wasm_bindgen_test]
+async fn cancel_shows_payment_cancelled_and_try_again_offers_upi_again() {
+    let w = Mounted::new(r#"{"preview":{"state":"upi-qr"}}"#).await;
+    w.click("Cancel");
+    w.settle().await;
+    assert_eq!(w.text("h2"), "Payment cancelled");
+    assert!(w.event_names().contains(&"deshpay:cancel".to_string()));
+    assert_eq!(w.detail("deshpay:cancel", "method").as_deref(), Some("upi"));
+    w.click("Try again");
+    w.settle().await;
+    assert_eq!(w.buttons(), vec!["Pay with UPI".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn upi_texts_in_hindi_and_bengali() {
+    let w = Mounted::new(r#"{"locale":"hi","preview":{"state":"upi-apps"}}"#).await;
+    assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "स्वीकृति की प्रतीक्षा है");
+    let names: Vec<String> = w.links().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["Paytm", "PhonePe", "अन्य UPI ऐप"], "brand names stay as they are");
+    let w = Mounted::new(r#"{"locale":"bn","preview":{"state":"upi-qr"}}"#).await;
+    assert_eq!(w.attr("svg[role=img]", "aria-label").as_deref(), Some("UPI পেমেন্টের QR কোড"));
+    assert!(w.text("[data-testid=deshpay-amount]").contains('₹'));
+}

@@ -1,9 +1,9 @@
 //! The `mount` options, read once into a [`Config`].
 
 use crate::i18n::{Locale, Strings};
-use crate::state::{Screen, is_return};
+use crate::state::{Screen, UpiPayment, is_return};
 use crate::theme::Preset;
-use deshpay_api::{CheckoutView, SessionId};
+use deshpay_api::{CheckoutView, SessionId, StartUpiResponse};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -38,6 +38,9 @@ pub struct PreviewOptions {
     pub view: Option<CheckoutView>,
     /// Behave as on the return from bKash (focus moves to the outcome heading).
     pub returned: Option<bool>,
+    /// The UPI payment shown by `upi-qr` and `upi-apps`, in the shape of `POST /v1/checkout/{id}/upi`; demo
+    /// links when absent.
+    pub upi: Option<StartUpiResponse>,
 }
 
 /// Static demo data for previews.
@@ -91,15 +94,22 @@ impl Config {
         warnings.extend(unknown.into_iter().map(|k| format!("unknown string key {k:?} in `strings`")));
 
         let preview = options.preview.map(|p| {
-            let view = p.view.unwrap_or_else(|| demo_view(options.session.as_deref().unwrap_or_default()));
+            let upi_state = p.state.as_deref().is_some_and(|s| s.starts_with("upi-"));
+            let view = p.view.unwrap_or_else(|| {
+                let session = options.session.as_deref().unwrap_or_default();
+                if upi_state { demo_upi_view(session) } else { demo_view(session) }
+            });
             let returned = p.returned.unwrap_or(false);
-            let screen = match p.state.as_deref() {
+            let mut screen = match p.state.as_deref() {
                 Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
                     warnings.push(format!("unknown preview state {name:?}"));
                     Screen::Choose { problem: None }
                 }),
                 None => crate::state::screen_for(&view, returned),
             };
+            if let (Screen::UpiWaiting { payment, .. }, Some(upi)) = (&mut screen, p.upi) {
+                *payment = UpiPayment::from(upi);
+            }
             (Preview { view, screen }, returned)
         });
         if let Some((preview, returned)) = preview {
@@ -147,6 +157,19 @@ pub fn demo_view(session: &str) -> CheckoutView {
     }
 }
 
+/// The demo session of UPI previews: rupees, UPI only.
+pub fn demo_upi_view(session: &str) -> CheckoutView {
+    CheckoutView {
+        amount: "101.00".into(),
+        amount_minor: 10_100,
+        currency: deshpay_api::Currency::Inr,
+        invoice: "ORD-2051".into(),
+        description: Some("Block-print kurta".into()),
+        methods: vec![deshpay_api::Method::Upi],
+        ..demo_view(session)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +214,23 @@ mod tests {
         assert!(matches!(preview.screen, Screen::Failed { reason: Some(_) }));
         assert_eq!(config.theme, Preset::Bkash);
         assert_eq!(config.strings.locale(), Locale::Hi);
+    }
+
+    #[test]
+    fn upi_previews_show_rupees_and_the_given_links() {
+        let opts = options(serde_json::json!({"preview": {"state": "upi-apps", "upi": {
+            "attempt_id": "att_ABCDEFGHIJKLMNOPQRSTUVWX", "qr": "upi://pay?pa=a@b",
+            "links": {"paytm": null, "phonepe": "phonepe://native?data=x", "upi": "upi://pay?pa=a@b"},
+            "expires_at": "2030-01-01T00:15:00Z",
+        }}}));
+        let (config, warnings) = Config::new(opts, None, None, "").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let preview = config.preview.unwrap();
+        assert_eq!(preview.view.currency, deshpay_api::Currency::Inr);
+        let Screen::UpiWaiting { payment, layout, .. } = preview.screen else { panic!("{:?}", preview.screen) };
+        assert_eq!(layout, crate::state::UpiLayout::Apps);
+        assert_eq!(payment.qr, "upi://pay?pa=a@b");
+        assert_eq!(payment.links.paytm, None);
+        assert_eq!(payment.expires_at, "2030-01-01T00:15:00Z");
     }
 }

@@ -1,8 +1,9 @@
-//! Small browser helpers: timers, host events, focus, styles, page facts.
+//! Small browser helpers: timers, host events, focus, styles, page facts, server-sent events.
 
 use serde::Serialize;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{CustomEvent, CustomEventInit, HtmlElement, ShadowRoot};
+use web_sys::{CustomEvent, CustomEventInit, Event, EventSource, HtmlElement, MessageEvent, ShadowRoot};
 
 /// Resolves after `ms` milliseconds (`setTimeout`); 0 waits until the DOM updates of this turn are done.
 pub async fn sleep(ms: i32) {
@@ -19,7 +20,7 @@ pub async fn sleep(ms: i32) {
 pub struct EventDetail {
     /// Session id.
     pub session: String,
-    /// `bkash` (or `upi` later).
+    /// `bkash` or `upi`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
     /// Provider transaction id, on success.
@@ -89,4 +90,99 @@ pub fn assign(url: &str) -> bool {
 /// Logs a warning to the console.
 pub fn warn(message: &str) {
     web_sys::console::warn_1(&format!("DeshPay: {message}").into());
+}
+
+/// Whether this device has the UPI apps itself: a coarse primary pointer (touch) or a mobile user agent.
+pub fn is_phone() -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let coarse = window.match_media("(pointer: coarse)").ok().flatten().is_some_and(|m| m.matches());
+    coarse || window.navigator().user_agent().is_ok_and(|ua| crate::state::is_mobile_user_agent(&ua))
+}
+
+/// An open `EventSource` reading one event name; closed when dropped.
+pub struct EventStream {
+    source: EventSource,
+    event: &'static str,
+    on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(Event)>,
+}
+
+impl EventStream {
+    /// Opens `url` and calls `on_data` with the data of each `event`, `on_error` when the connection fails or
+    /// ends (the browser would reconnect; the caller decides). `None` where `EventSource` is missing.
+    pub fn open(
+        url: &str,
+        event: &'static str,
+        mut on_data: impl FnMut(String) + 'static,
+        mut on_error: impl FnMut() + 'static,
+    ) -> Option<EventStream> {
+        // Checked first: calling a missing constructor would throw.
+        if !js_sys::Reflect::has(&js_sys::global(), &"EventSource".into()).unwrap_or(false) {
+            return None;
+        }
+        let source = EventSource::new(url).ok()?;
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(data) = e.data().as_string() {
+                on_data(data);
+            }
+        });
+        let on_error = Closure::<dyn FnMut(Event)>::new(move |_: Event| on_error());
+        let listening = source.add_event_listener_with_callback(event, on_message.as_ref().unchecked_ref()).is_ok();
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let stream = EventStream { source, event, on_message, _on_error: on_error };
+        listening.then_some(stream)
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.source.close();
+        self.source.set_onerror(None);
+        let _ = self.source.remove_event_listener_with_callback(self.event, self.on_message.as_ref().unchecked_ref());
+    }
+}
+
+/// A `visibilitychange` listener on the document, removed when dropped.
+pub struct VisibleListener {
+    document: web_sys::Document,
+    closure: Closure<dyn FnMut(Event)>,
+}
+
+/// Calls `f` whenever the page becomes visible again (the customer is back from the UPI app).
+pub fn on_page_visible(mut f: impl FnMut() + 'static) -> Option<VisibleListener> {
+    let document = web_sys::window()?.document()?;
+    let doc = document.clone();
+    let closure = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+        if !doc.hidden() {
+            f();
+        }
+    });
+    document.add_event_listener_with_callback("visibilitychange", closure.as_ref().unchecked_ref()).ok()?;
+    Some(VisibleListener { document, closure })
+}
+
+impl Drop for VisibleListener {
+    fn drop(&mut self) {
+        let _ = self
+            .document
+            .remove_event_listener_with_callback("visibilitychange", self.closure.as_ref().unchecked_ref());
+    }
+}
+
+/// Toggles a disclosure button (`aria-expanded`) and the element its `aria-controls` names in the same root.
+pub fn toggle_disclosure(event: &Event) {
+    let Some(button) = event.current_target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        return;
+    };
+    let open = button.get_attribute("aria-expanded").as_deref() != Some("true");
+    let _ = button.set_attribute("aria-expanded", if open { "true" } else { "false" });
+    let controlled = button.get_attribute("aria-controls").and_then(|id| {
+        let root = button.get_root_node().dyn_into::<ShadowRoot>().ok()?;
+        root.get_element_by_id(&id)
+    });
+    if let Some(controlled) = controlled {
+        let _ = controlled.toggle_attribute_with_force("hidden", !open);
+    }
 }

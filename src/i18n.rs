@@ -82,7 +82,7 @@ keys! {
         bn: "বিকাশ দিয়ে পেমেন্ট করুন",
         hi: "bKash से भुगतान करें"
     }
-    /// The UPI method button (the UPI flow arrives with its own issue).
+    /// The UPI method button.
     PayWithUpi "pay_with_upi" {
         en: "Pay with UPI",
         bn: "UPI দিয়ে পেমেন্ট করুন",
@@ -232,6 +232,78 @@ keys! {
         bn: "পেমেন্ট শুরু করা যায়নি।",
         hi: "भुगतान शुरू नहीं किया जा सका।"
     }
+    /// UPI payments could not be started because Bestin Pay did not answer in time.
+    UpiUnavailable "upi_unavailable" {
+        en: "UPI payments are not available right now. Please try again in a moment.",
+        bn: "এই মুহূর্তে UPI পেমেন্ট করা যাচ্ছে না। একটু পরে আবার চেষ্টা করুন।",
+        hi: "UPI भुगतान अभी उपलब्ध नहीं है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
+    }
+    /// Status while the customer approves a UPI payment in their app.
+    WaitingApproval "waiting_approval" {
+        en: "Waiting for approval",
+        bn: "অনুমোদনের অপেক্ষায়",
+        hi: "स्वीकृति की प्रतीक्षा है"
+    }
+    /// Heading above the QR code (desktop).
+    UpiScanTitle "upi_scan_title" {
+        en: "Scan to pay with UPI",
+        bn: "UPI দিয়ে পেমেন্ট করতে স্ক্যান করুন",
+        hi: "UPI से भुगतान के लिए स्कैन करें"
+    }
+    /// Accessible name of the QR code image.
+    UpiQrLabel "upi_qr_label" {
+        en: "QR code for the UPI payment",
+        bn: "UPI পেমেন্টের QR কোড",
+        hi: "UPI भुगतान के लिए QR कोड"
+    }
+    /// Below the QR code.
+    UpiScanHint "upi_scan_hint" {
+        en: "Scan with any UPI app on your phone",
+        bn: "আপনার ফোনের যেকোনো UPI অ্যাপ দিয়ে স্ক্যান করুন",
+        hi: "अपने फ़ोन के किसी भी UPI ऐप से स्कैन करें"
+    }
+    /// Toggle that shows the app buttons below the QR code (desktop).
+    UpiPayOnDevice "upi_pay_on_device" {
+        en: "Pay on this device",
+        bn: "এই ডিভাইসে পেমেন্ট করুন",
+        hi: "इसी डिवाइस पर भुगतान करें"
+    }
+    /// Heading above the app buttons (phone).
+    UpiAppsTitle "upi_apps_title" {
+        en: "Pay with your UPI app",
+        bn: "আপনার UPI অ্যাপ দিয়ে পেমেন্ট করুন",
+        hi: "अपने UPI ऐप से भुगतान करें"
+    }
+    /// Below the app heading (phone).
+    UpiAppsHint "upi_apps_hint" {
+        en: "Choose your app, approve the payment there, then come back here.",
+        bn: "আপনার অ্যাপ বেছে নিন, সেখানে পেমেন্ট অনুমোদন করুন, তারপর এখানে ফিরে আসুন।",
+        hi: "अपना ऐप चुनें, वहाँ भुगतान स्वीकृत करें, फिर यहाँ लौट आएँ।"
+    }
+    /// The app button with the generic `upi://pay` link ("Paytm" and "PhonePe" are brand names, not translated).
+    OtherUpiApp "upi_other_app" {
+        en: "Other UPI app",
+        bn: "অন্য UPI অ্যাপ",
+        hi: "अन्य UPI ऐप"
+    }
+    /// Label of the countdown to the payment request's expiry.
+    UpiTimeLeft "upi_time_left" {
+        en: "Time left to approve",
+        bn: "অনুমোদনের জন্য বাকি সময়",
+        hi: "स्वीकृति के लिए बचा समय"
+    }
+    /// Announced (politely, once a minute) while waiting, after the number of minutes: "14 min left to approve".
+    UpiMinutesLeft "upi_minutes_left" {
+        en: "min left to approve",
+        bn: "মিনিট বাকি",
+        hi: "मिनट बचे हैं"
+    }
+    /// Cancels a UPI payment request that is waiting for approval.
+    Cancel "cancel" {
+        en: "Cancel",
+        bn: "বাতিল করুন",
+        hi: "रद्द करें"
+    }
     /// Heading: the session offers no method this widget supports.
     NoMethod "no_method" {
         en: "No payment method available",
@@ -304,6 +376,10 @@ mod tests {
         assert_eq!(en(Key::Expired), "Payment expired");
         assert_eq!(en(Key::Confirming), "Confirming your payment…");
         assert_eq!(en(Key::NoMethod), "No payment method available");
+        assert_eq!(en(Key::OtherUpiApp), "Other UPI app");
+        assert_eq!(en(Key::WaitingApproval), "Waiting for approval");
+        assert_eq!(en(Key::UpiPayOnDevice), "Pay on this device");
+        assert_eq!(en(Key::Cancel), "Cancel");
         assert!(en(Key::Unreachable).starts_with("We can't reach the payment service"));
     }
 
@@ -321,6 +397,16 @@ mod tests {
             // Bengali and Hindi are real translations, not English left behind.
             assert_ne!(key.text(Locale::Bn), key.text(Locale::En), "{key:?}");
             assert_ne!(key.text(Locale::Hi), key.text(Locale::En), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn every_key_is_in_the_typescript_types() {
+        let dts = include_str!("../www/deshpay.d.ts");
+        let start = dts.find("export type DeshPayStringKey").expect("DeshPayStringKey in deshpay.d.ts");
+        let decl = &dts[start..start + dts[start..].find(';').unwrap_or_default()];
+        for key in Key::ALL {
+            assert!(decl.contains(&format!("'{}'", key.as_str())), "{} is missing from DeshPayStringKey", key.as_str());
         }
     }
 

@@ -4,7 +4,9 @@
 //! `DeshPay.mount(element, options)`); the loader attaches an open shadow root to the host element and calls
 //! [`mount`] here. The widget reads the checkout session from the merchant backend (`api`), shows amount and
 //! methods, starts a bKash attempt and sends the browser to bKash's page, and on the return shows the outcome
-//! (`state`), in English, Bengali or Hindi (`i18n`), themed by `--deshpay-*` custom properties (`theme`).
+//! (`state`); for UPI it shows the apps' deep links on a phone or a QR code (`qr`) on a desktop, and follows the
+//! attempt live until its outcome. In English, Bengali or Hindi (`i18n`), themed by `--deshpay-*` custom
+//! properties (`theme`).
 //!
 //! Pure logic (texts, contrast of the theme presets, state mapping, money) builds natively and is tested with
 //! `cargo test -p deshpay-widget`; the browser part builds for `wasm32-unknown-unknown` only:
@@ -15,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod i18n;
 pub mod money;
+pub mod qr;
 pub mod state;
 pub mod theme;
 

@@ -5,7 +5,7 @@
 
 use crate::api::ApiError;
 use crate::i18n::Key;
-use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, SessionStatus};
+use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, SessionStatus, StartUpiResponse, UpiLinks};
 
 /// Why starting a payment failed, shown above the method list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,124 @@ pub enum StartProblem {
     Refused(String),
 }
 
+/// How the widget offers a started UPI payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpiLayout {
+    /// A desktop: a QR code to scan with a phone; the app buttons behind "Pay on this device".
+    Qr,
+    /// A phone or tablet: buttons that open the UPI apps on this device.
+    Apps,
+}
+
+/// A started UPI payment, as the backend returned it (`POST /v1/checkout/{id}/upi`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpiPayment {
+    /// The attempt whose outcome the widget waits for (`None` in previews).
+    pub attempt: Option<String>,
+    /// The apps' deep links, exactly as the backend gave them.
+    pub links: UpiLinks,
+    /// The text the QR code carries (the `upi://pay` link).
+    pub qr: String,
+    /// When the payment request expires (RFC 3339); empty in previews, which count down from 15 minutes.
+    pub expires_at: String,
+}
+
+impl From<StartUpiResponse> for UpiPayment {
+    fn from(r: StartUpiResponse) -> UpiPayment {
+        UpiPayment { attempt: Some(r.attempt_id.to_string()), links: r.links, qr: r.qr, expires_at: r.expires_at }
+    }
+}
+
+impl UpiPayment {
+    /// Demo links for previews (gallery, component tests): never used for a real payment.
+    pub fn demo() -> UpiPayment {
+        let query = "pa=demo.shop%40bestin&pn=Demo%20Shop&am=101.00&cu=INR&tr=PIDEMO";
+        UpiPayment {
+            attempt: None,
+            links: UpiLinks {
+                paytm: Some(format!("paytmmp://cash_wallet?{query}&featuretype=money_transfer")),
+                phonepe: Some("phonepe://native?data=e30%3D&id=p2ppayment".into()),
+                upi: format!("upi://pay?{query}"),
+            },
+            qr: format!("upi://pay?{query}"),
+            expires_at: String::new(),
+        }
+    }
+
+    /// The app buttons, in order: label and link, `None` for a missing or unsafe link (no button).
+    pub fn apps(&self) -> [(AppLabel, Option<&str>); 3] {
+        [
+            (AppLabel::Paytm, self.links.paytm.as_deref()),
+            (AppLabel::PhonePe, self.links.phonepe.as_deref()),
+            (AppLabel::OtherUpiApp, Some(self.links.upi.as_str())),
+        ]
+        .map(|(label, link)| (label, link.filter(|l| is_safe_link(l))))
+    }
+}
+
+/// The label of a UPI app button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppLabel {
+    /// "Paytm" (a brand name: the same in every language).
+    Paytm,
+    /// "PhonePe" (a brand name).
+    PhonePe,
+    /// "Other UPI app" (translated: [`Key::OtherUpiApp`]).
+    OtherUpiApp,
+}
+
+/// Whether a deep link may go into an `href`: any app scheme, but never one that runs script or embeds a
+/// document (`javascript:`, `data:`, ...), so that a tampered response cannot run code in the merchant's page.
+pub fn is_safe_link(link: &str) -> bool {
+    let Some((scheme, _)) = link.trim().split_once(':') else {
+        return false;
+    };
+    let well_formed = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let scheme = scheme.to_ascii_lowercase();
+    well_formed && !matches!(scheme.as_str(), "javascript" | "data" | "vbscript" | "blob" | "file" | "filesystem")
+}
+
+/// Whether a user agent string is a phone's or tablet's (where the UPI apps are).
+pub fn is_mobile_user_agent(ua: &str) -> bool {
+    // Word by word rather than substring search, which would add a string searcher to the wasm.
+    ua.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w.starts_with("Mobi") || matches!(w, "Android" | "iPhone" | "iPad"))
+}
+
+/// The visible countdown, `m:ss` (`14:05`, `0:09`), from whole seconds left (negative counts as none).
+pub fn countdown(seconds: i64) -> String {
+    let s = seconds.max(0);
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// What a fresh session view means while the widget waits for the approval of a UPI attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpiProgress {
+    /// Still waiting for the customer.
+    Waiting,
+    /// Approved; the backend is confirming with Bestin Pay.
+    Confirming,
+    /// Final: show this screen.
+    Done(Screen),
+}
+
+/// Reads a view (from server-sent events, polling or a re-check) while waiting for `attempt` (`None`: any).
+/// Another attempt's status is ignored; the session's own end (paid, expired, canceled) is always final.
+pub fn upi_progress(view: &CheckoutView, attempt: Option<&str>) -> UpiProgress {
+    if view.status != SessionStatus::Open {
+        return UpiProgress::Done(screen_for(view, true));
+    }
+    let Some(a) = view.attempt.as_ref().filter(|a| attempt.is_none_or(|id| a.id.as_str() == id)) else {
+        return UpiProgress::Waiting;
+    };
+    match a.status {
+        AttemptStatus::Pending => UpiProgress::Waiting,
+        AttemptStatus::Confirming => UpiProgress::Confirming,
+        _ => UpiProgress::Done(screen_for(view, true)),
+    }
+}
+
 /// One state of the widget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
@@ -28,17 +146,27 @@ pub enum Screen {
         /// The last start's failure, if any.
         problem: Option<StartProblem>,
     },
-    /// The session offers no method this widget can use (e.g. INR before the UPI flow exists).
+    /// The session offers no method this widget can use (e.g. bKash for rupees).
     NoMethod,
     /// The attempt started; the browser is leaving for the provider's page.
     Redirecting,
     /// The backend is confirming the attempt; the widget polls.
     Confirming,
+    /// A UPI payment request is out: QR code or app buttons, a countdown and "Cancel"; the widget follows the
+    /// attempt live (server-sent events, else polling).
+    UpiWaiting {
+        /// What the backend returned.
+        payment: UpiPayment,
+        /// QR code (desktop) or app buttons (phone).
+        layout: UpiLayout,
+        /// The last "Cancel" did not reach the backend.
+        cancel_failed: bool,
+    },
     /// Polling gave up before a final status.
     StillConfirming,
     /// Paid, with the provider's transaction id.
     Succeeded {
-        /// bKash trxID.
+        /// bKash trxID or Bestin Pay's trx_id.
         trx_id: String,
     },
     /// The attempt failed, with the provider's reason.
@@ -85,7 +213,7 @@ impl Outcome {
 impl Screen {
     /// A progress state, announced (visibly) in the status region.
     pub fn is_progress(&self) -> bool {
-        matches!(self, Screen::Loading | Screen::Redirecting | Screen::Confirming)
+        matches!(self, Screen::Loading | Screen::Redirecting | Screen::Confirming | Screen::UpiWaiting { .. })
     }
 
     /// A payment outcome with a heading that takes focus after the customer returns from the provider.
@@ -99,6 +227,7 @@ impl Screen {
             Screen::Loading => Key::Loading,
             Screen::Redirecting => Key::Redirecting,
             Screen::Confirming => Key::Confirming,
+            Screen::UpiWaiting { .. } => Key::WaitingApproval,
             Screen::StillConfirming => Key::StillConfirming,
             Screen::Succeeded { .. } => Key::Success,
             Screen::Failed { .. } => Key::Failed,
@@ -137,6 +266,10 @@ impl Screen {
             "no-method" => Screen::NoMethod,
             "redirecting" => Screen::Redirecting,
             "confirming" => Screen::Confirming,
+            "upi-qr" => Screen::UpiWaiting { payment: UpiPayment::demo(), layout: UpiLayout::Qr, cancel_failed: false },
+            "upi-apps" => {
+                Screen::UpiWaiting { payment: UpiPayment::demo(), layout: UpiLayout::Apps, cancel_failed: false }
+            }
             "still-confirming" => Screen::StillConfirming,
             "success" => Screen::Succeeded {
                 trx_id: attempt.and_then(|a| a.trx_id.clone()).unwrap_or_else(|| "BKH7Q2M9XA".into()),
@@ -155,9 +288,9 @@ impl Screen {
     }
 }
 
-/// The methods of a session this widget can take, in the order it shows them. UPI joins this list with its flow.
+/// The methods of a session this widget can take (those of its currency), in the order it shows them.
 pub fn usable_methods(view: &CheckoutView) -> Vec<Method> {
-    view.methods.iter().copied().filter(|m| matches!(m, Method::Bkash) && m.currency() == view.currency).collect()
+    view.methods.iter().copied().filter(|m| m.currency() == view.currency).collect()
 }
 
 /// The screen for a session view. `returned` is true when the page is the return from the provider's page
@@ -333,13 +466,111 @@ mod tests {
     }
 
     #[test]
-    fn inr_session_without_a_usable_method_says_so() {
+    fn inr_session_offers_upi_and_never_bkash() {
         let mut v = view(SessionStatus::Open, None);
         v.currency = Currency::Inr;
         v.methods = vec![Method::Upi];
-        assert_eq!(screen_for(&v, false), Screen::NoMethod);
+        assert_eq!(screen_for(&v, false), Screen::Choose { problem: None });
+        assert_eq!(usable_methods(&v), vec![Method::Upi]);
         v.methods = vec![Method::Bkash];
         assert_eq!(screen_for(&v, false), Screen::NoMethod, "bKash cannot take rupees");
+    }
+
+    fn upi_view(
+        status: SessionStatus,
+        attempt: AttemptStatus,
+        message: Option<&str>,
+        trx: Option<&str>,
+    ) -> CheckoutView {
+        let mut v = view(status, Some((attempt, message, trx)));
+        v.currency = Currency::Inr;
+        v.methods = vec![Method::Upi];
+        if let Some(a) = v.attempt.as_mut() {
+            a.method = Method::Upi;
+        }
+        v
+    }
+
+    #[test]
+    fn upi_waiting_follows_the_attempt_to_its_outcome() {
+        use AttemptStatus::*;
+        let ours = "att_ABCDEFGHIJKLMNOPQRSTUVWX";
+        let cases = [
+            (SessionStatus::Open, Pending, None, None, UpiProgress::Waiting),
+            (SessionStatus::Open, Confirming, None, None, UpiProgress::Confirming),
+            (
+                SessionStatus::Paid,
+                Succeeded,
+                None,
+                Some("PI01JDZ8"),
+                UpiProgress::Done(Screen::Succeeded { trx_id: "PI01JDZ8".into() }),
+            ),
+            (
+                SessionStatus::Open,
+                Failed,
+                Some("Declined by the customer"),
+                None,
+                UpiProgress::Done(Screen::Failed { reason: Some("Declined by the customer".into()) }),
+            ),
+            (SessionStatus::Open, Expired, None, None, UpiProgress::Done(Screen::AttemptExpired)),
+            (SessionStatus::Open, Cancelled, Some("Payment cancelled"), None, UpiProgress::Done(Screen::Cancelled)),
+        ];
+        for (session, status, message, trx, expected) in cases {
+            let v = upi_view(session, status, message, trx);
+            assert_eq!(upi_progress(&v, Some(ours)), expected, "{status:?}");
+            assert_eq!(upi_progress(&v, None), expected, "{status:?} (preview)");
+        }
+    }
+
+    #[test]
+    fn upi_waiting_ignores_another_attempt_but_not_the_end_of_the_session() {
+        let older = upi_view(SessionStatus::Open, AttemptStatus::Cancelled, None, None);
+        assert_eq!(upi_progress(&older, Some("att_OTHER")), UpiProgress::Waiting);
+        let mut expired = view(SessionStatus::Expired, None);
+        expired.currency = Currency::Inr;
+        assert_eq!(upi_progress(&expired, Some("att_OTHER")), UpiProgress::Done(Screen::SessionExpired));
+    }
+
+    #[test]
+    fn app_buttons_use_the_backends_links_and_skip_missing_or_unsafe_ones() {
+        let mut p = UpiPayment::demo();
+        let labels =
+            |p: &UpiPayment| p.apps().into_iter().filter(|(_, l)| l.is_some()).map(|(l, _)| l).collect::<Vec<_>>();
+        assert_eq!(labels(&p), vec![AppLabel::Paytm, AppLabel::PhonePe, AppLabel::OtherUpiApp]);
+        assert_eq!(p.apps()[2].1, Some(p.links.upi.as_str()));
+        assert_eq!(p.apps()[0].1, p.links.paytm.as_deref());
+        p.links.paytm = None;
+        p.links.phonepe = Some("javascript:alert(1)".into());
+        assert_eq!(labels(&p), vec![AppLabel::OtherUpiApp]);
+    }
+
+    #[test]
+    fn only_app_schemes_are_safe_links() {
+        for ok in ["upi://pay?pa=a@b", "paytmmp://cash_wallet?x=1", "phonepe://native?data=e30", "https://x.in/p"] {
+            assert!(is_safe_link(ok), "{ok}");
+        }
+        for bad in ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,x", "vbscript:x", "no scheme", ""] {
+            assert!(!is_safe_link(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones_are_recognised_by_their_user_agent() {
+        let pixel = "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) \
+                     Chrome/116.0.0.0 Mobile Safari/537.36";
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
+        let desktop =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert!(is_mobile_user_agent(pixel) && is_mobile_user_agent(iphone));
+        assert!(!is_mobile_user_agent(desktop));
+    }
+
+    #[test]
+    fn countdown_shows_minutes_and_seconds() {
+        assert_eq!(countdown(900), "15:00");
+        assert_eq!(countdown(845), "14:05");
+        assert_eq!(countdown(9), "0:09");
+        assert_eq!(countdown(-3), "0:00");
     }
 
     #[test]
@@ -410,6 +641,8 @@ mod tests {
             "no-method",
             "redirecting",
             "confirming",
+            "upi-qr",
+            "upi-apps",
             "still-confirming",
             "success",
             "failed",

@@ -38,13 +38,15 @@ export type DeshPayStringKey =
   | 'confirming' | 'still_confirming' | 'success' | 'trx_id' | 'failed' | 'failed_no_reason' | 'cancelled'
   | 'cancelled_body' | 'expired' | 'expired_body' | 'try_again' | 'session_expired' | 'session_expired_body'
   | 'session_canceled' | 'session_canceled_body' | 'not_found' | 'unreachable' | 'provider_unavailable'
-  | 'start_failed' | 'no_method' | 'no_method_body';
+  | 'start_failed' | 'no_method' | 'no_method_body' | 'upi_unavailable' | 'waiting_approval' | 'upi_scan_title'
+  | 'upi_qr_label' | 'upi_scan_hint' | 'upi_pay_on_device' | 'upi_apps_title' | 'upi_apps_hint' | 'upi_other_app'
+  | 'upi_time_left' | 'upi_minutes_left' | 'cancel';
 
 /** Names of the states a preview can show. */
 export type DeshPayPreviewState =
   | 'loading' | 'choose' | 'provider-error' | 'no-method' | 'redirecting' | 'confirming' | 'still-confirming'
   | 'success' | 'failed' | 'cancelled' | 'expired' | 'session-expired' | 'session-canceled' | 'not-found'
-  | 'unreachable';
+  | 'unreachable' | 'upi-qr' | 'upi-apps';
 
 /** The public session view of `GET {endpoint}/v1/checkout/{id}` (for previews). */
 export interface DeshPayCheckoutView {
@@ -67,6 +69,17 @@ export interface DeshPayCheckoutView {
   } | null;
 }
 
+/** `POST {endpoint}/v1/checkout/{id}/upi`: a UPI payment request (for previews). */
+export interface DeshPayUpiPayment {
+  attempt_id: string;
+  /** The apps' deep links, exactly as Bestin Pay returned them; a null link gets no button. */
+  links: { paytm?: string | null; phonepe?: string | null; upi: string };
+  /** The text of the QR code (the `upi://pay` link). */
+  qr: string;
+  /** RFC 3339; an empty string counts down 15 minutes from mounting. */
+  expires_at: string;
+}
+
 /** Static demo mode: no backend calls (theme galleries, design reviews, component tests). */
 export interface DeshPayPreview {
   /** The state to show; without it, the state follows from `view` as in real use. */
@@ -75,6 +88,8 @@ export interface DeshPayPreview {
   view?: DeshPayCheckoutView;
   /** Behave as on the return from bKash (focus moves to the outcome heading). */
   returned?: boolean;
+  /** The UPI payment shown by `upi-qr` (desktop: QR code) and `upi-apps` (phone: app buttons); demo links when absent. */
+  upi?: DeshPayUpiPayment;
 }
 
 /** `detail` of the host events. Never contains secrets. */
@@ -83,7 +98,7 @@ export interface DeshPayEventDetail {
   session: string;
   /** The payment method. */
   method?: 'bkash' | 'upi';
-  /** The provider's transaction id (bKash trxID), on success. */
+  /** The provider's transaction id (bKash trxID, Bestin Pay trx_id), on success. */
   trx_id?: string;
   /** On failure: the provider's message, `'expired'`, `'wasm_unavailable'` or `'invalid_options'`. */
   reason?: string;
@@ -105,7 +120,7 @@ export interface DeshPayMountOptions {
   onSuccess?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
   /** Failed or expired, or the widget could not start (`deshpay:failure`). */
   onFailure?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
-  /** The customer cancelled on the provider's page (`deshpay:cancel`). */
+  /** The customer cancelled on the provider's page or, for UPI, with the widget's "Cancel" (`deshpay:cancel`). */
   onCancel?: (detail: DeshPayEventDetail, event: CustomEvent<DeshPayEventDetail>) => void;
 }
 

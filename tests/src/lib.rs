@@ -8,7 +8,7 @@
 //! (`cargo xtask test` installs it). Run with `cargo xtask test` or `cargo test -p deshpay-e2e`.
 
 use anyhow::{Context, Result, bail};
-use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
+use deshpay_sandbox::{BestinOptions, BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
     BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
@@ -54,7 +54,10 @@ impl Stack {
         if !pkg.join("deshpay_widget_bg.wasm").exists() {
             bail!("the widget is not built: run `cargo xtask build` first (pkg/deshpay_widget_bg.wasm is missing)");
         }
-        let sandbox = Sandbox::spawn(SandboxConfig::default()).await?;
+        // Tests move the sandbox clock to expire payins; the backend signs with the system clock, so Bestin's
+        // `x-timestamp` check must use the system clock too, or every later backend call would be refused.
+        let bestin_options = BestinOptions { timestamp_uses_sandbox_clock: false, ..BestinOptions::default() };
+        let sandbox = Sandbox::spawn(SandboxConfig { bestin_options, ..SandboxConfig::default() }).await?;
         // The shop's origin must be known before the backend starts (CORS), so reserve its port first.
         let shop_port = free_port()?;
         let shop_origin = format!("http://127.0.0.1:{shop_port}");
@@ -115,6 +118,45 @@ impl Stack {
     /// HTTP failures.
     pub async fn sandbox_get(&self, path: &str) -> Result<Value> {
         Ok(reqwest::get(format!("{}{path}", self.sandbox.url())).await?.json().await?)
+    }
+
+    /// A sandbox control call with a JSON body (e.g. `/__sandbox/clock/advance`).
+    ///
+    /// # Errors
+    /// HTTP failures and error statuses.
+    pub async fn sandbox_post(&self, path: &str, body: Value) -> Result<Value> {
+        let response = reqwest::Client::new().post(format!("{}{path}", self.sandbox.url())).json(&body).send().await?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path}: {status} {value}");
+        }
+        Ok(value)
+    }
+
+    /// `POST /v1/checkout/{id}/upi` as the widget calls it: while a payin is pending, the backend returns that
+    /// same payin (links, QR text), which is how a test learns what the widget shows.
+    ///
+    /// # Errors
+    /// HTTP failures and error statuses.
+    pub async fn start_upi(&self, session: &str) -> Result<Value> {
+        let response =
+            reqwest::Client::new().post(format!("{}/v1/checkout/{session}/upi", self.backend)).send().await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("POST /v1/checkout/{session}/upi: {status} {value}");
+        }
+        Ok(value)
+    }
+
+    /// The sandbox page that plays the customer's UPI app for a deep link.
+    ///
+    /// # Errors
+    /// When the sandbox URL does not parse.
+    pub fn upi_approval_url(&self, link: &str) -> Result<String> {
+        let base = format!("{}/upi/approve", self.sandbox.url());
+        Ok(reqwest::Url::parse_with_params(&base, &[("link", link)])?.to_string())
     }
 
     /// The merchant's view of a session.
@@ -304,6 +346,29 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The links (`<a>`) in the widget: accessible text and `href`, in order, visible or not.
+    ///
+    /// # Errors
+    /// WebDriver failures.
+    pub async fn widget_links(&self) -> Result<Vec<(String, String)>> {
+        let v = self
+            .client
+            .execute(
+                "const h = document.querySelector('[data-deshpay-host]'); \
+                 return Array.from(h.shadowRoot.querySelectorAll('a')) \
+                   .map(a => [a.textContent.trim(), a.getAttribute('href') || '']);",
+                vec![],
+            )
+            .await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| (p[0].as_str().unwrap_or_default().into(), p[1].as_str().unwrap_or_default().into()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Fills the input labelled `label` on an ordinary page (bKash's hosted page).
