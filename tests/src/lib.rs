@@ -401,6 +401,12 @@ impl Browser {
             .for_element(Locator::XPath(&format!("//button[normalize-space(.)='{name}']")))
             .await?;
         b.click().await?;
+        // The hosted page's buttons submit forms: wait until the old page is gone, so the next step never
+        // types into an element that is about to go stale.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.is_displayed().await.is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         Ok(())
     }
 
