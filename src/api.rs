@@ -46,10 +46,8 @@ impl ApiError {
 /// [`ApiError`] for transport failures, error statuses and unexpected bodies.
 #[cfg(target_arch = "wasm32")]
 pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
-    let response = gloo_net::http::Request::get(&format!("{endpoint}/v1/checkout/{session}"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
+    let response =
+        gloo_net::http::Request::get(&url(endpoint, session, "")).send().await.map_err(|_| ApiError::Network)?;
     read(response).await
 }
 
@@ -60,17 +58,21 @@ pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResponse, ApiError> {
-    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/bkash"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
+    let response =
+        gloo_net::http::Request::post(&url(endpoint, session, "/bkash")).send().await.map_err(|_| ApiError::Network)?;
     read(response).await
 }
 
-/// Decodes a response. JSON goes through the browser's `JSON.parse` and serde-wasm-bindgen (already used for
-/// the mount options) rather than serde_json, which would add its own parser to the wasm.
+/// `{endpoint}/v1/checkout/{session}{suffix}`, built without `format!` (see `decode` on code size).
 #[cfg(target_arch = "wasm32")]
-async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, ApiError> {
+fn url(endpoint: &str, session: &str, suffix: &str) -> String {
+    [endpoint, "/v1/checkout/", session, suffix].concat()
+}
+
+/// Decodes a response. JSON goes through the browser's `JSON.parse` and [`crate::decode`] rather than
+/// serde_json or serde-wasm-bindgen, which would add a parser or serde's machinery to the wasm.
+#[cfg(target_arch = "wasm32")]
+async fn read<T: crate::decode::Decode>(response: gloo_net::http::Response) -> Result<T, ApiError> {
     let status = response.status();
     let ok = response.ok();
     let json = match response.text().await {
@@ -79,9 +81,9 @@ async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response
         Err(_) => None,
     };
     if ok {
-        return json.and_then(|j| serde_wasm_bindgen::from_value(j).ok()).ok_or(ApiError::Decode);
+        return json.and_then(T::decode).ok_or(ApiError::Decode);
     }
-    Err(match json.and_then(|j| serde_wasm_bindgen::from_value::<deshpay_api::ErrorBody>(j).ok()) {
+    Err(match json.and_then(<deshpay_api::ErrorBody as crate::decode::Decode>::decode) {
         Some(body) => ApiError::Http { status, code: body.error.code, message: body.error.message },
         // A proxy's HTML error page, for instance.
         None => ApiError::Http { status, code: ErrorCode::Other, message: String::new() },

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 /// The options object of `DeshPay.mount(element, options)` as the loader passes it to the wasm side. The
 /// loader has already applied a theme object (as `--deshpay-*` properties on the host) and attached the
 /// callbacks, so `theme` here is only a preset name. Every field is optional because JS passes `undefined`
-/// for options not given (serde-wasm-bindgen reads `undefined` as "no value", which only `Option` accepts).
+/// for options not given. The wasm build reads it with [`crate::decode`]; the `Deserialize` impl serves the
+/// native tests.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MountOptions {

@@ -19,6 +19,8 @@ pub mod state;
 pub mod theme;
 
 #[cfg(target_arch = "wasm32")]
+pub mod decode;
+#[cfg(target_arch = "wasm32")]
 mod dom;
 #[cfg(target_arch = "wasm32")]
 mod ui;
@@ -75,15 +77,15 @@ mod exports {
     #[wasm_bindgen]
     pub fn mount(host: HtmlElement, root: ShadowRoot, options: JsValue) -> Result<WidgetHandle, JsError> {
         console_error_panic_hook::set_once();
-        let options: MountOptions =
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("DeshPay: bad options: {e}")))?;
+        let options = <MountOptions as crate::decode::Decode>::decode(options)
+            .ok_or_else(|| JsError::new("DeshPay: bad options: expected an object with the documented fields"))?;
         let (config, warnings) = Config::new(
             options,
             dom::page_lang().as_deref(),
             dom::navigator_lang().as_deref(),
             &dom::location_search(),
         )
-        .map_err(|e| JsError::new(&format!("DeshPay: {e}")))?;
+        .map_err(|e| JsError::new(&["DeshPay: ", &e].concat()))?;
         for warning in warnings {
             dom::warn(&warning);
         }
