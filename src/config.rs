@@ -83,20 +83,20 @@ impl Config {
         let theme = match options.theme.as_deref().filter(|t| !t.is_empty()) {
             None => Preset::default(),
             Some(name) => Preset::parse(name).unwrap_or_else(|| {
-                warnings.push(format!("unknown theme {name:?}; using \"light\""));
+                warnings.push(["unknown theme \"", name, "\"; using \"light\""].concat());
                 Preset::default()
             }),
         };
         let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
         let (strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
-        warnings.extend(unknown.into_iter().map(|k| format!("unknown string key {k:?} in `strings`")));
+        warnings.extend(unknown.into_iter().map(|k| ["unknown string key \"", &k, "\" in `strings`"].concat()));
 
         let preview = options.preview.map(|p| {
             let view = p.view.unwrap_or_else(|| demo_view(options.session.as_deref().unwrap_or_default()));
             let returned = p.returned.unwrap_or(false);
             let screen = match p.state.as_deref() {
                 Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
-                    warnings.push(format!("unknown preview state {name:?}"));
+                    warnings.push(["unknown preview state \"", name, "\""].concat());
                     Screen::Choose { problem: None }
                 }),
                 None => crate::state::screen_for(&view, returned),
@@ -104,7 +104,7 @@ impl Config {
             (Preview { view, screen }, returned)
         });
         if let Some((preview, returned)) = preview {
-            let session = preview.view.id.to_string();
+            let session = preview.view.id.as_str().to_owned();
             return Ok((
                 Config { session, endpoint: String::new(), theme, strings, returned, preview: Some(preview) },
                 warnings,
@@ -132,7 +132,9 @@ impl Config {
 /// The demo session shown by previews without a `view`.
 pub fn demo_view(session: &str) -> CheckoutView {
     let id = SessionId::parse(session)
-        .unwrap_or_else(|_| SessionId::from_random("PREVIEW00000000000000000").expect("24 alphanumerics"));
+        .or_else(|_| SessionId::parse("cs_PREVIEW00000000000000000"))
+        .ok()
+        .expect("a well-formed demo id");
     CheckoutView {
         id,
         status: deshpay_api::SessionStatus::Open,

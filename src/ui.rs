@@ -358,7 +358,7 @@ fn ChooseMethod(
             StartProblem::Unreachable => t(Key::Unreachable),
             StartProblem::ProviderUnavailable => t(Key::ProviderUnavailable),
             StartProblem::Refused(message) if message.is_empty() => t(Key::StartFailed),
-            StartProblem::Refused(message) => format!("{} {message}", t(Key::StartFailed)),
+            StartProblem::Refused(message) => [t(Key::StartFailed), message].join(" "),
         };
         let retry = methods.first().copied();
         view! {
