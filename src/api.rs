@@ -1,4 +1,4 @@
-//! The widget API client: plain async functions over `fetch` (gloo-net) returning a cloneable error.
+//! The widget API client: plain async functions over the browser's `fetch` returning a cloneable error.
 //!
 //! - `GET {endpoint}/v1/checkout/{id}` -> [`CheckoutView`]
 //! - `POST {endpoint}/v1/checkout/{id}/bkash` -> 201 [`StartBkashResponse`]
@@ -46,9 +46,7 @@ impl ApiError {
 /// [`ApiError`] for transport failures, error statuses and unexpected bodies.
 #[cfg(target_arch = "wasm32")]
 pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
-    let response =
-        gloo_net::http::Request::get(&url(endpoint, session, "")).send().await.map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("GET", &url(endpoint, session, "")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/bkash`: starts a bKash attempt and returns where to send the browser.
@@ -58,9 +56,7 @@ pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResponse, ApiError> {
-    let response =
-        gloo_net::http::Request::post(&url(endpoint, session, "/bkash")).send().await.map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("POST", &url(endpoint, session, "/bkash")).await?).await
 }
 
 /// `{endpoint}/v1/checkout/{session}{suffix}`, built without `format!` (see `decode` on code size).
@@ -69,16 +65,34 @@ fn url(endpoint: &str, session: &str, suffix: &str) -> String {
     [endpoint, "/v1/checkout/", session, suffix].concat()
 }
 
+/// `fetch(url, {method})` with web-sys directly (gloo-net's request builder adds URL and header handling the
+/// widget does not need); a rejected promise (offline, DNS, CORS) is [`ApiError::Network`].
+#[cfg(target_arch = "wasm32")]
+async fn fetch(method: &str, url: &str) -> Result<web_sys::Response, ApiError> {
+    use wasm_bindgen::JsCast;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let window = web_sys::window().ok_or(ApiError::Network)?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|_| ApiError::Network)?;
+    response.dyn_into().map_err(|_| ApiError::Network)
+}
+
 /// Decodes a response. JSON goes through the browser's `JSON.parse` and [`crate::decode`] rather than
 /// serde_json or serde-wasm-bindgen, which would add a parser or serde's machinery to the wasm.
 #[cfg(target_arch = "wasm32")]
-async fn read<T: crate::decode::Decode>(response: gloo_net::http::Response) -> Result<T, ApiError> {
+async fn read<T: crate::decode::Decode>(response: web_sys::Response) -> Result<T, ApiError> {
     let status = response.status();
     let ok = response.ok();
-    let json = match response.text().await {
-        Ok(text) => js_sys::JSON::parse(&text).ok(),
-        Err(_) if ok => return Err(ApiError::Network),
+    let text = match response.text() {
+        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.ok().and_then(|t| t.as_string()),
         Err(_) => None,
+    };
+    let json = match text {
+        Some(text) => js_sys::JSON::parse(&text).ok(),
+        None if ok => return Err(ApiError::Network),
+        None => None,
     };
     if ok {
         return json.and_then(T::decode).ok_or(ApiError::Decode);

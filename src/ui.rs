@@ -32,6 +32,8 @@ pub struct Checkout {
     config: StoredValue<Config>,
     host: StoredValue<HtmlElement, LocalStorage>,
     container: StoredValue<HtmlElement, LocalStorage>,
+    /// Whether a payment is being started (the method buttons are `aria-disabled` meanwhile).
+    pending: RwSignal<bool>,
     /// Incremented by each poll loop, so that a newer loop stops an older one.
     poll_generation: StoredValue<u32>,
     ready_sent: StoredValue<bool>,
@@ -49,6 +51,7 @@ impl Checkout {
             config: StoredValue::new(config),
             host: StoredValue::new_local(host),
             container: StoredValue::new_local(container),
+            pending: RwSignal::new(false),
             poll_generation: StoredValue::new(0),
             ready_sent: StoredValue::new(false),
         }
@@ -187,6 +190,20 @@ impl Checkout {
         });
     }
 
+    /// Starts a payment with `method` unless one is being started already; `pending` meanwhile.
+    fn pay(self, method: Method) {
+        if self.pending.get_untracked() {
+            return;
+        }
+        self.pending.set(true);
+        spawn_local(async move {
+            self.start(method).await;
+            if self.alive() {
+                self.pending.set(false);
+            }
+        });
+    }
+
     /// Starts a payment with `method` and sends the browser to the provider.
     async fn start(self, method: Method) {
         debug_assert_eq!(method, Method::Bkash, "only bKash has a flow so far");
@@ -230,6 +247,10 @@ pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<d
 
 /// The root: theme and language on the outer element, the session summary, the current screen, and the
 /// status region.
+///
+/// Every screen renders through one view type ([`Body`]: optional parts filled from the [`Screen`]) rather
+/// than one `view!` tree per screen behind `AnyView`: each distinct view type costs its own build, rebuild
+/// and mount code in the wasm.
 #[component]
 fn App(
     /// The widget's state.
@@ -237,86 +258,128 @@ fn App(
 ) -> impl IntoView {
     provide_context(checkout);
     let (theme, lang) = checkout.config.with_value(|c| (c.theme.as_str(), c.strings.locale().as_str()));
-    let start = Action::new_local(move |method: &Method| checkout.start(*method));
     let status = move || checkout.screen.with(|s| s.status_key().map(|k| checkout.t(k)).unwrap_or_default());
     let progress = move || checkout.screen.with(Screen::is_progress);
 
     view! {
         <div class="dp" data-theme=theme lang=lang>
             {move || checkout.view.get().map(|v| view! { <Summary view=v/> })}
-            <div class="dp-body">{move || screen_view(checkout, checkout.screen.get(), start)}</div>
+            <div class="dp-body">{move || body(checkout, checkout.screen.get())}</div>
             <p class="dp-status" class=("dp-sr", move || !progress()) role="status" aria-live="polite" data-testid="deshpay-status">
-                <Show when=progress>
-                    <span class="dp-spinner" aria-hidden="true"></span>
-                </Show>
+                {spinner(progress)}
                 <span>{status}</span>
             </p>
         </div>
     }
 }
 
-fn screen_view(checkout: Checkout, screen: Screen, start: Action<Method, ()>) -> AnyView {
+/// The spinner, shown while `when` is true.
+fn spinner(when: impl Fn() -> bool + Send + Sync + 'static) -> impl IntoView {
+    move || when().then(|| view! { <span class="dp-spinner" aria-hidden="true"></span> })
+}
+
+/// What a retry button does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Back to the method list.
+    Choose,
+    /// Poll the session again.
+    Poll,
+    /// Read the session again.
+    Load,
+    /// Start a payment with this method again.
+    Start(Method),
+}
+
+/// A paragraph of a screen: its text and the optional class, role and test id.
+struct Para {
+    text: String,
+    class: Option<&'static str>,
+    role: Option<&'static str>,
+    testid: Option<&'static str>,
+}
+
+impl Para {
+    fn plain(text: String) -> Para {
+        Para { text, class: None, role: None, testid: None }
+    }
+
+    fn alert(text: String) -> Para {
+        Para { text, class: Some("dp-alert"), role: Some("alert"), testid: Some("deshpay-error") }
+    }
+}
+
+/// The parts of one screen, each shown when present, in this order.
+#[derive(Default)]
+struct Body {
+    /// The method list (with the last start's problem).
+    choose: Option<(Vec<Method>, Option<StartProblem>)>,
+    /// An outcome or info heading.
+    heading: Option<(Icon, Key)>,
+    /// The receipt's transaction id.
+    receipt: Option<String>,
+    /// A paragraph.
+    para: Option<Para>,
+    /// A "Try again" button.
+    retry: Option<Retry>,
+}
+
+fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
     let t = move |k| checkout.t(k);
-    match screen {
-        Screen::Loading | Screen::Redirecting | Screen::Confirming => ().into_any(),
+    let info = |icon, title, body: Key| Body {
+        heading: Some((icon, title)),
+        para: Some(Para::plain(t(body))),
+        ..Body::default()
+    };
+    let retry = |mut body: Body, retry| {
+        body.retry = Some(retry);
+        body
+    };
+    let body = match screen {
+        Screen::Loading | Screen::Redirecting | Screen::Confirming => Body::default(),
         Screen::Choose { problem } => {
             let methods = checkout.view.with_untracked(|v| v.as_ref().map(state::usable_methods).unwrap_or_default());
-            view! { <ChooseMethod methods=methods problem=problem start=start/> }.into_any()
+            Body { choose: Some((methods, problem)), ..Body::default() }
         }
-        Screen::Succeeded { trx_id } => view! {
-            <Heading icon=Icon::Success text=t(Key::Success)/>
+        Screen::Succeeded { trx_id } => {
+            Body { heading: Some((Icon::Success, Key::Success)), receipt: Some(trx_id), ..Body::default() }
+        }
+        Screen::Failed { reason } => Body {
+            heading: Some((Icon::Error, Key::Failed)),
+            para: Some(Para {
+                testid: Some("deshpay-reason"),
+                ..Para::plain(reason.unwrap_or_else(|| t(Key::FailedNoReason)))
+            }),
+            retry: Some(Retry::Choose),
+            ..Body::default()
+        },
+        Screen::Cancelled => retry(info(Icon::Info, Key::Cancelled, Key::CancelledBody), Retry::Choose),
+        Screen::AttemptExpired => retry(info(Icon::Info, Key::Expired, Key::ExpiredBody), Retry::Choose),
+        Screen::StillConfirming => {
+            Body { para: Some(Para::plain(t(Key::StillConfirming))), retry: Some(Retry::Poll), ..Body::default() }
+        }
+        Screen::SessionExpired => info(Icon::Info, Key::SessionExpired, Key::SessionExpiredBody),
+        Screen::SessionCanceled => info(Icon::Info, Key::SessionCanceled, Key::SessionCanceledBody),
+        Screen::NoMethod => info(Icon::Info, Key::NoMethod, Key::NoMethodBody),
+        Screen::NotFound => Body { para: Some(Para::alert(t(Key::NotFound))), ..Body::default() },
+        Screen::Unreachable => {
+            Body { para: Some(Para::alert(t(Key::Unreachable))), retry: Some(Retry::Load), ..Body::default() }
+        }
+    };
+    let Body { choose, heading, receipt, para, retry } = body;
+    view! {
+        {choose.map(|(methods, problem)| view! { <ChooseMethod methods=methods problem=problem/> })}
+        {heading.map(|(icon, key)| view! { <Heading icon=icon text=t(key)/> })}
+        {receipt.map(|trx_id| view! {
             <p class="dp-receipt">
                 <span class="dp-muted">{t(Key::TrxId)}</span>
                 " "
                 <strong class="dp-code" data-testid="deshpay-trx-id">{trx_id}</strong>
             </p>
-        }
-        .into_any(),
-        Screen::Failed { reason } => {
-            let reason = reason.unwrap_or_else(|| t(Key::FailedNoReason));
-            view! {
-                <Heading icon=Icon::Error text=t(Key::Failed)/>
-                <p data-testid="deshpay-reason">{reason}</p>
-                <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
-            }
-            .into_any()
-        }
-        Screen::Cancelled => outcome_with_retry(checkout, Icon::Info, Key::Cancelled, Key::CancelledBody),
-        Screen::AttemptExpired => outcome_with_retry(checkout, Icon::Info, Key::Expired, Key::ExpiredBody),
-        Screen::StillConfirming => view! {
-            <p>{t(Key::StillConfirming)}</p>
-            <TryAgain on_click=move || checkout.poll()/>
-        }
-        .into_any(),
-        Screen::SessionExpired => info(checkout, Key::SessionExpired, Key::SessionExpiredBody),
-        Screen::SessionCanceled => info(checkout, Key::SessionCanceled, Key::SessionCanceledBody),
-        Screen::NoMethod => info(checkout, Key::NoMethod, Key::NoMethodBody),
-        Screen::NotFound => {
-            view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::NotFound)}</p> }.into_any()
-        }
-        Screen::Unreachable => view! {
-            <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p>
-            <TryAgain on_click=move || checkout.load()/>
-        }
-        .into_any(),
+        })}
+        {para.map(|p| view! { <p class=p.class role=p.role data-testid=p.testid>{p.text}</p> })}
+        {retry.map(|retry| view! { <TryAgain retry=retry/> })}
     }
-}
-
-fn outcome_with_retry(checkout: Checkout, icon: Icon, title: Key, body: Key) -> AnyView {
-    view! {
-        <Heading icon=icon text=checkout.t(title)/>
-        <p>{checkout.t(body)}</p>
-        <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
-    }
-    .into_any()
-}
-
-fn info(checkout: Checkout, title: Key, body: Key) -> AnyView {
-    view! {
-        <Heading icon=Icon::Info text=checkout.t(title)/>
-        <p>{checkout.t(body)}</p>
-    }
-    .into_any()
 }
 
 /// Merchant, description, amount and invoice: shown above every screen once the session is known.
@@ -348,8 +411,6 @@ fn ChooseMethod(
     methods: Vec<Method>,
     /// Why the last start failed, if it did.
     problem: Option<StartProblem>,
-    /// Starts a payment with a method; pending while the backend is asked.
-    start: Action<Method, ()>,
 ) -> impl IntoView {
     let checkout = expect_context::<Checkout>();
     let t = move |k| checkout.t(k);
@@ -364,11 +425,11 @@ fn ChooseMethod(
         view! {
             <div class="dp-alert" role="alert">
                 <p data-testid="deshpay-error">{text}</p>
-                {retry.map(|m| view! { <TryAgain on_click=move || { start.dispatch(m); }/> })}
+                {retry.map(|m| view! { <TryAgain retry=Retry::Start(m)/> })}
             </div>
         }
     });
-    let pending = start.pending();
+    let pending = checkout.pending;
     let buttons = methods
         .into_iter()
         .map(|method| {
@@ -383,16 +444,10 @@ fn ChooseMethod(
                         class="dp-btn"
                         class=("dp-btn-bkash", method == Method::Bkash)
                         aria-disabled=move || pending.get().then_some("true")
-                        on:click=move |_| {
-                            // aria-disabled rather than disabled keeps focus on the button while busy.
-                            if !pending.get_untracked() {
-                                start.dispatch(method);
-                            }
-                        }
+                        // aria-disabled rather than disabled keeps focus on the button while busy.
+                        on:click=move |_| checkout.pay(method)
                     >
-                        <Show when=move || pending.get()>
-                            <span class="dp-spinner" aria-hidden="true"></span>
-                        </Show>
+                        {spinner(move || pending.get())}
                         {label}
                     </button>
                 </li>
@@ -456,11 +511,17 @@ fn Heading(
 #[component]
 fn TryAgain(
     /// What trying again does.
-    on_click: impl Fn() + 'static,
+    retry: Retry,
 ) -> impl IntoView {
     let checkout = expect_context::<Checkout>();
+    let on_click = move |_| match retry {
+        Retry::Choose => checkout.show(Screen::Choose { problem: None }),
+        Retry::Poll => checkout.poll(),
+        Retry::Load => checkout.load(),
+        Retry::Start(method) => checkout.pay(method),
+    };
     view! {
-        <button type="button" class="dp-btn" on:click=move |_| on_click()>
+        <button type="button" class="dp-btn" on:click=on_click>
             {checkout.t(Key::TryAgain)}
         </button>
     }
