@@ -23,10 +23,17 @@ pub struct MountOptions {
     pub theme: Option<String>,
     /// `en`, `bn` or `hi`; default from the page's `<html lang>`, then the browser.
     pub locale: Option<String>,
-    /// Text overrides by key (see [`crate::i18n::Key`]).
-    pub strings: Option<HashMap<String, String>>,
+    /// Text overrides by key (see [`crate::i18n::Key`]): a JSON object, kept as a list of entries.
+    #[serde(deserialize_with = "entries")]
+    pub strings: Option<Vec<(String, String)>>,
     /// Static demo mode: no backend calls (theme gallery, component tests).
     pub preview: Option<PreviewOptions>,
+}
+
+/// Reads a JSON object of strings as its entries.
+fn entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    let map: Option<HashMap<String, String>> = Deserialize::deserialize(deserializer)?;
+    Ok(map.map(|m| m.into_iter().collect()))
 }
 
 /// `preview: {state, view, returned}`.

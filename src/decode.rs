@@ -243,7 +243,7 @@ impl Decode for MountOptions {
         let o = Obj::new(value)?;
         let strings = match o.opt_obj("strings")? {
             None => None,
-            Some(strings) => Some(strings.string_entries()?.into_iter().collect()),
+            Some(strings) => Some(strings.string_entries()?),
         };
         Some(MountOptions {
             session: o.opt_string("session")?,
