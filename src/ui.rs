@@ -1,4 +1,4 @@
-//! The Leptos components: one root that owns the checkout state, and one small component per screen.
+//! The Leptos views: one root that owns the checkout state, and one small view function per part of a screen.
 //!
 //! State lives in [`Checkout`], a `Copy` context of signals; every change of screen goes through
 //! [`Checkout::show`], which also fires the host events and moves focus once the DOM has been updated.
@@ -240,7 +240,7 @@ pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<d
         if !checkout.is_preview() {
             checkout.load();
         }
-        view! { <App checkout=checkout/> }
+        app(checkout)
     });
     Box::new(handle)
 }
@@ -250,20 +250,17 @@ pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<d
 ///
 /// Every screen renders through one view type ([`Body`]: optional parts filled from the [`Screen`]) rather
 /// than one `view!` tree per screen behind `AnyView`: each distinct view type costs its own build, rebuild
-/// and mount code in the wasm.
-#[component]
-fn App(
-    /// The widget's state.
-    checkout: Checkout,
-) -> impl IntoView {
-    provide_context(checkout);
+/// and mount code in the wasm. For the same reason the parts are plain functions taking the [`Checkout`]
+/// rather than `#[component]`s reading it from the context. Their bodies read no signal outside closures, so
+/// nothing in them is tracked by the closure that calls them.
+fn app(checkout: Checkout) -> impl IntoView {
     let (theme, lang) = checkout.config.with_value(|c| (c.theme.as_str(), c.strings.locale().as_str()));
     let status = move || checkout.screen.with(|s| s.status_key().map(|k| checkout.t(k)).unwrap_or_default());
     let progress = move || checkout.screen.with(Screen::is_progress);
 
     view! {
         <div class="dp" data-theme=theme lang=lang>
-            {move || checkout.view.get().map(|v| view! { <Summary view=v/> })}
+            {move || checkout.view.get().map(|v| summary(checkout, v))}
             <div class="dp-body">{move || body(checkout, checkout.screen.get())}</div>
             <p class="dp-status" class=("dp-sr", move || !progress()) role="status" aria-live="polite" data-testid="deshpay-status">
                 {spinner(progress)}
@@ -368,8 +365,8 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
     };
     let Body { choose, heading, receipt, para, retry } = body;
     view! {
-        {choose.map(|(methods, problem)| view! { <ChooseMethod methods=methods problem=problem/> })}
-        {heading.map(|(icon, key)| view! { <Heading icon=icon text=t(key)/> })}
+        {choose.map(|(methods, problem)| choose_method(checkout, methods, problem))}
+        {heading.map(|(icon, key)| heading_view(icon, t(key)))}
         {receipt.map(|trx_id| view! {
             <p class="dp-receipt">
                 <span class="dp-muted">{t(Key::TrxId)}</span>
@@ -378,17 +375,13 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
             </p>
         })}
         {para.map(|p| view! { <p class=p.class role=p.role data-testid=p.testid>{p.text}</p> })}
-        {retry.map(|retry| view! { <TryAgain retry=retry/> })}
+        {retry.map(|retry| try_again(checkout, retry))}
     }
 }
 
-/// Merchant, description, amount and invoice: shown above every screen once the session is known.
-#[component]
-fn Summary(
-    /// The session view.
-    view: CheckoutView,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+/// Merchant, description, amount and invoice of the session `view`: shown above every screen once the
+/// session is known.
+fn summary(checkout: Checkout, view: CheckoutView) -> impl IntoView {
     let locale = checkout.config.with_value(|c| c.strings.locale());
     let amount = money::format(view.amount_minor, view.currency, locale);
     view! {
@@ -404,15 +397,8 @@ fn Summary(
     }
 }
 
-/// The method buttons, with the last start's problem above them.
-#[component]
-fn ChooseMethod(
-    /// Methods to offer, in order.
-    methods: Vec<Method>,
-    /// Why the last start failed, if it did.
-    problem: Option<StartProblem>,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+/// The buttons of `methods` (in order), with the last start's `problem` above them.
+fn choose_method(checkout: Checkout, methods: Vec<Method>, problem: Option<StartProblem>) -> impl IntoView {
     let t = move |k| checkout.t(k);
     let alert = problem.map(|p| {
         let text = match p {
@@ -425,7 +411,7 @@ fn ChooseMethod(
         view! {
             <div class="dp-alert" role="alert">
                 <p data-testid="deshpay-error">{text}</p>
-                {retry.map(|m| view! { <TryAgain retry=Retry::Start(m)/> })}
+                {retry.map(|m| try_again(checkout, Retry::Start(m)))}
             </div>
         }
     });
@@ -489,13 +475,7 @@ impl Icon {
 }
 
 /// An outcome or info heading that can take focus (tabindex -1) after the return from the provider.
-#[component]
-fn Heading(
-    /// The glyph beside the heading.
-    icon: Icon,
-    /// The heading text.
-    text: String,
-) -> impl IntoView {
+fn heading_view(icon: Icon, text: String) -> impl IntoView {
     view! {
         <div class="dp-heading">
             <svg class=icon.as_str() viewBox="0 0 24 24" aria-hidden="true" focusable="false">
@@ -508,12 +488,7 @@ fn Heading(
 }
 
 /// The "Try again" button.
-#[component]
-fn TryAgain(
-    /// What trying again does.
-    retry: Retry,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+fn try_again(checkout: Checkout, retry: Retry) -> impl IntoView {
     let on_click = move |_| match retry {
         Retry::Choose => checkout.show(Screen::Choose { problem: None }),
         Retry::Poll => checkout.poll(),
