@@ -12,6 +12,8 @@ use crate::state::{self, AfterStartError, Screen, StartProblem};
 use deshpay_api::{CheckoutView, Method};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::cell::Cell;
+use std::rc::Rc;
 use web_sys::HtmlElement;
 
 /// How often and how long the widget polls while the backend confirms a payment.
@@ -29,14 +31,20 @@ pub struct Checkout {
     screen: RwSignal<Screen>,
     /// The last session view read from the backend (or the preview's).
     view: RwSignal<Option<CheckoutView>>,
-    config: StoredValue<Config>,
-    host: StoredValue<HtmlElement, LocalStorage>,
-    container: StoredValue<HtmlElement, LocalStorage>,
     /// Whether a payment is being started (the method buttons are `aria-disabled` meanwhile).
     pending: RwSignal<bool>,
+    /// Everything else, in one stored value (each stored type costs its own arena code in the wasm).
+    fixed: StoredValue<Rc<Fixed>, LocalStorage>,
+}
+
+/// The non-reactive part of [`Checkout`].
+struct Fixed {
+    config: Config,
+    host: HtmlElement,
+    container: HtmlElement,
     /// Incremented by each poll loop, so that a newer loop stops an older one.
-    poll_generation: StoredValue<u32>,
-    ready_sent: StoredValue<bool>,
+    poll_generation: Cell<u32>,
+    ready_sent: Cell<bool>,
 }
 
 impl Checkout {
@@ -48,12 +56,14 @@ impl Checkout {
         Checkout {
             screen: RwSignal::new(Screen::Loading),
             view: RwSignal::new(view),
-            config: StoredValue::new(config),
-            host: StoredValue::new_local(host),
-            container: StoredValue::new_local(container),
             pending: RwSignal::new(false),
-            poll_generation: StoredValue::new(0),
-            ready_sent: StoredValue::new(false),
+            fixed: StoredValue::new_local(Rc::new(Fixed {
+                config,
+                host,
+                container,
+                poll_generation: Cell::new(0),
+                ready_sent: Cell::new(false),
+            })),
         }
         .starting_at(screen)
     }
@@ -63,13 +73,18 @@ impl Checkout {
         self
     }
 
+    /// The non-reactive state; panics after unmount, like reading a disposed signal (check [`Self::alive`]).
+    fn fixed(self) -> Rc<Fixed> {
+        self.fixed.get_value()
+    }
+
     /// A text in the widget's locale, with the merchant's override.
     fn t(self, key: Key) -> String {
-        self.config.with_value(|c| c.strings.get(key).to_owned())
+        self.fixed().config.strings.get(key).to_owned()
     }
 
     fn is_preview(self) -> bool {
-        self.config.with_value(|c| c.preview.is_some())
+        self.fixed().config.preview.is_some()
     }
 
     /// Whether the widget is still mounted (its signals are disposed on unmount).
@@ -83,37 +98,37 @@ impl Checkout {
             return;
         }
         self.screen.set(next.clone());
-        let returned = self.config.with_value(|c| c.returned);
+        let returned = self.fixed().config.returned;
         spawn_local(async move {
             dom::sleep(0).await;
             if self.screen.try_get_untracked().as_ref() != Some(&next) {
                 return; // superseded before it was painted
             }
-            let host = self.host.get_value();
-            let first_load = !self.ready_sent.get_value();
+            let fixed = self.fixed();
+            let first_load = !fixed.ready_sent.get();
             if next == Screen::Loading {
                 return;
             }
             if first_load {
-                self.ready_sent.set_value(true);
-                dom::dispatch(&host, "deshpay:ready", &self.detail(None, None));
+                fixed.ready_sent.set(true);
+                dom::dispatch(&fixed.host, "deshpay:ready", &self.detail(None, None));
             }
             if let Some((outcome, reason)) = next.outcome() {
                 let trx_id = match &next {
                     Screen::Succeeded { trx_id } => Some(trx_id.clone()),
                     _ => None,
                 };
-                dom::dispatch(&host, outcome.event(), &self.detail(trx_id, reason));
+                dom::dispatch(&fixed.host, outcome.event(), &self.detail(trx_id, reason));
             }
             // On first load, focus moves only on the return from bKash (the customer's context changed); after
             // an action in the widget, focus follows the content that replaced the button just pressed.
-            let container = self.container.get_value();
+            let container = &fixed.container;
             if first_load {
                 if returned && next.is_outcome() {
-                    dom::focus_first(&container, FOCUS_HEADING);
+                    dom::focus_first(container, FOCUS_HEADING);
                 }
-            } else if !dom::focus_first(&container, FOCUS_HEADING) {
-                dom::focus_first(&container, FOCUS_BUTTON);
+            } else if !dom::focus_first(container, FOCUS_HEADING) {
+                dom::focus_first(container, FOCUS_BUTTON);
             }
         });
     }
@@ -122,22 +137,24 @@ impl Checkout {
         let method = self.view.with_untracked(|v| {
             v.as_ref().and_then(|v| v.attempt.as_ref()).map_or(Method::Bkash, |a| a.method).as_str()
         });
-        EventDetail { session: self.config.with_value(|c| c.session.clone()), method: Some(method), trx_id, reason }
+        EventDetail { session: self.fixed().config.session.clone(), method: Some(method), trx_id, reason }
     }
 
     /// Reads the session and shows what it says; keeps polling if a payment is being confirmed.
     fn load(self) {
-        if let Some(screen) = self.config.with_value(|c| c.preview.as_ref().map(|p| p.screen.clone())) {
+        let fixed = self.fixed();
+        if let Some(preview) = &fixed.config.preview {
+            let screen = preview.screen.clone();
             self.show(screen);
             return;
         }
-        if !self.config.with_value(Config::session_is_well_formed) {
+        if !fixed.config.session_is_well_formed() {
             self.show(Screen::NotFound);
             return;
         }
         self.show(Screen::Loading);
         let (endpoint, session, returned) =
-            self.config.with_value(|c| (c.endpoint.clone(), c.session.clone(), c.returned));
+            (fixed.config.endpoint.clone(), fixed.config.session.clone(), fixed.config.returned);
         spawn_local(async move {
             let result = api::checkout_view(&endpoint, &session).await;
             if !self.alive() {
@@ -164,13 +181,14 @@ impl Checkout {
         if self.is_preview() {
             return;
         }
-        let generation = self.poll_generation.get_value().wrapping_add(1);
-        self.poll_generation.set_value(generation);
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let fixed = self.fixed();
+        let generation = fixed.poll_generation.get().wrapping_add(1);
+        fixed.poll_generation.set(generation);
+        let (endpoint, session) = (fixed.config.endpoint.clone(), fixed.config.session.clone());
         spawn_local(async move {
             for _ in 0..POLL_TRIES {
                 dom::sleep(POLL_INTERVAL_MS).await;
-                if !self.alive() || self.poll_generation.try_get_value() != Some(generation) {
+                if !self.alive() || self.fixed().poll_generation.get() != generation {
                     return;
                 }
                 // A failed poll is retried on the next tick: the outcome is already recorded by the backend.
@@ -211,7 +229,8 @@ impl Checkout {
             self.show(Screen::Redirecting);
             return;
         }
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let config = &self.fixed().config;
+        let (endpoint, session) = (config.endpoint.clone(), config.session.clone());
         let result = api::start_bkash(&endpoint, &session).await;
         if !self.alive() {
             return;
@@ -254,7 +273,8 @@ pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<d
 /// rather than `#[component]`s reading it from the context. Their bodies read no signal outside closures, so
 /// nothing in them is tracked by the closure that calls them.
 fn app(checkout: Checkout) -> impl IntoView {
-    let (theme, lang) = checkout.config.with_value(|c| (c.theme.as_str(), c.strings.locale().as_str()));
+    let config = &checkout.fixed().config;
+    let (theme, lang) = (config.theme.as_str(), config.strings.locale().as_str());
     let status = move || checkout.screen.with(|s| s.status_key().map(|k| checkout.t(k)).unwrap_or_default());
     let progress = move || checkout.screen.with(Screen::is_progress);
 
@@ -382,7 +402,7 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
 /// Merchant, description, amount and invoice of the session `view`: shown above every screen once the
 /// session is known.
 fn summary(checkout: Checkout, view: CheckoutView) -> impl IntoView {
-    let locale = checkout.config.with_value(|c| c.strings.locale());
+    let locale = checkout.fixed().config.strings.locale();
     let amount = money::format(view.amount_minor, view.currency, locale);
     view! {
         <div class="dp-summary">
