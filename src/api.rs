@@ -62,7 +62,7 @@ pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResp
 /// `{endpoint}/v1/checkout/{session}{suffix}`, built without `format!` (see `decode` on code size).
 #[cfg(target_arch = "wasm32")]
 fn url(endpoint: &str, session: &str, suffix: &str) -> String {
-    [endpoint, "/v1/checkout/", session, suffix].concat()
+    crate::cat(&[endpoint, "/v1/checkout/", session, suffix])
 }
 
 /// `fetch(url, {method})` with web-sys directly (gloo-net's request builder adds URL and header handling the

@@ -1,5 +1,6 @@
 //! The `mount` options, read once into a [`Config`].
 
+use crate::cat;
 use crate::i18n::{Locale, Strings};
 use crate::state::{Screen, is_return};
 use crate::theme::Preset;
@@ -90,20 +91,20 @@ impl Config {
         let theme = match options.theme.as_deref().filter(|t| !t.is_empty()) {
             None => Preset::default(),
             Some(name) => Preset::parse(name).unwrap_or_else(|| {
-                warnings.push(["unknown theme \"", name, "\"; using \"light\""].concat());
+                warnings.push(cat(&["unknown theme \"", name, "\"; using \"light\""]));
                 Preset::default()
             }),
         };
         let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
         let (strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
-        warnings.extend(unknown.into_iter().map(|k| ["unknown string key \"", &k, "\" in `strings`"].concat()));
+        warnings.extend(unknown.into_iter().map(|k| cat(&["unknown string key \"", &k, "\" in `strings`"])));
 
         let preview = options.preview.map(|p| {
             let view = p.view.unwrap_or_else(|| demo_view(options.session.as_deref().unwrap_or_default()));
             let returned = p.returned.unwrap_or(false);
             let screen = match p.state.as_deref() {
                 Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
-                    warnings.push(["unknown preview state \"", name, "\""].concat());
+                    warnings.push(cat(&["unknown preview state \"", name, "\""]));
                     Screen::Choose { problem: None }
                 }),
                 None => crate::state::screen_for(&view, returned),
@@ -138,10 +139,11 @@ impl Config {
 
 /// The demo session shown by previews without a `view`.
 pub fn demo_view(session: &str) -> CheckoutView {
-    let id = SessionId::parse(session)
-        .or_else(|_| SessionId::parse("cs_PREVIEW00000000000000000"))
-        .ok()
-        .expect("a well-formed demo id");
+    // Not `expect`: its message would format the `IdError` (Debug), which costs wasm.
+    let id = match SessionId::parse(session).or_else(|_| SessionId::parse("cs_PREVIEW00000000000000000")) {
+        Ok(id) => id,
+        Err(_) => unreachable!("the demo id is well formed"),
+    };
     CheckoutView {
         id,
         status: deshpay_api::SessionStatus::Open,

@@ -8,11 +8,11 @@
 //! ignored; enums accept exactly their wire names (except [`ErrorCode`], whose unknown codes are `Other`).
 //!
 //! A new response type gets a [`Decode`] impl built from [`Obj`]'s getters, e.g.
-//! `Some(StartBkashResponse { attempt_id: o.parse("attempt_id", |s| AttemptId::parse(s).ok())?, .. })`.
+//! `Some(StartBkashResponse { attempt_id: AttemptId::parse(&o.string("attempt_id")?).ok()?, .. })`.
 
 use crate::config::{MountOptions, PreviewOptions};
 use deshpay_api::{
-    ApiError, AttemptId, AttemptStatus, AttemptView, CheckoutView, Currency, ErrorBody, ErrorCode, Method, SessionId,
+    ApiError, AttemptId, AttemptStatus, AttemptView, CheckoutView, ErrorBody, ErrorCode, Method, SessionId,
     SessionStatus, StartBkashResponse,
 };
 use js_sys::{Array, Object, Reflect};
@@ -62,11 +62,6 @@ impl Obj {
             None => Some(None),
             Some(value) => value.as_string().map(Some),
         }
-    }
-
-    /// A string field read by `parse` (an enum's wire name, an id).
-    pub fn parse<T>(&self, field: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
-        parse(&self.string(field)?)
     }
 
     /// An integer field: a JS number that is a safe integer (|n| < 2^53), so that the conversion is exact.
@@ -141,10 +136,6 @@ fn attempt_status(s: &str) -> Option<AttemptStatus> {
     })
 }
 
-fn currency(s: &str) -> Option<Currency> {
-    s.parse().ok()
-}
-
 /// Every error code, to read the wire name; unknown names are [`ErrorCode::Other`] as with serde.
 fn error_code(s: &str) -> ErrorCode {
     use ErrorCode::*;
@@ -184,9 +175,9 @@ impl Decode for AttemptView {
     fn decode(value: JsValue) -> Option<Self> {
         let o = Obj::new(value)?;
         Some(AttemptView {
-            id: o.parse("id", |s| AttemptId::parse(s).ok())?,
-            method: o.parse("method", Method::parse)?,
-            status: o.parse("status", attempt_status)?,
+            id: AttemptId::parse(&o.string("id")?).ok()?,
+            method: Method::parse(&o.string("method")?)?,
+            status: attempt_status(&o.string("status")?)?,
             message: o.opt_string("message")?,
             trx_id: o.opt_string("trx_id")?,
         })
@@ -197,11 +188,11 @@ impl Decode for CheckoutView {
     fn decode(value: JsValue) -> Option<Self> {
         let o = Obj::new(value)?;
         Some(CheckoutView {
-            id: o.parse("id", |s| SessionId::parse(s).ok())?,
-            status: o.parse("status", session_status)?,
+            id: SessionId::parse(&o.string("id")?).ok()?,
+            status: session_status(&o.string("status")?)?,
             amount: o.string("amount")?,
             amount_minor: o.int("amount_minor")?,
-            currency: o.parse("currency", currency)?,
+            currency: o.string("currency")?.parse().ok()?,
             invoice: o.string("invoice")?,
             description: o.opt_string("description")?,
             methods: o.array("methods", |m| Method::parse(&m.as_string()?))?,
@@ -216,7 +207,7 @@ impl Decode for StartBkashResponse {
     fn decode(value: JsValue) -> Option<Self> {
         let o = Obj::new(value)?;
         Some(StartBkashResponse {
-            attempt_id: o.parse("attempt_id", |s| AttemptId::parse(s).ok())?,
+            attempt_id: AttemptId::parse(&o.string("attempt_id")?).ok()?,
             redirect_url: o.string("redirect_url")?,
         })
     }
@@ -226,7 +217,7 @@ impl Decode for ErrorBody {
     fn decode(value: JsValue) -> Option<Self> {
         let error = Obj::new(value)?.obj("error")?;
         Some(ErrorBody {
-            error: ApiError { code: error.parse("code", |s| Some(error_code(s)))?, message: error.string("message")? },
+            error: ApiError { code: error_code(&error.string("code")?), message: error.string("message")? },
         })
     }
 }

@@ -101,5 +101,5 @@ pub fn assign(url: &str) -> bool {
 
 /// Logs a warning to the console.
 pub fn warn(message: &str) {
-    web_sys::console::warn_1(&["DeshPay: ", message].concat().into());
+    web_sys::console::warn_1(&crate::cat(&["DeshPay: ", message]).into());
 }

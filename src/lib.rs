@@ -28,6 +28,16 @@ mod ui;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
 
+/// Concatenates strings. Used instead of `format!` (core's formatting machinery) and `[..].concat()` (a
+/// generic join, instantiated per element type) to keep the wasm small.
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 /// The widget's stylesheet (layout and components); the theme presets are appended by [`stylesheet`].
 pub const CSS: &str = include_str!("widget.css");
 
@@ -85,7 +95,7 @@ mod exports {
             dom::navigator_lang().as_deref(),
             &dom::location_search(),
         )
-        .map_err(|e| JsError::new(&["DeshPay: ", &e].concat()))?;
+        .map_err(|e| JsError::new(&crate::cat(&["DeshPay: ", &e])))?;
         for warning in warnings {
             dom::warn(&warning);
         }

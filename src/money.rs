@@ -38,7 +38,7 @@ fn push_digits(out: &mut String, mut n: i64, width: usize) {
 
 /// The plain form used when `Intl` is not available: symbol then decimal, "৳250.00".
 pub fn fallback(decimal: &str, currency: Currency) -> String {
-    [currency.symbol(), decimal].concat()
+    crate::cat(&[currency.symbol(), decimal])
 }
 
 /// The `Intl` locale for a language and currency: the region follows the currency, so that English speakers

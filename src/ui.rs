@@ -425,7 +425,7 @@ fn choose_method(checkout: Checkout, methods: Vec<Method>, problem: Option<Start
             StartProblem::Unreachable => t(Key::Unreachable),
             StartProblem::ProviderUnavailable => t(Key::ProviderUnavailable),
             StartProblem::Refused(message) if message.is_empty() => t(Key::StartFailed),
-            StartProblem::Refused(message) => [t(Key::StartFailed), message].join(" "),
+            StartProblem::Refused(message) => crate::cat(&[&t(Key::StartFailed), " ", &message]),
         };
         let retry = methods.first().copied();
         view! {
