@@ -1,4 +1,4 @@
-//! The widget API client: plain async functions over `fetch` (gloo-net) returning a cloneable error.
+//! The widget API client: plain async functions over the browser's `fetch` returning a cloneable error.
 //!
 //! - `GET {endpoint}/v1/checkout/{id}` -> [`CheckoutView`]
 //! - `POST {endpoint}/v1/checkout/{id}/bkash` -> 201 [`StartBkashResponse`]
@@ -50,11 +50,7 @@ impl ApiError {
 /// [`ApiError`] for transport failures, error statuses and unexpected bodies.
 #[cfg(target_arch = "wasm32")]
 pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
-    let response = gloo_net::http::Request::get(&format!("{endpoint}/v1/checkout/{session}"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("GET", &url(endpoint, session, "")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/bkash`: starts a bKash attempt and returns where to send the browser.
@@ -64,11 +60,7 @@ pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResponse, ApiError> {
-    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/bkash"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("POST", &url(endpoint, session, "/bkash")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/upi`: starts (or returns the pending) UPI payin: deep links, QR text
@@ -78,11 +70,7 @@ pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResp
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_upi(endpoint: &str, session: &str) -> Result<StartUpiResponse, ApiError> {
-    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/upi"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("POST", &url(endpoint, session, "/upi")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/cancel`: cancels the pending attempt; returns the session view.
@@ -91,39 +79,60 @@ pub async fn start_upi(endpoint: &str, session: &str) -> Result<StartUpiResponse
 /// [`ApiError`]; 409 `nothing_to_cancel` when the attempt already finished.
 #[cfg(target_arch = "wasm32")]
 pub async fn cancel(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
-    let response = gloo_net::http::Request::post(&format!("{endpoint}/v1/checkout/{session}/cancel"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    read(response).await
+    read(fetch("POST", &url(endpoint, session, "/cancel")).await?).await
 }
 
 /// The server-sent events URL of a session (`EventSource`).
 pub fn events_url(endpoint: &str, session: &str) -> String {
-    format!("{endpoint}/v1/checkout/{session}/events")
+    crate::cat(&[endpoint, "/v1/checkout/", session, "/events"])
 }
 
-/// Reads the data of a `session` event: a [`CheckoutView`] as JSON (browser `JSON.parse`, as [`read`]).
+/// Reads the data of a `session` event: a [`CheckoutView`] as JSON (browser `JSON.parse` and [`crate::decode`],
+/// as [`read`]).
 #[cfg(target_arch = "wasm32")]
 pub fn parse_view(data: &str) -> Option<CheckoutView> {
-    js_sys::JSON::parse(data).ok().and_then(|j| serde_wasm_bindgen::from_value(j).ok())
+    js_sys::JSON::parse(data).ok().and_then(<CheckoutView as crate::decode::Decode>::decode)
 }
 
-/// Decodes a response. JSON goes through the browser's `JSON.parse` and serde-wasm-bindgen (already used for
-/// the mount options) rather than serde_json, which would add its own parser to the wasm.
+/// `{endpoint}/v1/checkout/{session}{suffix}`, built without `format!` (see `decode` on code size).
 #[cfg(target_arch = "wasm32")]
-async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, ApiError> {
+fn url(endpoint: &str, session: &str, suffix: &str) -> String {
+    crate::cat(&[endpoint, "/v1/checkout/", session, suffix])
+}
+
+/// `fetch(url, {method})` with web-sys directly (gloo-net's request builder adds URL and header handling the
+/// widget does not need); a rejected promise (offline, DNS, CORS) is [`ApiError::Network`].
+#[cfg(target_arch = "wasm32")]
+async fn fetch(method: &str, url: &str) -> Result<web_sys::Response, ApiError> {
+    use wasm_bindgen::JsCast;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let window = web_sys::window().ok_or(ApiError::Network)?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|_| ApiError::Network)?;
+    response.dyn_into().map_err(|_| ApiError::Network)
+}
+
+/// Decodes a response. JSON goes through the browser's `JSON.parse` and [`crate::decode`] rather than
+/// serde_json or serde-wasm-bindgen, which would add a parser or serde's machinery to the wasm.
+#[cfg(target_arch = "wasm32")]
+async fn read<T: crate::decode::Decode>(response: web_sys::Response) -> Result<T, ApiError> {
     let status = response.status();
     let ok = response.ok();
-    let json = match response.text().await {
-        Ok(text) => js_sys::JSON::parse(&text).ok(),
-        Err(_) if ok => return Err(ApiError::Network),
+    let text = match response.text() {
+        Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.ok().and_then(|t| t.as_string()),
         Err(_) => None,
     };
+    let json = match text {
+        Some(text) => js_sys::JSON::parse(&text).ok(),
+        None if ok => return Err(ApiError::Network),
+        None => None,
+    };
     if ok {
-        return json.and_then(|j| serde_wasm_bindgen::from_value(j).ok()).ok_or(ApiError::Decode);
+        return json.and_then(T::decode).ok_or(ApiError::Decode);
     }
-    Err(match json.and_then(|j| serde_wasm_bindgen::from_value::<deshpay_api::ErrorBody>(j).ok()) {
+    Err(match json.and_then(<deshpay_api::ErrorBody as crate::decode::Decode>::decode) {
         Some(body) => ApiError::Http { status, code: body.error.code, message: body.error.message },
         // A proxy's HTML error page, for instance.
         None => ApiError::Http { status, code: ErrorCode::Other, message: String::new() },

@@ -192,6 +192,17 @@ async fn confirming_is_announced_in_the_status_region() {
 }
 
 #[wasm_bindgen_test]
+async fn progress_states_leave_the_body_empty_and_hidden() {
+    let w = Mounted::new(r#"{"preview":{"state":"failed"}}"#).await;
+    assert!(!w.find(".dp-body").unwrap().matches(".dp-body:empty").unwrap());
+    let w = Mounted::new(r#"{"preview":{"state":"redirecting"}}"#).await;
+    let body = w.find(".dp-body").unwrap();
+    assert!(body.matches(".dp-body:empty").unwrap(), "{:?}", body.inner_html());
+    let display = web_sys::window().unwrap().get_computed_style(&body).unwrap().unwrap();
+    assert_eq!(display.get_property_value("display").unwrap(), "none");
+}
+
+#[wasm_bindgen_test]
 async fn errors_are_clear_messages_with_a_way_forward() {
     let w = Mounted::new(r#"{"preview":{"state":"unreachable"}}"#).await;
     assert!(w.text("[data-testid=deshpay-error]").starts_with("We can't reach the payment service"));

@@ -1,5 +1,6 @@
 //! The `mount` options, read once into a [`Config`].
 
+use crate::cat;
 use crate::i18n::{Locale, Strings};
 use crate::state::{Screen, UpiPayment, is_return};
 use crate::theme::Preset;
@@ -10,7 +11,8 @@ use std::collections::HashMap;
 /// The options object of `DeshPay.mount(element, options)` as the loader passes it to the wasm side. The
 /// loader has already applied a theme object (as `--deshpay-*` properties on the host) and attached the
 /// callbacks, so `theme` here is only a preset name. Every field is optional because JS passes `undefined`
-/// for options not given (serde-wasm-bindgen reads `undefined` as "no value", which only `Option` accepts).
+/// for options not given. The wasm build reads it with [`crate::decode`]; the `Deserialize` impl serves the
+/// native tests.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MountOptions {
@@ -22,10 +24,17 @@ pub struct MountOptions {
     pub theme: Option<String>,
     /// `en`, `bn` or `hi`; default from the page's `<html lang>`, then the browser.
     pub locale: Option<String>,
-    /// Text overrides by key (see [`crate::i18n::Key`]).
-    pub strings: Option<HashMap<String, String>>,
+    /// Text overrides by key (see [`crate::i18n::Key`]): a JSON object, kept as a list of entries.
+    #[serde(deserialize_with = "entries")]
+    pub strings: Option<Vec<(String, String)>>,
     /// Static demo mode: no backend calls (theme gallery, component tests).
     pub preview: Option<PreviewOptions>,
+}
+
+/// Reads a JSON object of strings as its entries.
+fn entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    let map: Option<HashMap<String, String>> = Deserialize::deserialize(deserializer)?;
+    Ok(map.map(|m| m.into_iter().collect()))
 }
 
 /// `preview: {state, view, returned}`.
@@ -85,13 +94,13 @@ impl Config {
         let theme = match options.theme.as_deref().filter(|t| !t.is_empty()) {
             None => Preset::default(),
             Some(name) => Preset::parse(name).unwrap_or_else(|| {
-                warnings.push(format!("unknown theme {name:?}; using \"light\""));
+                warnings.push(cat(&["unknown theme \"", name, "\"; using \"light\""]));
                 Preset::default()
             }),
         };
         let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
         let (strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
-        warnings.extend(unknown.into_iter().map(|k| format!("unknown string key {k:?} in `strings`")));
+        warnings.extend(unknown.into_iter().map(|k| cat(&["unknown string key \"", &k, "\" in `strings`"])));
 
         let preview = options.preview.map(|p| {
             let upi_state = p.state.as_deref().is_some_and(|s| s.starts_with("upi-"));
@@ -102,7 +111,7 @@ impl Config {
             let returned = p.returned.unwrap_or(false);
             let mut screen = match p.state.as_deref() {
                 Some(name) => Screen::preview(name, &view).unwrap_or_else(|| {
-                    warnings.push(format!("unknown preview state {name:?}"));
+                    warnings.push(cat(&["unknown preview state \"", name, "\""]));
                     Screen::Choose { problem: None }
                 }),
                 None => crate::state::screen_for(&view, returned),
@@ -113,7 +122,7 @@ impl Config {
             (Preview { view, screen }, returned)
         });
         if let Some((preview, returned)) = preview {
-            let session = preview.view.id.to_string();
+            let session = preview.view.id.as_str().to_owned();
             return Ok((
                 Config { session, endpoint: String::new(), theme, strings, returned, preview: Some(preview) },
                 warnings,
@@ -140,8 +149,11 @@ impl Config {
 
 /// The demo session shown by previews without a `view`.
 pub fn demo_view(session: &str) -> CheckoutView {
-    let id = SessionId::parse(session)
-        .unwrap_or_else(|_| SessionId::from_random("PREVIEW00000000000000000").expect("24 alphanumerics"));
+    // Not `expect`: its message would format the `IdError` (Debug), which costs wasm.
+    let id = match SessionId::parse(session).or_else(|_| SessionId::parse("cs_PREVIEW00000000000000000")) {
+        Ok(id) => id,
+        Err(_) => unreachable!("the demo id is well formed"),
+    };
     CheckoutView {
         id,
         status: deshpay_api::SessionStatus::Open,

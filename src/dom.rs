@@ -1,6 +1,5 @@
 //! Small browser helpers: timers, host events, focus, styles, page facts, server-sent events.
 
-use serde::Serialize;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CustomEvent, CustomEventInit, Event, EventSource, HtmlElement, MessageEvent, ShadowRoot};
@@ -16,19 +15,33 @@ pub async fn sleep(ms: i32) {
 }
 
 /// `detail` of the host events. Only ids and the provider's public reason: never secrets.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct EventDetail {
     /// Session id.
     pub session: String,
     /// `bkash` or `upi`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
     /// Provider transaction id, on success.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub trx_id: Option<String>,
     /// Why it failed: the provider's message, `expired`, or `wasm_unavailable` (from the loader).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl EventDetail {
+    /// The JS object: `{session, method?, trx_id?, reason?}` (absent fields are left out, not `null`).
+    fn to_js(&self) -> JsValue {
+        let object = js_sys::Object::new();
+        let set = |name: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                let _ = js_sys::Reflect::set(&object, &JsValue::from_str(name), &JsValue::from_str(value));
+            }
+        };
+        set("session", Some(&self.session));
+        set("method", self.method);
+        set("trx_id", self.trx_id.as_deref());
+        set("reason", self.reason.as_deref());
+        object.into()
+    }
 }
 
 /// Dispatches a `CustomEvent` on the host that bubbles out of the shadow root (`composed`).
@@ -36,7 +49,7 @@ pub fn dispatch(host: &HtmlElement, name: &str, detail: &EventDetail) {
     let init = CustomEventInit::new();
     init.set_bubbles(true);
     init.set_composed(true);
-    init.set_detail(&serde_wasm_bindgen::to_value(detail).unwrap_or(JsValue::NULL));
+    init.set_detail(&detail.to_js());
     if let Ok(event) = CustomEvent::new_with_event_init_dict(name, &init) {
         let _ = host.dispatch_event(&event);
     }
@@ -89,7 +102,7 @@ pub fn assign(url: &str) -> bool {
 
 /// Logs a warning to the console.
 pub fn warn(message: &str) {
-    web_sys::console::warn_1(&format!("DeshPay: {message}").into());
+    web_sys::console::warn_1(&crate::cat(&["DeshPay: ", message]).into());
 }
 
 /// Whether this device has the UPI apps itself: a coarse primary pointer (touch) or a mobile user agent.

@@ -4,8 +4,6 @@
 //! option. The English texts of buttons and outcome headings are the accessible names in DESIGN.md, which
 //! end-to-end tests rely on: change them only together with that page.
 
-use std::collections::HashMap;
-
 /// A language the widget speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Locale {
@@ -325,11 +323,12 @@ impl Key {
     }
 }
 
-/// The texts in use: a locale plus the merchant's overrides.
+/// The texts in use: a locale plus the merchant's overrides (a few at most: a list, not a hash map, whose
+/// hashing code would weigh more in the wasm than the lookups it speeds up).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Strings {
     locale: Locale,
-    overrides: HashMap<Key, String>,
+    overrides: Vec<(Key, String)>,
 }
 
 impl Strings {
@@ -337,16 +336,17 @@ impl Strings {
     /// caller can warn about a typo instead of silently ignoring it.
     pub fn new(locale: Locale, overrides: impl IntoIterator<Item = (String, String)>) -> (Strings, Vec<String>) {
         let mut unknown = Vec::new();
-        let mut map = HashMap::new();
+        let mut list: Vec<(Key, String)> = Vec::new();
         for (name, text) in overrides {
             match Key::parse(&name) {
-                Some(key) => {
-                    map.insert(key, text);
-                }
+                Some(key) => match list.iter_mut().find(|(k, _)| *k == key) {
+                    Some(entry) => entry.1 = text,
+                    None => list.push((key, text)),
+                },
                 None => unknown.push(name),
             }
         }
-        (Strings { locale, overrides: map }, unknown)
+        (Strings { locale, overrides: list }, unknown)
     }
 
     /// The locale.
@@ -356,7 +356,7 @@ impl Strings {
 
     /// The text for a key: the merchant's override, else the built-in text of the locale.
     pub fn get(&self, key: Key) -> &str {
-        self.overrides.get(&key).map_or_else(|| key.text(self.locale), String::as_str)
+        self.overrides.iter().find(|(k, _)| *k == key).map_or_else(|| key.text(self.locale), |(_, text)| text.as_str())
     }
 }
 

@@ -22,12 +22,24 @@ pub mod state;
 pub mod theme;
 
 #[cfg(target_arch = "wasm32")]
+pub mod decode;
+#[cfg(target_arch = "wasm32")]
 mod dom;
 #[cfg(target_arch = "wasm32")]
 mod ui;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
+
+/// Concatenates strings. Used instead of `format!` (core's formatting machinery) and `[..].concat()` (a
+/// generic join, instantiated per element type) to keep the wasm small.
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
 
 /// The widget's stylesheet (layout and components); the theme presets are appended by [`stylesheet`].
 pub const CSS: &str = include_str!("widget.css");
@@ -78,15 +90,15 @@ mod exports {
     #[wasm_bindgen]
     pub fn mount(host: HtmlElement, root: ShadowRoot, options: JsValue) -> Result<WidgetHandle, JsError> {
         console_error_panic_hook::set_once();
-        let options: MountOptions =
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("DeshPay: bad options: {e}")))?;
+        let options = <MountOptions as crate::decode::Decode>::decode(options)
+            .ok_or_else(|| JsError::new("DeshPay: bad options: expected an object with the documented fields"))?;
         let (config, warnings) = Config::new(
             options,
             dom::page_lang().as_deref(),
             dom::navigator_lang().as_deref(),
             &dom::location_search(),
         )
-        .map_err(|e| JsError::new(&format!("DeshPay: {e}")))?;
+        .map_err(|e| JsError::new(&crate::cat(&["DeshPay: ", &e])))?;
         for warning in warnings {
             dom::warn(&warning);
         }

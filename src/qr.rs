@@ -3,8 +3,8 @@
 //! Pure (built and tested natively): the widget puts the path on a white plate (`ui.rs`), so the code stays
 //! dark-on-light in every theme, as scanners need.
 
+use crate::money::push_digits;
 use qrcodegen::{QrCode, QrCodeEcc};
-use std::fmt::Write as _;
 
 /// Light modules around the code on every side (the QR specification asks for 4).
 pub const QUIET_ZONE: usize = 4;
@@ -39,7 +39,17 @@ pub fn path(text: &str) -> Option<QrPath> {
                 x += 1;
             }
             let run = x - start;
-            let _ = write!(d, "M{} {}h{run}v1h-{run}z", start + QUIET_ZONE, y + QUIET_ZONE);
+            // By hand rather than `write!`: core's formatting machinery is large in the wasm.
+            let run = run as i64;
+            d.push('M');
+            push_digits(&mut d, (start + QUIET_ZONE) as i64, 1);
+            d.push(' ');
+            push_digits(&mut d, (y + QUIET_ZONE) as i64, 1);
+            d.push('h');
+            push_digits(&mut d, run, 1);
+            d.push_str("v1h-");
+            push_digits(&mut d, run, 1);
+            d.push('z');
         }
     }
     Some(QrPath { size: n + 2 * QUIET_ZONE, d })

@@ -42,7 +42,12 @@ pub struct UpiPayment {
 
 impl From<StartUpiResponse> for UpiPayment {
     fn from(r: StartUpiResponse) -> UpiPayment {
-        UpiPayment { attempt: Some(r.attempt_id.to_string()), links: r.links, qr: r.qr, expires_at: r.expires_at }
+        UpiPayment {
+            attempt: Some(r.attempt_id.as_str().to_owned()),
+            links: r.links,
+            qr: r.qr,
+            expires_at: r.expires_at,
+        }
     }
 }
 
@@ -53,11 +58,11 @@ impl UpiPayment {
         UpiPayment {
             attempt: None,
             links: UpiLinks {
-                paytm: Some(format!("paytmmp://cash_wallet?{query}&featuretype=money_transfer")),
+                paytm: Some(crate::cat(&["paytmmp://cash_wallet?", query, "&featuretype=money_transfer"])),
                 phonepe: Some("phonepe://native?data=e30%3D&id=p2ppayment".into()),
-                upi: format!("upi://pay?{query}"),
+                upi: crate::cat(&["upi://pay?", query]),
             },
-            qr: format!("upi://pay?{query}"),
+            qr: crate::cat(&["upi://pay?", query]),
             expires_at: String::new(),
         }
     }
@@ -106,7 +111,12 @@ pub fn is_mobile_user_agent(ua: &str) -> bool {
 /// The visible countdown, `m:ss` (`14:05`, `0:09`), from whole seconds left (negative counts as none).
 pub fn countdown(seconds: i64) -> String {
     let s = seconds.max(0);
-    format!("{}:{:02}", s / 60, s % 60)
+    // Not `format!` (core's formatting machinery is large in the wasm).
+    let mut out = String::new();
+    crate::money::push_digits(&mut out, s / 60, 1);
+    out.push(':');
+    crate::money::push_digits(&mut out, s % 60, 2);
+    out
 }
 
 /// What a fresh session view means while the widget waits for the approval of a UPI attempt.

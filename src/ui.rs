@@ -1,4 +1,4 @@
-//! The Leptos components: one root that owns the checkout state, and one small component per screen.
+//! The Leptos views: one root that owns the checkout state, and one small view function per part of a screen.
 //!
 //! State lives in [`Checkout`], a `Copy` context of signals; every change of screen goes through
 //! [`Checkout::show`], which also fires the host events and moves focus once the DOM has been updated.
@@ -15,6 +15,8 @@ use crate::state::{self, AfterStartError, AppLabel, Screen, StartProblem, UpiLay
 use deshpay_api::{CheckoutView, ErrorCode, Method};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use web_sys::HtmlElement;
 
 /// How often and how long the widget polls while the backend confirms a payment.
@@ -40,16 +42,24 @@ pub struct Checkout {
     screen: RwSignal<Screen>,
     /// The last session view read from the backend (or the preview's).
     view: RwSignal<Option<CheckoutView>>,
-    config: StoredValue<Config>,
-    host: StoredValue<HtmlElement, LocalStorage>,
-    container: StoredValue<HtmlElement, LocalStorage>,
+    /// Whether a payment is being started (the method buttons are `aria-disabled` meanwhile).
+    pending: RwSignal<bool>,
+    /// Everything else, in one stored value (each stored type costs its own arena code in the wasm).
+    fixed: StoredValue<Rc<Fixed>, LocalStorage>,
+}
+
+/// The non-reactive part of [`Checkout`].
+struct Fixed {
+    config: Config,
+    host: HtmlElement,
+    container: HtmlElement,
     /// Incremented by each poll loop, so that a newer loop stops an older one.
-    poll_generation: StoredValue<u32>,
-    ready_sent: StoredValue<bool>,
+    poll_generation: Cell<u32>,
+    ready_sent: Cell<bool>,
     /// What follows a UPI attempt live; `None` when nothing is followed.
-    live: StoredValue<Option<Live>, LocalStorage>,
+    live: RefCell<Option<Live>>,
     /// Incremented whenever following starts or stops, so that late events, loops and answers are ignored.
-    live_generation: StoredValue<u32>,
+    live_generation: Cell<u32>,
 }
 
 /// The live status of one UPI attempt: its event stream (dropped on failure, for polling) and the listener that
@@ -57,7 +67,7 @@ pub struct Checkout {
 struct Live {
     /// The attempt followed.
     attempt: Option<String>,
-    _stream: Option<dom::EventStream>,
+    stream: Option<dom::EventStream>,
     _visible: Option<dom::VisibleListener>,
 }
 
@@ -70,13 +80,16 @@ impl Checkout {
         Checkout {
             screen: RwSignal::new(Screen::Loading),
             view: RwSignal::new(view),
-            config: StoredValue::new(config),
-            host: StoredValue::new_local(host),
-            container: StoredValue::new_local(container),
-            poll_generation: StoredValue::new(0),
-            ready_sent: StoredValue::new(false),
-            live: StoredValue::new_local(None),
-            live_generation: StoredValue::new(0),
+            pending: RwSignal::new(false),
+            fixed: StoredValue::new_local(Rc::new(Fixed {
+                config,
+                host,
+                container,
+                poll_generation: Cell::new(0),
+                ready_sent: Cell::new(false),
+                live: RefCell::new(None),
+                live_generation: Cell::new(0),
+            })),
         }
         .starting_at(screen)
     }
@@ -86,13 +99,24 @@ impl Checkout {
         self
     }
 
+    /// The non-reactive state; panics after unmount, like reading a disposed signal (check [`Self::alive`]).
+    fn fixed(self) -> Rc<Fixed> {
+        self.fixed.get_value()
+    }
+
+    /// The backend endpoint and the session id.
+    fn target(self) -> (String, String) {
+        let config = &self.fixed().config;
+        (config.endpoint.clone(), config.session.clone())
+    }
+
     /// A text in the widget's locale, with the merchant's override.
     fn t(self, key: Key) -> String {
-        self.config.with_value(|c| c.strings.get(key).to_owned())
+        self.fixed().config.strings.get(key).to_owned()
     }
 
     fn is_preview(self) -> bool {
-        self.config.with_value(|c| c.preview.is_some())
+        self.fixed().config.preview.is_some()
     }
 
     /// Whether the widget is still mounted (its signals are disposed on unmount).
@@ -106,37 +130,37 @@ impl Checkout {
             return;
         }
         self.screen.set(next.clone());
-        let returned = self.config.with_value(|c| c.returned);
+        let returned = self.fixed().config.returned;
         spawn_local(async move {
             dom::sleep(0).await;
             if self.screen.try_get_untracked().as_ref() != Some(&next) {
                 return; // superseded before it was painted
             }
-            let host = self.host.get_value();
-            let first_load = !self.ready_sent.get_value();
+            let fixed = self.fixed();
+            let first_load = !fixed.ready_sent.get();
             if next == Screen::Loading {
                 return;
             }
             if first_load {
-                self.ready_sent.set_value(true);
-                dom::dispatch(&host, "deshpay:ready", &self.detail(None, None));
+                fixed.ready_sent.set(true);
+                dom::dispatch(&fixed.host, "deshpay:ready", &self.detail(None, None));
             }
             if let Some((outcome, reason)) = next.outcome() {
                 let trx_id = match &next {
                     Screen::Succeeded { trx_id } => Some(trx_id.clone()),
                     _ => None,
                 };
-                dom::dispatch(&host, outcome.event(), &self.detail(trx_id, reason));
+                dom::dispatch(&fixed.host, outcome.event(), &self.detail(trx_id, reason));
             }
             // On first load, focus moves only on the return from bKash (the customer's context changed); after
             // an action in the widget, focus follows the content that replaced the button just pressed.
-            let container = self.container.get_value();
+            let container = &fixed.container;
             if first_load {
                 if returned && next.is_outcome() {
-                    dom::focus_first(&container, FOCUS_HEADING);
+                    dom::focus_first(container, FOCUS_HEADING);
                 }
-            } else if !dom::focus_first(&container, FOCUS_HEADING) {
-                dom::focus_first(&container, FOCUS_BUTTON);
+            } else if !dom::focus_first(container, FOCUS_HEADING) {
+                dom::focus_first(container, FOCUS_BUTTON);
             }
         });
     }
@@ -150,22 +174,24 @@ impl Checkout {
                 .unwrap_or(Method::Bkash)
                 .as_str()
         });
-        EventDetail { session: self.config.with_value(|c| c.session.clone()), method: Some(method), trx_id, reason }
+        EventDetail { session: self.fixed().config.session.clone(), method: Some(method), trx_id, reason }
     }
 
     /// Reads the session and shows what it says; keeps polling if a payment is being confirmed.
     fn load(self) {
-        if let Some(screen) = self.config.with_value(|c| c.preview.as_ref().map(|p| p.screen.clone())) {
+        let fixed = self.fixed();
+        if let Some(preview) = &fixed.config.preview {
+            let screen = preview.screen.clone();
             self.show(screen);
             return;
         }
-        if !self.config.with_value(Config::session_is_well_formed) {
+        if !fixed.config.session_is_well_formed() {
             self.show(Screen::NotFound);
             return;
         }
         self.show(Screen::Loading);
         let (endpoint, session, returned) =
-            self.config.with_value(|c| (c.endpoint.clone(), c.session.clone(), c.returned));
+            (fixed.config.endpoint.clone(), fixed.config.session.clone(), fixed.config.returned);
         spawn_local(async move {
             let result = api::checkout_view(&endpoint, &session).await;
             if !self.alive() {
@@ -192,13 +218,14 @@ impl Checkout {
         if self.is_preview() {
             return;
         }
-        let generation = self.poll_generation.get_value().wrapping_add(1);
-        self.poll_generation.set_value(generation);
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let fixed = self.fixed();
+        let generation = fixed.poll_generation.get().wrapping_add(1);
+        fixed.poll_generation.set(generation);
+        let (endpoint, session) = (fixed.config.endpoint.clone(), fixed.config.session.clone());
         spawn_local(async move {
             for _ in 0..POLL_TRIES {
                 dom::sleep(POLL_INTERVAL_MS).await;
-                if !self.alive() || self.poll_generation.try_get_value() != Some(generation) {
+                if !self.alive() || self.fixed().poll_generation.get() != generation {
                     return;
                 }
                 // A failed poll is retried on the next tick: the outcome is already recorded by the backend.
@@ -218,6 +245,20 @@ impl Checkout {
         });
     }
 
+    /// Starts a payment with `method` unless one is being started already; `pending` meanwhile.
+    fn pay(self, method: Method) {
+        if self.pending.get_untracked() {
+            return;
+        }
+        self.pending.set(true);
+        spawn_local(async move {
+            self.start(method).await;
+            if self.alive() {
+                self.pending.set(false);
+            }
+        });
+    }
+
     /// Starts a payment with `method`.
     async fn start(self, method: Method) {
         match method {
@@ -232,7 +273,7 @@ impl Checkout {
             self.show(Screen::Redirecting);
             return;
         }
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let (endpoint, session) = self.target();
         let result = api::start_bkash(&endpoint, &session).await;
         if !self.alive() {
             return;
@@ -264,7 +305,7 @@ impl Checkout {
             self.show(Screen::UpiWaiting { payment: UpiPayment::demo(), layout, cancel_failed: false });
             return;
         }
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let (endpoint, session) = self.target();
         let result = api::start_upi(&endpoint, &session).await;
         if !self.alive() {
             return;
@@ -283,7 +324,7 @@ impl Checkout {
     /// they fail or `EventSource` is missing, plus one re-check whenever the page becomes visible again.
     fn follow(self, attempt: Option<String>) {
         let generation = self.stop_live();
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let (endpoint, session) = self.target();
         // Both callbacks hand over to a task: what they start may close the stream they are called from.
         let stream = dom::EventStream::open(
             &api::events_url(&endpoint, &session),
@@ -293,7 +334,7 @@ impl Checkout {
         );
         let polling = stream.is_none();
         let visible = dom::on_page_visible(move || self.recheck());
-        self.live.set_value(Some(Live { attempt, _stream: stream, _visible: visible }));
+        self.fixed().live.replace(Some(Live { attempt, stream, _visible: visible }));
         if polling {
             self.poll_live(generation, LIVE_POLL_MS, LIVE_POLL_TRIES);
         }
@@ -304,11 +345,8 @@ impl Checkout {
         match event {
             Ok(view) => self.live_view(generation, view),
             Err(()) if self.is_live(generation) => {
-                self.live.update_value(|l| {
-                    if let Some(l) = l {
-                        l._stream = None;
-                    }
-                });
+                let stream = self.fixed().live.borrow_mut().as_mut().and_then(|l| l.stream.take());
+                drop(stream);
                 self.poll_live(generation, LIVE_POLL_MS, LIVE_POLL_TRIES);
             }
             Err(()) => {}
@@ -317,19 +355,28 @@ impl Checkout {
 
     /// Stops following (closing the stream and listener); returns the new generation.
     fn stop_live(self) -> u32 {
-        let generation = self.live_generation.try_get_value().unwrap_or_default().wrapping_add(1);
-        self.live_generation.try_set_value(generation);
-        self.live.try_set_value(None);
+        let Some(fixed) = self.fixed.try_get_value() else {
+            return 0;
+        };
+        let generation = fixed.live_generation.get().wrapping_add(1);
+        fixed.live_generation.set(generation);
+        let live = fixed.live.replace(None);
+        drop(live);
         generation
     }
 
     fn is_live(self, generation: u32) -> bool {
-        self.alive() && self.live_generation.try_get_value() == Some(generation)
+        self.alive() && self.fixed.try_get_value().is_some_and(|f| f.live_generation.get() == generation)
+    }
+
+    /// The attempt followed, if any.
+    fn live_attempt(self) -> Option<String> {
+        self.fixed().live.borrow().as_ref().and_then(|l| l.attempt.clone())
     }
 
     /// Reads the session `tries` times, `delay_ms` apart, while `generation` is followed.
     fn poll_live(self, generation: u32, delay_ms: i32, tries: u32) {
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let (endpoint, session) = self.target();
         spawn_local(async move {
             for _ in 0..tries {
                 dom::sleep(delay_ms).await;
@@ -345,10 +392,12 @@ impl Checkout {
 
     /// Reads the session once now (the page became visible again, or the countdown ran out).
     fn recheck(self) {
-        if let Some(generation) = self.live_generation.try_get_value()
-            && self.live.try_with_value(Option::is_some) == Some(true)
-        {
-            self.poll_live(generation, 0, 1);
+        let Some(fixed) = self.fixed.try_get_value() else {
+            return;
+        };
+        let following = fixed.live.borrow().is_some();
+        if following {
+            self.poll_live(fixed.live_generation.get(), 0, 1);
         }
     }
 
@@ -357,8 +406,7 @@ impl Checkout {
         if !self.is_live(generation) {
             return;
         }
-        let attempt = self.live.with_value(|l| l.as_ref().and_then(|l| l.attempt.clone()));
-        let progress = state::upi_progress(&view, attempt.as_deref());
+        let progress = state::upi_progress(&view, self.live_attempt().as_deref());
         if self.view.with_untracked(|v| v.as_ref() != Some(&view)) {
             self.view.set(Some(view));
         }
@@ -378,12 +426,12 @@ impl Checkout {
 
     /// Cancels the waiting UPI payment: "Payment cancelled", or the outcome if it finished first.
     async fn cancel(self) {
-        let generation = self.live_generation.get_value();
+        let generation = self.fixed().live_generation.get();
         if self.is_preview() {
             self.show(Screen::Cancelled);
             return;
         }
-        let (endpoint, session) = self.config.with_value(|c| (c.endpoint.clone(), c.session.clone()));
+        let (endpoint, session) = self.target();
         let result = api::cancel(&endpoint, &session).await;
         // The live status may have shown the outcome meanwhile: then there is nothing left to do.
         if !self.is_live(generation) {
@@ -391,8 +439,7 @@ impl Checkout {
         }
         match result {
             Ok(view) => {
-                let attempt = self.live.with_value(|l| l.as_ref().and_then(|l| l.attempt.clone()));
-                let screen = match state::upi_progress(&view, attempt.as_deref()) {
+                let screen = match state::upi_progress(&view, self.live_attempt().as_deref()) {
                     UpiProgress::Done(screen) => screen,
                     _ => Screen::Cancelled,
                 };
@@ -422,113 +469,156 @@ pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<d
         on_cleanup(move || {
             checkout.stop_live();
         });
-        view! { <App checkout=checkout/> }
+        app(checkout)
     });
     Box::new(handle)
 }
 
 /// The root: theme and language on the outer element, the session summary, the current screen, and the
 /// status region.
-#[component]
-fn App(
-    /// The widget's state.
-    checkout: Checkout,
-) -> impl IntoView {
-    provide_context(checkout);
-    let (theme, lang) = checkout.config.with_value(|c| (c.theme.as_str(), c.strings.locale().as_str()));
-    let start = Action::new_local(move |method: &Method| checkout.start(*method));
+///
+/// Every screen renders through one view type ([`Body`]: optional parts filled from the [`Screen`]) rather
+/// than one `view!` tree per screen behind `AnyView`: each distinct view type costs its own build, rebuild
+/// and mount code in the wasm. For the same reason the parts are plain functions taking the [`Checkout`]
+/// rather than `#[component]`s reading it from the context. Their bodies read no signal outside closures, so
+/// nothing in them is tracked by the closure that calls them.
+fn app(checkout: Checkout) -> impl IntoView {
+    let config = &checkout.fixed().config;
+    let (theme, lang) = (config.theme.as_str(), config.strings.locale().as_str());
     let status = move || checkout.screen.with(|s| s.status_key().map(|k| checkout.t(k)).unwrap_or_default());
     let progress = move || checkout.screen.with(Screen::is_progress);
 
     view! {
         <div class="dp" data-theme=theme lang=lang>
-            {move || checkout.view.get().map(|v| view! { <Summary view=v/> })}
-            <div class="dp-body">{move || screen_view(checkout, checkout.screen.get(), start)}</div>
+            {move || checkout.view.get().map(|v| summary(checkout, v))}
+            <div class="dp-body">{move || body(checkout, checkout.screen.get())}</div>
             <p class="dp-status" class=("dp-sr", move || !progress()) role="status" aria-live="polite" data-testid="deshpay-status">
-                <Show when=progress>
-                    <span class="dp-spinner" aria-hidden="true"></span>
-                </Show>
+                {spinner(progress)}
                 <span>{status}</span>
             </p>
         </div>
     }
 }
 
-fn screen_view(checkout: Checkout, screen: Screen, start: Action<Method, ()>) -> AnyView {
+/// The spinner, shown while `when` is true.
+fn spinner(when: impl Fn() -> bool + Send + Sync + 'static) -> impl IntoView {
+    move || when().then(|| view! { <span class="dp-spinner" aria-hidden="true"></span> })
+}
+
+/// What a retry button does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Back to the method list.
+    Choose,
+    /// Poll the session again.
+    Poll,
+    /// Read the session again.
+    Load,
+    /// Start a payment with this method again.
+    Start(Method),
+}
+
+/// A paragraph of a screen: its text and the optional class, role and test id.
+struct Para {
+    text: String,
+    class: Option<&'static str>,
+    role: Option<&'static str>,
+    testid: Option<&'static str>,
+}
+
+impl Para {
+    fn plain(text: String) -> Para {
+        Para { text, class: None, role: None, testid: None }
+    }
+
+    fn alert(text: String) -> Para {
+        Para { text, class: Some("dp-alert"), role: Some("alert"), testid: Some("deshpay-error") }
+    }
+}
+
+/// The parts of one screen, each shown when present, in this order.
+#[derive(Default)]
+struct Body {
+    /// The method list (with the last start's problem).
+    choose: Option<(Vec<Method>, Option<StartProblem>)>,
+    /// An outcome or info heading.
+    heading: Option<(Icon, Key)>,
+    /// The receipt's transaction id.
+    receipt: Option<String>,
+    /// A paragraph.
+    para: Option<Para>,
+    /// A "Try again" button.
+    retry: Option<Retry>,
+    /// A UPI payment waiting for approval: its request, layout, and whether the last "Cancel" failed.
+    upi: Option<(UpiPayment, UpiLayout, bool)>,
+}
+
+fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
     let t = move |k| checkout.t(k);
-    match screen {
-        Screen::Loading | Screen::Redirecting | Screen::Confirming => ().into_any(),
+    let info = |icon, title, body: Key| Body {
+        heading: Some((icon, title)),
+        para: Some(Para::plain(t(body))),
+        ..Body::default()
+    };
+    let retry = |mut body: Body, retry| {
+        body.retry = Some(retry);
+        body
+    };
+    let body = match screen {
+        Screen::Loading | Screen::Redirecting | Screen::Confirming => Body::default(),
         Screen::UpiWaiting { payment, layout, cancel_failed } => {
-            view! { <UpiPay payment=payment layout=layout cancel_failed=cancel_failed/> }.into_any()
+            Body { upi: Some((payment, layout, cancel_failed)), ..Body::default() }
         }
         Screen::Choose { problem } => {
             let methods = checkout.view.with_untracked(|v| v.as_ref().map(state::usable_methods).unwrap_or_default());
-            view! { <ChooseMethod methods=methods problem=problem start=start/> }.into_any()
+            Body { choose: Some((methods, problem)), ..Body::default() }
         }
-        Screen::Succeeded { trx_id } => view! {
-            <Heading icon=Icon::Success text=t(Key::Success)/>
+        Screen::Succeeded { trx_id } => {
+            Body { heading: Some((Icon::Success, Key::Success)), receipt: Some(trx_id), ..Body::default() }
+        }
+        Screen::Failed { reason } => Body {
+            heading: Some((Icon::Error, Key::Failed)),
+            para: Some(Para {
+                testid: Some("deshpay-reason"),
+                ..Para::plain(reason.unwrap_or_else(|| t(Key::FailedNoReason)))
+            }),
+            retry: Some(Retry::Choose),
+            ..Body::default()
+        },
+        Screen::Cancelled => retry(info(Icon::Info, Key::Cancelled, Key::CancelledBody), Retry::Choose),
+        Screen::AttemptExpired => retry(info(Icon::Info, Key::Expired, Key::ExpiredBody), Retry::Choose),
+        Screen::StillConfirming => {
+            Body { para: Some(Para::plain(t(Key::StillConfirming))), retry: Some(Retry::Poll), ..Body::default() }
+        }
+        Screen::SessionExpired => info(Icon::Info, Key::SessionExpired, Key::SessionExpiredBody),
+        Screen::SessionCanceled => info(Icon::Info, Key::SessionCanceled, Key::SessionCanceledBody),
+        Screen::NoMethod => info(Icon::Info, Key::NoMethod, Key::NoMethodBody),
+        Screen::NotFound => Body { para: Some(Para::alert(t(Key::NotFound))), ..Body::default() },
+        Screen::Unreachable => {
+            Body { para: Some(Para::alert(t(Key::Unreachable))), retry: Some(Retry::Load), ..Body::default() }
+        }
+    };
+    let Body { choose, heading, receipt, para, retry, upi } = body;
+    view! {
+        {choose.map(|(methods, problem)| choose_method(checkout, methods, problem))}
+        {heading.map(|(icon, key)| heading_view(icon, t(key)))}
+        {receipt.map(|trx_id| view! {
             <p class="dp-receipt">
                 <span class="dp-muted">{t(Key::TrxId)}</span>
                 " "
                 <strong class="dp-code" data-testid="deshpay-trx-id">{trx_id}</strong>
             </p>
-        }
-        .into_any(),
-        Screen::Failed { reason } => {
-            let reason = reason.unwrap_or_else(|| t(Key::FailedNoReason));
-            view! {
-                <Heading icon=Icon::Error text=t(Key::Failed)/>
-                <p data-testid="deshpay-reason">{reason}</p>
-                <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
-            }
-            .into_any()
-        }
-        Screen::Cancelled => outcome_with_retry(checkout, Icon::Info, Key::Cancelled, Key::CancelledBody),
-        Screen::AttemptExpired => outcome_with_retry(checkout, Icon::Info, Key::Expired, Key::ExpiredBody),
-        Screen::StillConfirming => view! {
-            <p>{t(Key::StillConfirming)}</p>
-            <TryAgain on_click=move || checkout.poll()/>
-        }
-        .into_any(),
-        Screen::SessionExpired => info(checkout, Key::SessionExpired, Key::SessionExpiredBody),
-        Screen::SessionCanceled => info(checkout, Key::SessionCanceled, Key::SessionCanceledBody),
-        Screen::NoMethod => info(checkout, Key::NoMethod, Key::NoMethodBody),
-        Screen::NotFound => {
-            view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::NotFound)}</p> }.into_any()
-        }
-        Screen::Unreachable => view! {
-            <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p>
-            <TryAgain on_click=move || checkout.load()/>
-        }
-        .into_any(),
+        })}
+        {para.map(|p| view! { <p class=p.class role=p.role data-testid=p.testid>{p.text}</p> })}
+        {retry.map(|retry| try_again(checkout, retry))}
+        {upi.map(|(payment, layout, cancel_failed)| upi_pay(checkout, payment, layout, cancel_failed))}
     }
 }
 
-fn outcome_with_retry(checkout: Checkout, icon: Icon, title: Key, body: Key) -> AnyView {
-    view! {
-        <Heading icon=icon text=checkout.t(title)/>
-        <p>{checkout.t(body)}</p>
-        <TryAgain on_click=move || checkout.show(Screen::Choose { problem: None })/>
-    }
-    .into_any()
-}
-
-fn info(checkout: Checkout, title: Key, body: Key) -> AnyView {
-    view! {
-        <Heading icon=Icon::Info text=checkout.t(title)/>
-        <p>{checkout.t(body)}</p>
-    }
-    .into_any()
-}
-
-/// Merchant, description, amount and invoice: shown above every screen once the session is known.
-#[component]
-fn Summary(
-    /// The session view.
-    view: CheckoutView,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
-    let locale = checkout.config.with_value(|c| c.strings.locale());
+/// Merchant, description, amount and invoice of the session `view`: shown above every screen once the
+/// session is known.
+fn summary(checkout: Checkout, view: CheckoutView) -> impl IntoView {
+    let locale = checkout.fixed().config.strings.locale();
     let amount = money::format(view.amount_minor, view.currency, locale);
     view! {
         <div class="dp-summary">
@@ -543,17 +633,8 @@ fn Summary(
     }
 }
 
-/// The method buttons, with the last start's problem above them.
-#[component]
-fn ChooseMethod(
-    /// Methods to offer, in order.
-    methods: Vec<Method>,
-    /// Why the last start failed, if it did.
-    problem: Option<StartProblem>,
-    /// Starts a payment with a method; pending while the backend is asked.
-    start: Action<Method, ()>,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+/// The buttons of `methods` (in order), with the last start's `problem` above them.
+fn choose_method(checkout: Checkout, methods: Vec<Method>, problem: Option<StartProblem>) -> impl IntoView {
     let t = move |k| checkout.t(k);
     let alert = problem.map(|p| {
         let text = match p {
@@ -561,17 +642,17 @@ fn ChooseMethod(
             StartProblem::ProviderUnavailable if methods.first() == Some(&Method::Upi) => t(Key::UpiUnavailable),
             StartProblem::ProviderUnavailable => t(Key::ProviderUnavailable),
             StartProblem::Refused(message) if message.is_empty() => t(Key::StartFailed),
-            StartProblem::Refused(message) => format!("{} {message}", t(Key::StartFailed)),
+            StartProblem::Refused(message) => crate::cat(&[&t(Key::StartFailed), " ", &message]),
         };
         let retry = methods.first().copied();
         view! {
             <div class="dp-alert" role="alert">
                 <p data-testid="deshpay-error">{text}</p>
-                {retry.map(|m| view! { <TryAgain on_click=move || { start.dispatch(m); }/> })}
+                {retry.map(|m| try_again(checkout, Retry::Start(m)))}
             </div>
         }
     });
-    let pending = start.pending();
+    let pending = checkout.pending;
     let buttons = methods
         .into_iter()
         .map(|method| {
@@ -586,16 +667,10 @@ fn ChooseMethod(
                         class="dp-btn"
                         class=("dp-btn-bkash", method == Method::Bkash)
                         aria-disabled=move || pending.get().then_some("true")
-                        on:click=move |_| {
-                            // aria-disabled rather than disabled keeps focus on the button while busy.
-                            if !pending.get_untracked() {
-                                start.dispatch(method);
-                            }
-                        }
+                        // aria-disabled rather than disabled keeps focus on the button while busy.
+                        on:click=move |_| checkout.pay(method)
                     >
-                        <Show when=move || pending.get()>
-                            <span class="dp-spinner" aria-hidden="true"></span>
-                        </Show>
+                        {spinner(move || pending.get())}
                         {label}
                     </button>
                 </li>
@@ -637,13 +712,7 @@ impl Icon {
 }
 
 /// An outcome or info heading that can take focus (tabindex -1) after the return from the provider.
-#[component]
-fn Heading(
-    /// The glyph beside the heading.
-    icon: Icon,
-    /// The heading text.
-    text: String,
-) -> impl IntoView {
+fn heading_view(icon: Icon, text: String) -> impl IntoView {
     view! {
         <div class="dp-heading">
             <svg class=icon.as_str() viewBox="0 0 24 24" aria-hidden="true" focusable="false">
@@ -656,14 +725,15 @@ fn Heading(
 }
 
 /// The "Try again" button.
-#[component]
-fn TryAgain(
-    /// What trying again does.
-    on_click: impl Fn() + 'static,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+fn try_again(checkout: Checkout, retry: Retry) -> impl IntoView {
+    let on_click = move |_| match retry {
+        Retry::Choose => checkout.show(Screen::Choose { problem: None }),
+        Retry::Poll => checkout.poll(),
+        Retry::Load => checkout.load(),
+        Retry::Start(method) => checkout.pay(method),
+    };
     view! {
-        <button type="button" class="dp-btn" on:click=move |_| on_click()>
+        <button type="button" class="dp-btn" on:click=on_click>
             {checkout.t(Key::TryAgain)}
         </button>
     }
@@ -672,16 +742,7 @@ fn TryAgain(
 /// A UPI payment request waiting for approval: the QR code (desktop) or the app buttons (phone), the countdown
 /// to its expiry, and "Cancel". Its little interactivity (toggle, countdown) works on the DOM directly: signals of
 /// new types would cost the wasm more than the QR encoder.
-#[component]
-fn UpiPay(
-    /// The payment request, as the backend returned it.
-    payment: UpiPayment,
-    /// QR code or app buttons.
-    layout: UpiLayout,
-    /// Show that the last "Cancel" failed.
-    cancel_failed: bool,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+fn upi_pay(checkout: Checkout, payment: UpiPayment, layout: UpiLayout, cancel_failed: bool) -> impl IntoView {
     let t = move |k| checkout.t(k);
     // Links exactly as the backend gave them; the widget never builds one.
     let [paytm, phonepe, other] = payment.apps().map(|(label, href)| {
@@ -717,9 +778,9 @@ fn UpiPay(
         .then(|| view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p> });
     view! {
         <h2 tabindex="-1" class="dp-title">{t(title)}</h2>
-        {code.map(|code| view! { <QrCode code=code label=t(Key::UpiQrLabel)/> })}
+        {code.map(|code| qr_code(code, t(Key::UpiQrLabel)))}
         <p class="dp-muted" class=("dp-center", desktop)>{t(hint)}</p>
-        <Countdown expires_at=payment.expires_at/>
+        {countdown(checkout, payment.expires_at)}
         {toggle}
         <ul class="dp-methods" id="dp-upi-apps" hidden=!open>{apps}</ul>
         {problem}
@@ -729,17 +790,14 @@ fn UpiPay(
     }
 }
 
-/// The QR code on a white plate with its quiet zone, black modules: dark-on-light in every theme.
-#[component]
-fn QrCode(
-    /// The drawing.
-    code: qr::QrPath,
-    /// Accessible name.
-    label: String,
-) -> impl IntoView {
-    let view_box = format!("0 0 {0} {0}", code.size);
+/// The QR code on a white plate with its quiet zone, black modules: dark-on-light in every theme; `label` is its
+/// accessible name.
+fn qr_code(code: qr::QrPath, label: String) -> impl IntoView {
+    // Sizes are at most 185 modules, so the casts are exact.
+    let size = money::digits(code.size as i64);
+    let view_box = crate::cat(&["0 0 ", &size, " ", &size]);
     // Four CSS pixels a module: whole pixels keep the modules sharp (the CSS shrinks it on narrow screens).
-    let side = (code.size * 4).to_string();
+    let side = money::digits(code.size as i64 * 4);
     view! {
         <div class="dp-qr">
             <svg viewBox=view_box width=side.clone() height=side role="img" aria-label=label shape-rendering="crispEdges" data-testid="deshpay-qr">
@@ -750,18 +808,14 @@ fn QrCode(
     }
 }
 
-/// Time left until the payment request expires, `m:ss`, ticking each second. Screen readers hear it at most once a
-/// minute: the timer itself is not live; a polite region says the whole minutes left when they change.
-#[component]
-fn Countdown(
-    /// RFC 3339 expiry; empty in previews (15 minutes from now).
-    expires_at: String,
-) -> impl IntoView {
-    let checkout = expect_context::<Checkout>();
+/// Time left until the payment request expires (RFC 3339 `expires_at`; empty in previews: 15 minutes from now),
+/// `m:ss`, ticking each second. Screen readers hear it at most once a minute: the timer itself is not live; a
+/// polite region says the whole minutes left when they change.
+fn countdown(checkout: Checkout, expires_at: String) -> impl IntoView {
     let parsed = js_sys::Date::parse(&expires_at);
     let deadline = if parsed.is_finite() { parsed } else { js_sys::Date::now() + PREVIEW_TTL_MS };
     let left = move || ((deadline - js_sys::Date::now()) / 1_000.0).ceil().max(0.0) as i64;
-    let container = checkout.container.get_value();
+    let container = checkout.fixed().container.clone();
     spawn_local(async move {
         dom::sleep(0).await;
         let find = |selector| container.query_selector(selector).ok().flatten();
@@ -776,8 +830,8 @@ fn Countdown(
             timer.set_text_content(Some(&state::countdown(seconds)));
             if (seconds + 59) / 60 != minutes {
                 minutes = (seconds + 59) / 60;
-                if minutes > 0 {
-                    let text = format!("{minutes} {}", checkout.t(Key::UpiMinutesLeft));
+                if minutes > 0 && checkout.alive() {
+                    let text = crate::cat(&[&money::digits(minutes), " ", &checkout.t(Key::UpiMinutesLeft)]);
                     announcer.set_text_content(Some(&text));
                 }
             }
