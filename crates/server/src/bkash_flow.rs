@@ -142,22 +142,7 @@ impl AppState {
     /// `provider_error` with bKash's message, `provider_unavailable`.
     #[tracing::instrument(skip_all, fields(session = %id))]
     pub async fn start_bkash(&self, id: &SessionId) -> Result<StartBkashResponse, AppError> {
-        let session = self.load_session(id).await?;
-        match session.status {
-            SessionStatus::Open => {}
-            SessionStatus::Paid => {
-                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
-            }
-            SessionStatus::Expired => {
-                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
-            }
-            SessionStatus::Canceled => {
-                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
-            }
-        }
-        if !session.methods.contains(&Method::Bkash) || session.amount.currency() != Currency::Bdt {
-            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "this session does not offer bKash"));
-        }
+        let session = self.payable_session(id, Method::Bkash).await?;
         if self.store.count_attempts(id, &[AttemptState::Executing]).await? > 0 {
             return Err(AppError::conflict(
                 ErrorCode::PaymentInProgress,

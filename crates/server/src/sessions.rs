@@ -147,6 +147,30 @@ impl AppState {
         Ok(row)
     }
 
+    /// Loads a session that can start a payment with `method` now.
+    ///
+    /// # Errors
+    /// `session_not_found`, `session_already_paid`, `session_expired`, `session_canceled`, `method_not_available`.
+    pub async fn payable_session(&self, id: &SessionId, method: Method) -> Result<SessionRow, AppError> {
+        let session = self.load_session(id).await?;
+        match session.status {
+            SessionStatus::Open => {}
+            SessionStatus::Paid => {
+                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
+            }
+            SessionStatus::Expired => {
+                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
+            }
+            SessionStatus::Canceled => {
+                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
+            }
+        }
+        if !session.methods.contains(&method) || session.amount.currency() != method.currency() {
+            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, method_unavailable_message(method)));
+        }
+        Ok(session)
+    }
+
     /// The merchant's view of a session.
     ///
     /// # Errors
@@ -208,6 +232,13 @@ impl AppState {
             merchant_name: self.settings.merchant.name.clone(),
             attempt,
         })
+    }
+}
+
+fn method_unavailable_message(method: Method) -> &'static str {
+    match method {
+        Method::Bkash => "this session does not offer bKash",
+        Method::Upi => "this session does not offer UPI",
     }
 }
 

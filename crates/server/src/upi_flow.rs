@@ -10,8 +10,8 @@ use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, PayoutRow, PayoutState};
 use axum::http::StatusCode;
 use deshpay_api::{
-    BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, SessionId, SessionStatus,
-    StartUpiResponse, UpiLinks,
+    BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, SessionId, StartUpiResponse,
+    UpiLinks,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -87,22 +87,7 @@ impl AppState {
     #[tracing::instrument(skip_all, fields(session = %id))]
     pub async fn start_upi(&self, id: &SessionId) -> Result<StartUpiResponse, AppError> {
         let bestin = self.bestin_client()?;
-        let session = self.load_session(id).await?;
-        match session.status {
-            SessionStatus::Open => {}
-            SessionStatus::Paid => {
-                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
-            }
-            SessionStatus::Expired => {
-                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
-            }
-            SessionStatus::Canceled => {
-                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
-            }
-        }
-        if !session.methods.contains(&Method::Upi) || session.amount.currency() != Currency::Inr {
-            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "this session does not offer UPI"));
-        }
+        let session = self.payable_session(id, Method::Upi).await?;
         let now = self.clock.now_ms();
         // One pending payin per session: a second one could be approved too and charge the customer twice.
         if let Some(latest) = self.store.latest_attempt(id).await?
