@@ -347,6 +347,19 @@ async fn missing_and_unsafe_links_get_no_button() {
 }
 
 #[wasm_bindgen_test]
+async fn a_desktop_without_a_drawn_qr_code_shows_the_app_buttons_at_once() {
+    let w = Mounted::new(
+        r#"{"preview":{"state":"upi-qr","upi":{"attempt_id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","links":{
+        "paytm":null,"phonepe":null,"upi":"upi://pay?pa=a%40b&am=1.00&cu=INR"},
+        "qr":"upi://pay?pa=a%40b&am=1.00&cu=INR","qr_svg":null,"expires_at":""}}}"#,
+    )
+    .await;
+    assert!(w.find("svg[data-testid=deshpay-qr]").is_none(), "nothing to draw");
+    assert!(w.attr("#dp-upi-apps", "hidden").is_none(), "the app buttons show at once");
+    assert_eq!(w.links(), vec![("Other UPI app".into(), "upi://pay?pa=a%40b&am=1.00&cu=INR".into())]);
+}
+
+#[wasm_bindgen_test]
 async fn the_countdown_shows_minutes_and_seconds_to_the_expiry() {
     let expires = in_ms(604_500.0);
     let w = Mounted::new(&format!(

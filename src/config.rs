@@ -232,6 +232,7 @@ mod tests {
     fn upi_previews_show_rupees_and_the_given_links() {
         let opts = options(serde_json::json!({"preview": {"state": "upi-apps", "upi": {
             "attempt_id": "att_ABCDEFGHIJKLMNOPQRSTUVWX", "qr": "upi://pay?pa=a@b",
+            "qr_svg": {"size": 29, "path": "M4 4h7v1h-7z"},
             "links": {"paytm": null, "phonepe": "phonepe://native?data=x", "upi": "upi://pay?pa=a@b"},
             "expires_at": "2030-01-01T00:15:00Z",
         }}}));
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(preview.view.currency, deshpay_api::Currency::Inr);
         let Screen::UpiWaiting { payment, layout, .. } = preview.screen else { panic!("{:?}", preview.screen) };
         assert_eq!(layout, crate::state::UpiLayout::Apps);
-        assert_eq!(payment.qr, "upi://pay?pa=a@b");
+        assert_eq!(payment.qr, Some(deshpay_api::QrSvg { size: 29, path: "M4 4h7v1h-7z".into() }));
         assert_eq!(payment.links.paytm, None);
         assert_eq!(payment.expires_at, "2030-01-01T00:15:00Z");
     }

@@ -12,7 +12,7 @@
 
 use crate::config::{MountOptions, PreviewOptions};
 use deshpay_api::{
-    ApiError, AttemptId, AttemptStatus, AttemptView, CheckoutView, ErrorBody, ErrorCode, Method, SessionId,
+    ApiError, AttemptId, AttemptStatus, AttemptView, CheckoutView, ErrorBody, ErrorCode, Method, QrSvg, SessionId,
     SessionStatus, StartBkashResponse, StartUpiResponse, UpiLinks,
 };
 use js_sys::{Array, Object, Reflect};
@@ -220,6 +220,13 @@ impl Decode for UpiLinks {
     }
 }
 
+impl Decode for QrSvg {
+    fn decode(value: JsValue) -> Option<Self> {
+        let o = Obj::new(value)?;
+        Some(QrSvg { size: u32::try_from(o.int("size")?).ok()?, path: o.string("path")? })
+    }
+}
+
 impl Decode for StartUpiResponse {
     fn decode(value: JsValue) -> Option<Self> {
         let o = Obj::new(value)?;
@@ -227,6 +234,7 @@ impl Decode for StartUpiResponse {
             attempt_id: AttemptId::parse(&o.string("attempt_id")?).ok()?,
             links: UpiLinks::decode(o.obj("links")?.0)?,
             qr: o.string("qr")?,
+            qr_svg: o.opt("qr_svg")?,
             expires_at: o.string("expires_at")?,
         })
     }

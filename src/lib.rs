@@ -4,7 +4,7 @@
 //! `DeshPay.mount(element, options)`); the loader attaches an open shadow root to the host element and calls
 //! [`mount`] here. The widget reads the checkout session from the merchant backend (`api`), shows amount and
 //! methods, starts a bKash attempt and sends the browser to bKash's page, and on the return shows the outcome
-//! (`state`); for UPI it shows the apps' deep links on a phone or a QR code (`qr`) on a desktop, and follows the
+//! (`state`); for UPI it shows the apps' deep links on a phone or the QR code the backend drew on a desktop, and follows the
 //! attempt live until its outcome. In English, Bengali or Hindi (`i18n`), themed by `--deshpay-*` custom
 //! properties (`theme`).
 //!
@@ -17,7 +17,6 @@ pub mod api;
 pub mod config;
 pub mod i18n;
 pub mod money;
-pub mod qr;
 pub mod state;
 pub mod theme;
 
@@ -89,6 +88,9 @@ mod exports {
     /// A JS `Error` when the options are unreadable or lack `session`/`endpoint` (outside preview mode).
     #[wasm_bindgen]
     pub fn mount(host: HtmlElement, root: ShadowRoot, options: JsValue) -> Result<WidgetHandle, JsError> {
+        // Panic messages in the console while developing; the release build leaves the hook (and the formatting
+        // it pulls in) out: it costs about 1 KB gzip, and a release panic aborts either way.
+        #[cfg(debug_assertions)]
         console_error_panic_hook::set_once();
         let options = <MountOptions as crate::decode::Decode>::decode(options)
             .ok_or_else(|| JsError::new("DeshPay: bad options: expected an object with the documented fields"))?;

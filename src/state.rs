@@ -5,7 +5,7 @@
 
 use crate::api::ApiError;
 use crate::i18n::Key;
-use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, SessionStatus, StartUpiResponse, UpiLinks};
+use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, QrSvg, SessionStatus, StartUpiResponse, UpiLinks};
 
 /// Why starting a payment failed, shown above the method list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +34,9 @@ pub struct UpiPayment {
     pub attempt: Option<String>,
     /// The apps' deep links, exactly as the backend gave them.
     pub links: UpiLinks,
-    /// The text the QR code carries (the `upi://pay` link).
-    pub qr: String,
+    /// The `upi://pay` link drawn as a QR code by the backend; `None` if it could not be drawn (then the app
+    /// buttons show at once).
+    pub qr: Option<QrSvg>,
     /// When the payment request expires (RFC 3339); empty in previews, which count down from 15 minutes.
     pub expires_at: String,
 }
@@ -45,11 +46,14 @@ impl From<StartUpiResponse> for UpiPayment {
         UpiPayment {
             attempt: Some(r.attempt_id.as_str().to_owned()),
             links: r.links,
-            qr: r.qr,
+            qr: r.qr_svg,
             expires_at: r.expires_at,
         }
     }
 }
+
+/// The previews' QR code: "DESHPAY DEMO" (not a payment link), as the backend draws codes.
+const DEMO_QR: &str = "M4 4h7v1h-7zM12 4h1v1h-1zM14 4h2v1h-2zM18 4h7v1h-7zM4 5h1v1h-1zM10 5h1v1h-1zM13 5h1v1h-1zM16 5h1v1h-1zM18 5h1v1h-1zM24 5h1v1h-1zM4 6h1v1h-1zM6 6h3v1h-3zM10 6h1v1h-1zM13 6h1v1h-1zM15 6h2v1h-2zM18 6h1v1h-1zM20 6h3v1h-3zM24 6h1v1h-1zM4 7h1v1h-1zM6 7h3v1h-3zM10 7h1v1h-1zM12 7h5v1h-5zM18 7h1v1h-1zM20 7h3v1h-3zM24 7h1v1h-1zM4 8h1v1h-1zM6 8h3v1h-3zM10 8h1v1h-1zM12 8h1v1h-1zM14 8h3v1h-3zM18 8h1v1h-1zM20 8h3v1h-3zM24 8h1v1h-1zM4 9h1v1h-1zM10 9h1v1h-1zM12 9h1v1h-1zM16 9h1v1h-1zM18 9h1v1h-1zM24 9h1v1h-1zM4 10h7v1h-7zM12 10h1v1h-1zM14 10h1v1h-1zM16 10h1v1h-1zM18 10h7v1h-7zM12 11h1v1h-1zM14 11h1v1h-1zM4 12h1v1h-1zM8 12h1v1h-1zM10 12h3v1h-3zM16 12h6v1h-6zM24 12h1v1h-1zM4 13h1v1h-1zM8 13h2v1h-2zM13 13h2v1h-2zM16 13h3v1h-3zM20 13h5v1h-5zM4 14h1v1h-1zM6 14h6v1h-6zM13 14h2v1h-2zM16 14h1v1h-1zM19 14h2v1h-2zM23 14h1v1h-1zM4 15h2v1h-2zM8 15h1v1h-1zM11 15h1v1h-1zM14 15h4v1h-4zM20 15h1v1h-1zM6 16h1v1h-1zM9 16h3v1h-3zM13 16h1v1h-1zM15 16h1v1h-1zM17 16h2v1h-2zM20 16h3v1h-3zM24 16h1v1h-1zM12 17h1v1h-1zM14 17h1v1h-1zM16 17h1v1h-1zM18 17h2v1h-2zM22 17h3v1h-3zM4 18h7v1h-7zM12 18h1v1h-1zM15 18h1v1h-1zM20 18h1v1h-1zM22 18h2v1h-2zM4 19h1v1h-1zM10 19h1v1h-1zM13 19h2v1h-2zM16 19h2v1h-2zM20 19h1v1h-1zM4 20h1v1h-1zM6 20h3v1h-3zM10 20h1v1h-1zM12 20h2v1h-2zM15 20h1v1h-1zM17 20h2v1h-2zM22 20h1v1h-1zM4 21h1v1h-1zM6 21h3v1h-3zM10 21h1v1h-1zM13 21h1v1h-1zM16 21h1v1h-1zM18 21h1v1h-1zM23 21h2v1h-2zM4 22h1v1h-1zM6 22h3v1h-3zM10 22h1v1h-1zM13 22h2v1h-2zM17 22h1v1h-1zM20 22h2v1h-2zM4 23h1v1h-1zM10 23h1v1h-1zM14 23h1v1h-1zM17 23h1v1h-1zM19 23h2v1h-2zM4 24h7v1h-7zM12 24h1v1h-1zM14 24h2v1h-2zM17 24h2v1h-2zM21 24h2v1h-2zM24 24h1v1h-1z";
 
 impl UpiPayment {
     /// Demo links for previews (gallery, component tests): never used for a real payment.
@@ -62,7 +66,7 @@ impl UpiPayment {
                 phonepe: Some("phonepe://native?data=e30%3D&id=p2ppayment".into()),
                 upi: crate::cat(&["upi://pay?", query]),
             },
-            qr: crate::cat(&["upi://pay?", query]),
+            qr: Some(QrSvg { size: 29, path: DEMO_QR.into() }),
             expires_at: String::new(),
         }
     }
@@ -403,6 +407,26 @@ pub fn is_return(query: &str, session: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preview_qr_code_reads_back_as_its_demo_text() {
+        let Some(qr) = UpiPayment::demo().qr else { panic!("the demo has a QR code") };
+        let (side, scale) = (qr.size as usize, 4);
+        let mut dark = vec![vec![false; side]; side];
+        for run in qr.path.split('M').filter(|r| !r.is_empty()) {
+            let (xy, rest) = run.split_once('h').unwrap();
+            let (x, y) = xy.split_once(' ').unwrap();
+            let (x, y, n): (usize, usize, usize) =
+                (x.parse().unwrap(), y.parse().unwrap(), rest.split_once('v').unwrap().0.parse().unwrap());
+            dark[y][x..x + n].fill(true);
+        }
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(side * scale, side * scale, |x, y| {
+            if dark[y / scale][x / scale] { 0 } else { 255 }
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        assert_eq!(grids[0].decode().unwrap().1, "DESHPAY DEMO");
+    }
     use deshpay_api::{AttemptView, Currency};
 
     fn view(status: SessionStatus, attempt: Option<(AttemptStatus, Option<&str>, Option<&str>)>) -> CheckoutView {

@@ -10,9 +10,8 @@ use crate::config::Config;
 use crate::dom::{self, EventDetail};
 use crate::i18n::Key;
 use crate::money;
-use crate::qr;
 use crate::state::{self, AfterStartError, AppLabel, Screen, StartProblem, UpiLayout, UpiPayment, UpiProgress};
-use deshpay_api::{CheckoutView, ErrorCode, Method};
+use deshpay_api::{CheckoutView, ErrorCode, Method, QrSvg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::{Cell, RefCell};
@@ -756,7 +755,7 @@ fn upi_pay(checkout: Checkout, payment: UpiPayment, layout: UpiLayout, cancel_fa
     let apps = (paytm, phonepe, other);
     // One tree for both layouts (fewer view types, fewer bytes): a phone has no QR code and no toggle.
     let desktop = layout == UpiLayout::Qr;
-    let code = if desktop { qr::path(&payment.qr) } else { None };
+    let code = if desktop { payment.qr } else { None };
     // The app buttons show at once on a phone, or when no QR code could be drawn.
     let open = code.is_none();
     let (title, hint) =
@@ -792,17 +791,16 @@ fn upi_pay(checkout: Checkout, payment: UpiPayment, layout: UpiLayout, cancel_fa
 
 /// The QR code on a white plate with its quiet zone, black modules: dark-on-light in every theme; `label` is its
 /// accessible name.
-fn qr_code(code: qr::QrPath, label: String) -> impl IntoView {
-    // Sizes are at most 185 modules, so the casts are exact.
-    let size = money::digits(code.size as i64);
+fn qr_code(code: QrSvg, label: String) -> impl IntoView {
+    let size = money::digits(i64::from(code.size));
     let view_box = crate::cat(&["0 0 ", &size, " ", &size]);
     // Four CSS pixels a module: whole pixels keep the modules sharp (the CSS shrinks it on narrow screens).
-    let side = money::digits(code.size as i64 * 4);
+    let side = money::digits(i64::from(code.size) * 4);
     view! {
         <div class="dp-qr">
             <svg viewBox=view_box width=side.clone() height=side role="img" aria-label=label shape-rendering="crispEdges" data-testid="deshpay-qr">
                 <rect width="100%" height="100%" fill="#fff"></rect>
-                <path d=code.d fill="#000"></path>
+                <path d=code.path fill="#000"></path>
             </svg>
         </div>
     }

@@ -93,6 +93,9 @@ async fn desktop_customer_scans_the_qr_code_approves_and_sees_the_receipt_withou
     let link = payin["qr"].as_str().context("qr")?.to_owned();
     assert!(link.starts_with("upi://pay?"), "{link}");
     assert_eq!(payin["links"]["upi"], link.as_str());
+    // The widget draws the QR code the backend computed for that link.
+    let drawn = browser.in_widget("svg[role=img] path").await?.attr("d").await?;
+    assert_eq!(drawn.as_deref(), payin["qr_svg"]["path"].as_str(), "the backend's QR code");
     browser.click_widget_button("Pay on this device").await?;
     let links = browser.widget_links().await?;
     let expected = [("Paytm", &payin["links"]["paytm"]), ("PhonePe", &payin["links"]["phonepe"])];

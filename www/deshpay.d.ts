@@ -76,6 +76,11 @@ export interface DeshPayUpiPayment {
   links: { paytm?: string | null; phonepe?: string | null; upi: string };
   /** The text of the QR code (the `upi://pay` link). */
   qr: string;
+  /**
+   * That text drawn as a QR code by the backend: `size` modules a side (quiet zone included) and the SVG path of
+   * the dark modules. Absent or null: no QR code, the app buttons show at once.
+   */
+  qr_svg?: { size: number; path: string } | null;
   /** RFC 3339; an empty string counts down 15 minutes from mounting. */
   expires_at: string;
 }

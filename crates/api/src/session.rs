@@ -320,6 +320,15 @@ pub struct UpiLinks {
     pub upi: String,
 }
 
+/// A QR code drawn by the backend, ready for an SVG: `<svg viewBox="0 0 {size} {size}"><path d="{path}"/>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrSvg {
+    /// Side of the square in modules, the 4-module quiet zone included.
+    pub size: u32,
+    /// The dark modules: `M{x} {y}h{n}v1h-{n}z` for each horizontal run, in module units.
+    pub path: String,
+}
+
 /// `POST /v1/checkout/{id}/upi`: links for a phone, the QR payload for a desktop, and the deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartUpiResponse {
@@ -329,6 +338,8 @@ pub struct StartUpiResponse {
     pub links: UpiLinks,
     /// Text to draw as a QR code (the `upi://pay` link).
     pub qr: String,
+    /// `qr` drawn as a QR code (error correction M); `None` if the text is too long for one.
+    pub qr_svg: Option<QrSvg>,
     /// When the payment request expires (RFC 3339).
     pub expires_at: String,
 }

@@ -13,6 +13,7 @@ pub mod configuration;
 pub mod error;
 pub mod ids;
 pub mod metrics;
+pub mod qr;
 pub mod routes;
 pub mod sessions;
 pub mod startup;

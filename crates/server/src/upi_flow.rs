@@ -10,8 +10,8 @@ use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, PayoutRow, PayoutState};
 use axum::http::StatusCode;
 use deshpay_api::{
-    BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, SessionId, StartUpiResponse,
-    UpiLinks,
+    AttemptId, BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, SessionId,
+    StartUpiResponse, UpiLinks,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -100,12 +100,7 @@ impl AppState {
             if latest.expires_at.is_some_and(|e| e > now)
                 && let Some(links) = latest.links.as_deref().and_then(|l| serde_json::from_str::<UpiLinks>(l).ok())
             {
-                return Ok(StartUpiResponse {
-                    attempt_id: latest.id,
-                    qr: links.upi.clone(),
-                    links,
-                    expires_at: rfc3339(latest.expires_at.unwrap_or(now)),
-                });
+                return Ok(upi_response(latest.id, links, latest.expires_at.unwrap_or(now)));
             }
         }
         let attempt_id = ids::attempt_id();
@@ -196,7 +191,7 @@ impl AppState {
             let fresh = self.store.attempt(&attempt.id).await?.unwrap_or(attempt.clone());
             self.apply_upi_status(&fresh, &order.status, Some(&order.amount), "payin").await?;
         }
-        Ok(StartUpiResponse { attempt_id: attempt.id, qr: links.upi.clone(), links, expires_at: rfc3339(expires_at) })
+        Ok(upi_response(attempt.id, links, expires_at))
     }
 
     /// Applies a provider status to a UPI attempt, forward only. Returns whether anything changed.
@@ -698,5 +693,16 @@ fn payout_view(p: PayoutRow) -> Payout {
         trx_id: p.trx_id,
         failure_message: p.failure_message,
         created_at: rfc3339(p.created_at),
+    }
+}
+
+/// The answer to "Pay with UPI": the links, the generic link as QR text and drawn as a QR code, the deadline.
+fn upi_response(attempt_id: AttemptId, links: UpiLinks, expires_at_ms: i64) -> StartUpiResponse {
+    StartUpiResponse {
+        attempt_id,
+        qr: links.upi.clone(),
+        qr_svg: crate::qr::draw(&links.upi),
+        links,
+        expires_at: rfc3339(expires_at_ms),
     }
 }

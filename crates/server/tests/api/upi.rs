@@ -82,6 +82,11 @@ async fn an_approved_upi_payment_is_marked_paid_by_the_signed_notification() {
     let upi = links["upi"].as_str().unwrap();
     assert!(upi.starts_with("upi://pay?") && upi.contains("am=101.00") && upi.contains("cu=INR"), "{upi}");
     assert_eq!(started["qr"], upi);
+    // The backend draws the QR code of that link for the widget.
+    let drawn = deshpay_server::qr::draw(upi).unwrap();
+    assert_eq!(started["qr_svg"]["size"], drawn.size);
+    assert_eq!(started["qr_svg"]["path"], drawn.path.as_str());
+    assert!(drawn.size >= 21 + 8 && drawn.path.starts_with("M4 4h7"), "a finder pattern at the corner");
     assert_eq!(app.checkout(&id).await["attempt"]["status"], "pending");
 
     app.decide(links["paytm"].as_str().unwrap(), "approve").await;

@@ -1,29 +1,20 @@
 //! The UPI QR code as an SVG path: dark modules only, one sub-path per horizontal run, inside a quiet zone.
 //!
-//! Pure (built and tested natively): the widget puts the path on a white plate (`ui.rs`), so the code stays
+//! Drawn here rather than in the widget: the encoder costs the widget about 5 KB gzip of its 100 KB budget,
+//! and the backend has the link anyway. The widget puts the path on a white plate, so the code stays
 //! dark-on-light in every theme, as scanners need.
 
-use crate::money::push_digits;
+use deshpay_api::QrSvg;
 use qrcodegen::{QrCode, QrCodeEcc};
+use std::fmt::Write;
 
 /// Light modules around the code on every side (the QR specification asks for 4).
 pub const QUIET_ZONE: usize = 4;
 
-/// A QR code ready to draw: the side of the square in modules (quiet zone included) and the SVG path of the
-/// dark modules in those units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QrPath {
-    /// Width and height of the `viewBox`, in modules.
-    pub size: usize,
-    /// `d` of the `<path>`: `M{x} {y}h{n}v1h-{n}z` for each run of dark modules.
-    pub d: String,
-}
-
 /// Encodes `text` (error correction level M, which survives a smudged or glare-struck screen) and draws it.
 /// `None` when the text is too long for any QR version.
-pub fn path(text: &str) -> Option<QrPath> {
-    // Byte mode only: a UPI link is mixed-case text anyway, and the numeric/alphanumeric analysis of
-    // `encode_text` would only add bytes to the wasm.
+pub fn draw(text: &str) -> Option<QrSvg> {
+    // Byte mode: a UPI link is mixed-case text anyway.
     let code = QrCode::encode_binary(text.as_bytes(), QrCodeEcc::Medium).ok()?;
     let n = usize::try_from(code.size()).ok()?;
     let mut d = String::new();
@@ -39,20 +30,10 @@ pub fn path(text: &str) -> Option<QrPath> {
                 x += 1;
             }
             let run = x - start;
-            // By hand rather than `write!`: core's formatting machinery is large in the wasm.
-            let run = run as i64;
-            d.push('M');
-            push_digits(&mut d, (start + QUIET_ZONE) as i64, 1);
-            d.push(' ');
-            push_digits(&mut d, (y + QUIET_ZONE) as i64, 1);
-            d.push('h');
-            push_digits(&mut d, run, 1);
-            d.push_str("v1h-");
-            push_digits(&mut d, run, 1);
-            d.push('z');
+            let _ = write!(d, "M{} {}h{run}v1h-{run}z", start + QUIET_ZONE, y + QUIET_ZONE);
         }
     }
-    Some(QrPath { size: n + 2 * QUIET_ZONE, d })
+    Some(QrSvg { size: u32::try_from(n + 2 * QUIET_ZONE).ok()?, path: d })
 }
 
 fn dark(code: &QrCode, x: usize, y: usize) -> bool {
@@ -65,9 +46,10 @@ mod tests {
     use super::*;
 
     /// Paints a path of `M{x} {y}h{n}v1h-{n}z` runs into a bitmap.
-    fn paint(qr: &QrPath) -> Vec<Vec<bool>> {
-        let mut grid = vec![vec![false; qr.size]; qr.size];
-        for run in qr.d.split('M').filter(|s| !s.is_empty()) {
+    fn paint(qr: &QrSvg) -> Vec<Vec<bool>> {
+        let size = qr.size as usize;
+        let mut grid = vec![vec![false; size]; size];
+        for run in qr.path.split('M').filter(|s| !s.is_empty()) {
             let (xy, rest) = run.split_once('h').unwrap();
             let (x, y) = xy.split_once(' ').unwrap();
             let n: usize = rest.split_once('v').unwrap().0.parse().unwrap();
@@ -84,11 +66,11 @@ mod tests {
     fn the_drawing_reads_back_as_the_upi_link() {
         let link = "upi://pay?pa=deshpay.sandbox%40bestin&pn=DeshPay%20Sandbox%20Merchant&am=101.00&cu=INR\
                     &tr=PI01JDZ8Q6V4M2K7X9T3R5N8B6C4";
-        let qr = path(link).unwrap();
+        let qr = draw(link).unwrap();
         let grid = paint(&qr);
         // Scale each module to 4 pixels, as a camera would see it, and decode.
         let scale = 4;
-        let side = qr.size * scale;
+        let side = qr.size as usize * scale;
         let mut image =
             rqrr::PreparedImage::prepare_from_greyscale(
                 side,
@@ -105,12 +87,12 @@ mod tests {
 
     #[test]
     fn the_quiet_zone_stays_light() {
-        let qr = path("upi://pay?pa=a@b&am=1.00&cu=INR").unwrap();
+        let qr = draw("upi://pay?pa=a@b&am=1.00&cu=INR").unwrap();
         let grid = paint(&qr);
         for (y, row) in grid.iter().enumerate() {
             for (x, &dark) in row.iter().enumerate() {
-                let inside =
-                    (QUIET_ZONE..qr.size - QUIET_ZONE).contains(&x) && (QUIET_ZONE..qr.size - QUIET_ZONE).contains(&y);
+                let inside = (QUIET_ZONE..qr.size as usize - QUIET_ZONE).contains(&x)
+                    && (QUIET_ZONE..qr.size as usize - QUIET_ZONE).contains(&y);
                 assert!(inside || !dark, "dark module at {x},{y} in the quiet zone");
             }
         }
@@ -120,6 +102,6 @@ mod tests {
 
     #[test]
     fn text_too_long_for_any_version_is_refused() {
-        assert_eq!(path(&"x".repeat(3000)), None);
+        assert_eq!(draw(&"x".repeat(3000)), None);
     }
 }
