@@ -197,3 +197,35 @@ async fn without_wasm_unsafe_eval_the_loader_shows_a_fallback_and_fires_failure(
     browser.screenshot("08-csp-fallback").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_widget_files_arrive_precompressed_as_built() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    browser.buy(&stack, "tea", "light", "en").await?;
+    browser.wait_for_text("Pay with bKash", WAIT).await?;
+    let entries = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/pkg/'))
+               .map(e => ({name: e.name.split('/').pop(), encoded: e.encodedBodySize, decoded: e.decodedBodySize}));",
+            vec![],
+        )
+        .await?;
+    let pkg = deshpay_e2e::root().join("pkg");
+    let size = |name: &str| std::fs::metadata(pkg.join(name)).map(|m| m.len());
+    for file in ["deshpay_widget_bg.wasm", "deshpay_widget.js"] {
+        let entry = entries
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == file))
+            .unwrap_or_else(|| panic!("{file} loaded: {entries}"));
+        assert_eq!(entry["decoded"].as_u64(), Some(size(file)?), "{file}: {entry}");
+        let encoded = entry["encoded"].as_u64();
+        let shipped = [size(&format!("{file}.br"))?, size(&format!("{file}.gz"))?];
+        assert!(
+            encoded.is_some_and(|n| shipped.contains(&n)),
+            "{file} sent as the precompressed file {shipped:?}: {entry}"
+        );
+    }
+    Ok(())
+}

@@ -109,7 +109,9 @@ fn router(shop: Arc<Shop>) -> Router {
         .route("/events.js", get(events_js))
         .route_service("/deshpay.js", ServeFile::new(www.join("deshpay.js")))
         .route_service("/gallery.html", ServeFile::new(www.join("gallery.html")))
-        .nest_service("/pkg", ServeDir::new(shop.config.pkg_dir.clone()))
+        // The build writes .br and .gz beside each file the browser loads first: sent as they are, no
+        // compression on the fly (see `cargo xtask build`).
+        .nest_service("/pkg", ServeDir::new(shop.config.pkg_dir.clone()).precompressed_br().precompressed_gzip())
         .with_state(shop)
 }
 
