@@ -29,6 +29,9 @@ pub struct MountOptions {
     pub strings: Option<Vec<(String, String)>>,
     /// Static demo mode: no backend calls (theme gallery, component tests).
     pub preview: Option<PreviewOptions>,
+    /// The locale's texts in [`crate::i18n::Key::ALL`] order: the loader fetches them from
+    /// `pkg/deshpay-<locale>.json` for Bengali and Hindi (the wasm carries English only).
+    pub texts: Option<Vec<String>>,
 }
 
 /// Reads a JSON object of strings as its entries.
@@ -99,8 +102,13 @@ impl Config {
             }),
         };
         let locale = Locale::pick(options.locale.as_deref(), page_lang, navigator_lang);
-        let (strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
+        let (mut strings, unknown) = Strings::new(locale, options.strings.unwrap_or_default());
         warnings.extend(unknown.into_iter().map(|k| cat(&["unknown string key \"", &k, "\" in `strings`"])));
+        if let Some(texts) = options.texts
+            && !strings.with_table(texts)
+        {
+            warnings.push("the locale file does not match this widget version; texts may be in English".into());
+        }
 
         let preview = options.preview.map(|p| {
             let upi_state = p.state.as_deref().is_some_and(|s| s.starts_with("upi-"));

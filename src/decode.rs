@@ -268,6 +268,10 @@ impl Decode for MountOptions {
             None => None,
             Some(strings) => Some(strings.string_entries()?),
         };
+        let texts = match o.get_opt("texts")? {
+            None => None,
+            Some(texts) => Some(texts.dyn_into::<Array>().ok()?.iter().map(|t| t.as_string()).collect::<Option<_>>()?),
+        };
         Some(MountOptions {
             session: o.opt_string("session")?,
             endpoint: o.opt_string("endpoint")?,
@@ -275,6 +279,7 @@ impl Decode for MountOptions {
             locale: o.opt_string("locale")?,
             strings,
             preview: o.opt("preview")?,
+            texts,
         })
     }
 }

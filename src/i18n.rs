@@ -61,12 +61,19 @@ macro_rules! keys {
                 }
             }
 
-            /// The built-in text for a locale.
+            /// The built-in text for a locale. The release wasm carries English only (Bengali and Hindi cost it
+            /// about 1.6 KB gzip): there the other locales' texts come with the `texts` option, from
+            /// `pkg/deshpay-<locale>.json` (written by `cargo xtask build` from this table), and this falls back
+            /// to English.
             pub fn text(self, locale: Locale) -> &'static str {
                 match (self, locale) {
                     $((Key::$variant, Locale::En) => $en,
+                      #[cfg(any(test, not(target_arch = "wasm32")))]
                       (Key::$variant, Locale::Bn) => $bn,
+                      #[cfg(any(test, not(target_arch = "wasm32")))]
                       (Key::$variant, Locale::Hi) => $hi,)*
+                    #[cfg(all(not(test), target_arch = "wasm32"))]
+                    (key, _) => key.text(Locale::En),
                 }
             }
         }
@@ -323,11 +330,18 @@ impl Key {
     }
 }
 
-/// The texts in use: a locale plus the merchant's overrides (a few at most: a list, not a hash map, whose
-/// hashing code would weigh more in the wasm than the lookups it speeds up).
+/// A locale's texts in [`Key::ALL`] order, as `pkg/deshpay-<locale>.json` holds them (a JSON array of strings).
+pub fn table(locale: Locale) -> Vec<&'static str> {
+    Key::ALL.iter().map(|k| k.text(locale)).collect()
+}
+
+/// The texts in use: a locale, its texts when given (see [`Key::text`]), and the merchant's overrides (a few at
+/// most: a list, not a hash map, whose hashing code would weigh more in the wasm than the lookups it speeds up).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Strings {
     locale: Locale,
+    /// The locale's texts in [`Key::ALL`] order; empty for the built-in ones.
+    table: Vec<String>,
     overrides: Vec<(Key, String)>,
 }
 
@@ -346,7 +360,17 @@ impl Strings {
                 None => unknown.push(name),
             }
         }
-        (Strings { locale, overrides: list }, unknown)
+        (Strings { locale, table: Vec::new(), overrides: list }, unknown)
+    }
+
+    /// Uses `table` (one text per key, in [`Key::ALL`] order) for the locale's texts; `false` and no change
+    /// when it does not have one text per key (a file from another version of the widget).
+    pub fn with_table(&mut self, table: Vec<String>) -> bool {
+        let fits = table.len() == Key::ALL.len();
+        if fits {
+            self.table = table;
+        }
+        fits
     }
 
     /// The locale.
@@ -354,9 +378,13 @@ impl Strings {
         self.locale
     }
 
-    /// The text for a key: the merchant's override, else the built-in text of the locale.
+    /// The text for a key: the merchant's override, else the locale's text (from the table when given).
     pub fn get(&self, key: Key) -> &str {
-        self.overrides.iter().find(|(k, _)| *k == key).map_or_else(|| key.text(self.locale), |(_, text)| text.as_str())
+        match self.overrides.iter().find(|(k, _)| *k == key) {
+            Some((_, text)) => text,
+            // `Key` is a fieldless enum declared in `Key::ALL` order.
+            None => self.table.get(key as usize).map_or_else(|| key.text(self.locale), String::as_str),
+        }
     }
 }
 
@@ -420,6 +448,20 @@ mod tests {
         assert_eq!(s.get(Key::Failed), "পেমেন্ট ব্যর্থ হয়েছে");
         assert_eq!(unknown, vec!["pay_with_bkas".to_string()]);
         assert_eq!(s.locale(), Locale::Bn);
+    }
+
+    #[test]
+    fn a_locale_table_gives_the_texts_in_key_order_and_overrides_still_win() {
+        assert!(Key::ALL.iter().enumerate().all(|(i, &k)| k as usize == i), "Key::ALL is in declaration order");
+        let (mut s, _) = Strings::new(Locale::Bn, [("try_again".to_string(), "Retry".to_string())]);
+        let mut table: Vec<String> = table(Locale::Bn).into_iter().map(str::to_owned).collect();
+        table[Key::Failed as usize] = "from the table".into();
+        assert!(!s.with_table(table[1..].to_vec()), "a table of another length is refused");
+        assert_eq!(s.get(Key::Failed), "পেমেন্ট ব্যর্থ হয়েছে");
+        assert!(s.with_table(table));
+        assert_eq!(s.get(Key::Failed), "from the table");
+        assert_eq!(s.get(Key::TryAgain), "Retry");
+        assert_eq!(s.get(Key::Cancel), "বাতিল করুন");
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub fn cat(parts: &[&str]) -> String {
 }
 
 /// The widget's stylesheet (layout and components); the theme presets are appended by [`stylesheet`].
+///
+/// It lives in the host's shadow root: nothing in it leaks out, nothing from the page leaks in, except the
+/// `--deshpay-*` custom properties (and inherited font settings), on purpose. Colours come from `--dp-*`, set by
+/// the theme preset ([`theme`]), each defaulting to `--deshpay-color-*`. QR codes need dark modules on light:
+/// `.dp-qr` is a white plate (the quiet zone is inside the SVG) in every theme. The file has no comments: they
+/// would ship in the wasm.
 pub const CSS: &str = include_str!("widget.css");
 
 /// The complete stylesheet put into the shadow root: theme presets, then layout.

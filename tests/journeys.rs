@@ -229,3 +229,23 @@ async fn the_widget_files_arrive_precompressed_as_built() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn bengali_texts_come_from_their_file_and_english_stands_in_when_it_cannot_load() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    browser.buy(&stack, "tea", "light", "bn").await?;
+    let text = browser.wait_for_text("বিকাশ দিয়ে পেমেন্ট করুন", WAIT).await?;
+    assert!(!text.contains("Pay with bKash"), "{text}");
+
+    // The locale file is unreachable: the widget still works, in English, rather than not at all.
+    browser.cdp("Network.enable", serde_json::json!({})).await?;
+    browser.cdp("Network.setBlockedURLs", serde_json::json!({"urls": ["*deshpay-bn.json"]})).await?;
+    browser.cdp("Network.setCacheDisabled", serde_json::json!({"cacheDisabled": true})).await?;
+    browser.buy(&stack, "tea", "light", "bn").await?;
+    let text = browser.wait_for_text("Pay with bKash", WAIT).await?;
+    assert!(text.contains("250.00"), "{text}");
+    let lang = browser.in_widget(".dp").await?.attr("lang").await?;
+    assert_eq!(lang.as_deref(), Some("en"), "the widget says it speaks English");
+    Ok(())
+}

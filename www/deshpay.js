@@ -23,7 +23,10 @@
  * - Sending the customer to bKash's page is a top-level navigation, which CSP does not restrict.
  */
 
-const GLUE = new URL('./pkg/deshpay_widget.js', import.meta.url).href;
+const PKG = new URL('./pkg/', import.meta.url).href;
+const GLUE = new URL('deshpay_widget.js', PKG).href;
+// English is built into the wasm; the other locales' texts are fetched (pkg/deshpay-<locale>.json), only when used.
+const LOCALES = ['en', 'bn', 'hi'];
 const EVENTS = { onReady: 'deshpay:ready', onSuccess: 'deshpay:success', onFailure: 'deshpay:failure', onCancel: 'deshpay:cancel' };
 const COLORS = {
   primary: 'primary', onPrimary: 'on-primary', 'on-primary': 'on-primary', bg: 'bg', background: 'bg', text: 'text',
@@ -33,6 +36,7 @@ const FALLBACK = 'The payment form could not load. Please refresh the page or co
 const HANDLE = Symbol('deshpay');
 
 let glue; // Promise of the initialised wasm-bindgen module, shared by every widget on the page.
+const texts = {}; // locale -> Promise of its texts (an array in the widget's key order), shared likewise.
 
 function load() {
   glue ??= (async () => {
@@ -45,6 +49,28 @@ function load() {
     throw error;
   });
   return glue;
+}
+
+/** The first supported locale among the option, the page's <html lang> and the browser's language (as the wasm picks). */
+function pickLocale(option) {
+  for (const tag of [option, document.documentElement.lang, navigator.language]) {
+    const primary = String(tag ?? '').trim().split(/[-_]/)[0].toLowerCase();
+    if (LOCALES.includes(primary)) return primary;
+  }
+  return 'en';
+}
+
+/** The texts of `locale`, or undefined for English (built in). */
+function loadTexts(locale) {
+  if (locale === 'en') return Promise.resolve(undefined);
+  texts[locale] ??= fetch(new URL(`deshpay-${locale}.json`, PKG)).then((response) => {
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.json();
+  }).catch((error) => {
+    delete texts[locale]; // a later mount may try again
+    throw error;
+  });
+  return texts[locale];
 }
 
 /** Sets a theme object's values as --deshpay-* properties on the host; returns the preset name and the properties set. */
@@ -97,15 +123,21 @@ export function mount(element, options = {}) {
       host.addEventListener(type, listener);
       return [type, listener];
     });
-  const { session, endpoint, locale, strings, preview } = options;
+  const { session, endpoint, strings, preview } = options;
+  // Fetched beside the wasm, not after it; without them the widget speaks English rather than not at all.
+  let locale = pickLocale(options.locale);
+  const localeTexts = loadTexts(locale).catch((error) => {
+    console.warn(`DeshPay: the ${locale} texts could not load (${error}); showing English`);
+    locale = 'en';
+  });
 
   let widget = null;
   let gone = false;
-  const loaded = load().then(
-    (module) => {
+  const loaded = Promise.all([load(), localeTexts]).then(
+    ([module, texts]) => {
       if (gone) return false;
       try {
-        widget = module.mount(host, root, { session, endpoint, theme, locale, strings, preview });
+        widget = module.mount(host, root, { session, endpoint, theme, locale, strings, preview, texts });
         return true;
       } catch (error) {
         console.error(error);
