@@ -60,32 +60,47 @@ fn kb(n: usize) -> String {
 
 fn widget_sizes(report: &mut String) -> Result<()> {
     let pkg = root().join("pkg");
-    let files = ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js"];
-    let len = |name: &str| -> Result<Vec<u8>> {
+    let read = |name: &str| -> Result<Vec<u8>> {
         std::fs::read(pkg.join(name)).with_context(|| format!("pkg/{name} missing: run cargo xtask build"))
     };
-    report.push_str("## Widget transfer size\n\nEverything loaded before the first interaction (the CSS is compiled into the wasm). ");
-    report.push_str("`.gz` and `.br` are the precompressed files `cargo xtask build` ships in pkg/ (zopfli, brotli 11) and the demo shop sends; ");
-    report.push_str("gzip -9 is what a server compressing on the fly at its best level would send.\n\n");
+    report.push_str("## Widget transfer size\n\nEverything loaded before the first interaction (the CSS is compiled into the wasm; ");
+    report.push_str("Bengali and Hindi add their texts file). `.gz` and `.br` are the precompressed files `cargo xtask build` ships ");
+    report.push_str(
+        "in pkg/ (zopfli, brotli 11) and the demo shop sends; gzip -9 is what a server compressing on the fly at its ",
+    );
+    report.push_str("best level would send. Bytes.\n\n");
     report.push_str("| file | raw | gzip -9 | shipped .gz | shipped .br |\n|---|---:|---:|---:|---:|\n");
-    let (mut raw, mut g9, mut gz, mut br) = (0, 0, 0, 0);
-    for f in files {
-        let bytes = len(f)?;
-        let (g, z, b) = (gzip(&bytes)?, len(&format!("{f}.gz"))?.len(), len(&format!("{f}.br"))?.len());
-        let _ = writeln!(report, "| {f} | {} | {} | {} | {} |", bytes.len(), g, z, b);
-        raw += bytes.len();
-        g9 += g;
-        gz += z;
-        br += b;
+    let mut sizes = Vec::new();
+    for f in ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js", "deshpay-bn.json", "deshpay-hi.json"] {
+        let bytes = read(f)?;
+        let row = [bytes.len(), gzip(&bytes)?, read(&format!("{f}.gz"))?.len(), read(&format!("{f}.br"))?.len()];
+        let _ = writeln!(report, "| {f} | {} | {} | {} | {} |", row[0], row[1], row[2], row[3]);
+        sizes.push(row);
+    }
+    let add = |a: [usize; 4], b: [usize; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
+    let english = sizes[..3].iter().fold([0; 4], |a, b| add(a, *b));
+    let mut worst = english;
+    for (locale, total) in [("en", english), ("bn", add(english, sizes[3])), ("hi", add(english, sizes[4]))] {
+        let _ = writeln!(
+            report,
+            "| **total, {locale}** | {} | {} | **{} ({})** | {} |",
+            total[0],
+            total[1],
+            total[2],
+            kb(total[2]),
+            total[3]
+        );
+        if total[2] > worst[2] {
+            worst = total;
+        }
     }
     let _ = writeln!(
         report,
-        "| **total** | {raw} ({}) | {g9} ({}) | **{gz} ({})** | {br} ({}) |\n\nBudget: 100 KB (102,400 B) gzip; shipped .gz headroom {} B.\n",
-        kb(raw),
-        kb(g9),
-        kb(gz),
-        kb(br),
-        102_400i64 - gz as i64
+        "\nBudget: 100 KB (102,400 B) gzip before the first interaction. Shipped .gz: at most {} B, headroom {} B; \
+         with gzip -9 on the fly it would be {} B.\n",
+        worst[2],
+        102_400i64 - worst[2] as i64,
+        worst[1]
     );
     Ok(())
 }
