@@ -337,6 +337,13 @@ pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
     }
 }
 
+/// Whether the session has a UPI payment request still waiting for approval: after a reload the widget shows it
+/// again (the backend returns the same payin) instead of the method list, so the customer sees what is pending.
+pub fn resumes_upi(view: &CheckoutView) -> bool {
+    view.status == SessionStatus::Open
+        && view.attempt.as_ref().is_some_and(|a| a.method == Method::Upi && a.status == AttemptStatus::Pending)
+}
+
 /// The screen after polling a view while confirming: `None` to keep polling.
 pub fn poll_result(view: &CheckoutView) -> Option<Screen> {
     match screen_for(view, true) {
@@ -407,6 +414,26 @@ pub fn is_return(query: &str, session: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_upi_request_is_resumed_and_nothing_else_is() {
+        let with = |session: SessionStatus, method: Method, status: AttemptStatus| {
+            let mut v = view(session, Some((status, None, None)));
+            if let Some(a) = v.attempt.as_mut() {
+                a.method = method;
+            }
+            v
+        };
+        assert!(resumes_upi(&with(SessionStatus::Open, Method::Upi, AttemptStatus::Pending)));
+        for status in
+            [AttemptStatus::Confirming, AttemptStatus::Failed, AttemptStatus::Succeeded, AttemptStatus::Expired]
+        {
+            assert!(!resumes_upi(&with(SessionStatus::Open, Method::Upi, status)), "{status:?}");
+        }
+        assert!(!resumes_upi(&with(SessionStatus::Open, Method::Bkash, AttemptStatus::Pending)), "bKash redirects");
+        assert!(!resumes_upi(&with(SessionStatus::Expired, Method::Upi, AttemptStatus::Pending)));
+        assert!(!resumes_upi(&view(SessionStatus::Open, None)));
+    }
 
     #[test]
     fn the_preview_qr_code_reads_back_as_its_demo_text() {

@@ -199,8 +199,12 @@ impl Checkout {
             match result {
                 Ok(view) => {
                     let screen = state::screen_for(&view, returned);
+                    let resume = !returned && state::resumes_upi(&view);
                     self.view.set(Some(view));
-                    if screen == Screen::Confirming {
+                    if resume {
+                        // After a reload: show the pending request again (the backend returns the same payin).
+                        self.pay(Method::Upi);
+                    } else if screen == Screen::Confirming {
                         self.poll();
                     } else {
                         self.show(screen);

@@ -301,3 +301,25 @@ async fn without_event_source_the_widget_polls_and_still_shows_the_outcome() -> 
     assert!(session_reads(&browser, &stack, &session).await? >= 2, "it polled");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reload_while_waiting_shows_the_same_payment_request_again() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = start_upi(&browser, &stack, "light", "en").await?;
+    browser.wait_for_text("Waiting for approval", WAIT).await?;
+    let before = browser.in_widget("svg[role=img] path").await?.attr("d").await?;
+
+    browser.client.refresh().await?;
+    let text = browser.wait_for_text("Waiting for approval", WAIT).await?;
+    assert!(!text.contains("Pay with UPI"), "the pending request, not the method list: {text}");
+    let after = browser.in_widget("svg[role=img] path").await?.attr("d").await?;
+    assert_eq!(after, before, "the same QR code");
+    assert_eq!(stack.sandbox_get("/__sandbox/bestin/counters").await?["payin"], 1, "no second payin");
+
+    let link = pending_payin(&stack, &session).await?["qr"].as_str().context("qr")?.to_owned();
+    decide_in_second_tab(&browser, &stack, &link, "Approve", "upi-16-approval-after-reload").await?;
+    browser.wait_for_text("Payment successful", WAIT).await?;
+    assert_eq!(stack.session(&session).await?["status"], "paid");
+    Ok(())
+}
