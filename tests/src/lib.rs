@@ -96,6 +96,7 @@ impl Stack {
                 payin_ttl_secs: 900,
             }),
             reconciler: ReconcilerSettings { interval_secs: 5, stale_after_secs: 15 },
+            webhook: None,
         };
         let app = Application::build(settings).await?;
         let backend = app.url();

@@ -12,6 +12,7 @@ use crate::sessions::refund_view;
 use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, RefundRow, SessionRow};
 use crate::token::TokenError;
+use crate::webhooks;
 use axum::http::StatusCode;
 use deshpay_api::{
     BkashTransaction, Currency, ErrorCode, Method, Money, Refund, RefundRequest, RefundStatus, SessionId,
@@ -452,7 +453,9 @@ impl AppState {
             self.metrics.attempt("bkash", "review");
             return Ok(Outcome::Failed);
         }
-        if self.store.complete_payment(attempt, &[AttemptState::Executing], &patch, now).await? {
+        let webhook = crate::webhooks::session_paid(self, attempt, r.trx_id.as_deref());
+        if self.store.complete_payment(attempt, &[AttemptState::Executing], &patch, webhook.as_ref(), now).await? {
+            self.wake_webhooks();
             self.event(attempt, "attempt.completed", r.trx_id.as_deref().unwrap_or_default()).await?;
             self.metrics.attempt("bkash", "succeeded");
             tracing::info!(attempt = %attempt.id, trx_id = ?r.trx_id, "bkash payment completed");
@@ -576,9 +579,21 @@ impl AppState {
         let now = self.clock.now_ms();
         let status = match result {
             Ok(record) => {
-                self.store
-                    .settle_refund(&row.id, RefundStatus::Completed, Some(&record.refund_trx_id), None, now)
-                    .await?;
+                let webhook = webhooks::refund_settled(self, &row, true, Some(&record.refund_trx_id), None);
+                if self
+                    .store
+                    .settle_refund(
+                        &row.id,
+                        RefundStatus::Completed,
+                        Some(&record.refund_trx_id),
+                        None,
+                        webhook.as_ref(),
+                        now,
+                    )
+                    .await?
+                {
+                    self.wake_webhooks();
+                }
                 self.store
                     .add_event(Some(id), Some(&attempt.id), "refund.completed", &record.refund_trx_id, now)
                     .await?;
@@ -587,7 +602,14 @@ impl AppState {
             }
             Err(e) if !e.no_response() => {
                 let message = e.provider().map_or_else(|| e.to_string(), |(_, m)| m.to_owned());
-                self.store.settle_refund(&row.id, RefundStatus::Failed, None, Some(&message), now).await?;
+                let webhook = webhooks::refund_settled(self, &row, false, None, Some(&message));
+                if self
+                    .store
+                    .settle_refund(&row.id, RefundStatus::Failed, None, Some(&message), webhook.as_ref(), now)
+                    .await?
+                {
+                    self.wake_webhooks();
+                }
                 self.store.add_event(Some(id), Some(&attempt.id), "refund.failed", &message, now).await?;
                 self.metrics.refund("bkash", "failed");
                 return Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::RefundFailed, message));
@@ -634,9 +656,15 @@ impl AppState {
                         && r.amount.as_deref().and_then(|a| parse_amount(a).ok()) == Some(refund.amount)
                 });
                 if let Some(found) = found {
-                    self.store
-                        .settle_refund(&refund.id, RefundStatus::Completed, Some(&found.refund_trx_id), None, now)
-                        .await?;
+                    let webhook = webhooks::refund_settled(self, refund, true, Some(&found.refund_trx_id), None);
+                    let trx = Some(found.refund_trx_id.as_str());
+                    if self
+                        .store
+                        .settle_refund(&refund.id, RefundStatus::Completed, trx, None, webhook.as_ref(), now)
+                        .await?
+                    {
+                        self.wake_webhooks();
+                    }
                     self.metrics.refund("bkash", "completed");
                     return Ok(());
                 }
@@ -645,9 +673,15 @@ impl AppState {
             Err(_) => {}
         }
         if now - refund.created_at > 10 * 60 * 1000 {
-            self.store
-                .settle_refund(&refund.id, RefundStatus::Failed, None, Some("bKash has no record of this refund"), now)
-                .await?;
+            let message = "bKash has no record of this refund";
+            let webhook = webhooks::refund_settled(self, refund, false, None, Some(message));
+            if self
+                .store
+                .settle_refund(&refund.id, RefundStatus::Failed, None, Some(message), webhook.as_ref(), now)
+                .await?
+            {
+                self.wake_webhooks();
+            }
             self.metrics.refund("bkash", "failed");
         }
         Ok(())

@@ -25,6 +25,37 @@ pub struct Settings {
     /// Background reconciliation.
     #[serde(default)]
     pub reconciler: ReconcilerSettings,
+    /// Signed webhooks to the merchant; none are sent without this section.
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// `[webhook]`: where the backend tells the merchant's server about payments and refunds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// The merchant's HTTPS endpoint, e.g. "https://shop.example/deshpay/webhook".
+    pub url: String,
+    /// Shared secret of the `DeshPay-Signature` HMAC (at least 16 bytes).
+    pub secret: SecretString,
+    /// Delay before the first retry in milliseconds; doubled after each failure, at most 6 hours.
+    #[serde(default = "default_webhook_retry_ms")]
+    pub retry_ms: u64,
+    /// Deliveries tried before giving up (the payment or refund stays readable through the merchant API).
+    #[serde(default = "default_webhook_max_attempts")]
+    pub max_attempts: u32,
+    /// Timeout of one delivery in milliseconds.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_retry_ms() -> u64 {
+    10_000
+}
+fn default_webhook_max_attempts() -> u32 {
+    15
+}
+fn default_webhook_timeout_ms() -> u64 {
+    10_000
 }
 
 /// `[bestin]`: Bestin Pay credentials and endpoints.

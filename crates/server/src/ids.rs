@@ -28,6 +28,11 @@ pub fn event_id() -> String {
     format!("ev_{}", random24())
 }
 
+/// A new webhook event id.
+pub fn webhook_id() -> String {
+    format!("evt_{}", random24())
+}
+
 /// Masks a wallet number or other identifier for logs and merchant views: "01770618575" -> "017*****575".
 pub fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();

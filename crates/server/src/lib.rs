@@ -22,5 +22,6 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod upi_flow;
+pub mod webhooks;
 
 pub use startup::Application;

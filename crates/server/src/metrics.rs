@@ -26,6 +26,13 @@ pub struct CallLabels {
     pub outcome: String,
 }
 
+/// Labels of `deshpay_webhook_deliveries_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// "delivered" or "failed".
+    pub result: String,
+}
+
 type HistogramFamily = Family<CallLabels, Histogram, fn() -> Histogram>;
 
 /// The backend's metrics and their registry.
@@ -37,6 +44,7 @@ pub struct Metrics {
     token_grants: Counter,
     token_refreshes: Counter,
     refunds: Family<AttemptLabels, Counter>,
+    webhook_deliveries: Family<ResultLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,7 +72,13 @@ impl Default for Metrics {
             token_refreshes.clone(),
         );
         registry.register("refunds", "Refunds by method and outcome", refunds.clone());
-        Metrics { registry, attempts, provider_calls, token_grants, token_refreshes, refunds }
+        let webhook_deliveries = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts to the merchant by result",
+            webhook_deliveries.clone(),
+        );
+        Metrics { registry, attempts, provider_calls, token_grants, token_refreshes, refunds, webhook_deliveries }
     }
 }
 
@@ -88,6 +102,12 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .observe(seconds);
+    }
+
+    /// Counts a webhook delivery attempt: `delivered` or not.
+    pub fn webhook_delivery(&self, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.webhook_deliveries.get_or_create(&ResultLabel { result: result.into() }).inc();
     }
 
     /// Counts a token grant.

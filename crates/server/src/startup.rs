@@ -36,6 +36,11 @@ impl Application {
     /// # Errors
     /// Bad settings, an unreachable database, a port in use.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        if let Some(webhook) = &settings.webhook {
+            use secrecy::ExposeSecret;
+            anyhow::ensure!(webhook.secret.expose_secret().len() >= 16, "webhook.secret must be at least 16 bytes");
+            url::Url::parse(&webhook.url).context("webhook.url is not a URL")?;
+        }
         let store = Store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .context("opening the database (database.url)")?;
@@ -83,6 +88,11 @@ impl Application {
             bestin,
             verifier,
             changes,
+            webhook_http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building the webhook client")?,
+            webhook_wake: tokio::sync::Notify::new(),
         });
         Ok(Application { listener, state })
     }
@@ -122,6 +132,7 @@ impl Application {
                 tokio::time::sleep(Duration::from_secs(interval)).await;
             }
         });
+        tokio::spawn(crate::webhooks::run(self.state.clone()));
         axum::serve(self.listener, router(self.state)).await
     }
 }

@@ -40,6 +40,10 @@ pub struct Inner {
     /// Session ids whose state changed in this process (wakes server-sent event streams at once; streams also
     /// re-read the store periodically for changes made by other instances).
     pub changes: tokio::sync::broadcast::Sender<SessionId>,
+    /// HTTP client of the webhooks to the merchant.
+    pub webhook_http: reqwest::Client,
+    /// Wakes the webhook deliverer when an event was recorded.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -50,6 +54,11 @@ impl AppState {
 }
 
 impl AppState {
+    /// Delivers recorded webhook events now rather than at the next periodic pass.
+    pub fn wake_webhooks(&self) {
+        self.webhook_wake.notify_one();
+    }
+
     /// Tells live streams that a session changed.
     pub fn changed(&self, id: &SessionId) {
         let _ = self.changes.send(id.clone());

@@ -575,6 +575,7 @@ impl Store {
         attempt: &AttemptRow,
         from: &[AttemptState],
         patch: &AttemptPatch,
+        webhook: Option<&WebhookRow>,
         now: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
@@ -598,6 +599,9 @@ impl Store {
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
+        }
+        if let Some(webhook) = webhook {
+            insert_webhook(&mut tx, webhook).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -829,8 +833,10 @@ impl Store {
         status: RefundStatus,
         refund_trx_id: Option<&str>,
         failure_message: Option<&str>,
+        webhook: Option<&WebhookRow>,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE refunds SET status = $1, refund_trx_id = COALESCE($2, refund_trx_id), \
              failure_message = COALESCE($3, failure_message), updated_at = $4 WHERE id = $5 AND status = 'pending'",
@@ -840,9 +846,17 @@ impl Store {
         .bind(failure_message.map(str::to_owned))
         .bind(now)
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(webhook) = webhook {
+            insert_webhook(&mut tx, webhook).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Refunds of a session, oldest first.
@@ -1153,6 +1167,135 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+}
+
+/// One webhook to deliver: its event id, type and JSON body (fixed when the change is recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    /// `evt_...`: the same on every retry, so that the merchant can deduplicate.
+    pub id: String,
+    /// E.g. `session.paid`.
+    pub event_type: String,
+    /// The request body.
+    pub payload: String,
+    /// When it was recorded (Unix ms).
+    pub created_at: i64,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+}
+
+async fn insert_webhook(tx: &mut sqlx::Transaction<'_, sqlx::Any>, w: &WebhookRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, event_type, payload, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, 0, $4)",
+    )
+    .bind(&w.id)
+    .bind(&w.event_type)
+    .bind(&w.payload)
+    .bind(w.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Webhooks due for a delivery attempt (not delivered, not given up, not leased by another instance).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn due_webhooks(&self, now: i64, limit: i64) -> StoreResult<Vec<WebhookRow>> {
+        let rows = sqlx::query(
+            "SELECT id, event_type, payload, created_at, attempts FROM webhook_deliveries \
+             WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WebhookRow {
+                    id: r.try_get("id")?,
+                    event_type: r.try_get("event_type")?,
+                    payload: r.try_get("payload")?,
+                    created_at: r.try_get("created_at")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the delivery of `id` until `until`, unless another instance holds it or it is done: whether this
+    /// caller may deliver it now.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn lease_webhook(&self, id: &str, now: i64, until: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND delivered_at IS NULL \
+             AND gave_up_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a delivery attempt: delivered, or failed with `error` and retried at `retry_at` (`None`: gave up).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn webhook_attempted(
+        &self,
+        id: &str,
+        delivered: bool,
+        error: Option<&str>,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_error = $1, \
+             delivered_at = CASE WHEN $2 = 1 THEN $3 ELSE NULL END, \
+             gave_up_at = CASE WHEN $2 = 0 AND $4 < 0 THEN $3 ELSE NULL END, \
+             next_attempt_at = CASE WHEN $4 < 0 THEN next_attempt_at ELSE $4 END WHERE id = $5",
+        )
+        .bind(error.map(str::to_owned))
+        .bind(i64::from(delivered))
+        .bind(now)
+        .bind(retry_at.unwrap_or(-1))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delivery state of every webhook, oldest first: `(id, type, attempts, delivered, gave up, last error)`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn webhooks(&self) -> StoreResult<Vec<(String, String, i64, bool, bool, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT id, event_type, attempts, delivered_at, gave_up_at, last_error FROM webhook_deliveries \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("event_type")?,
+                    r.try_get("attempts")?,
+                    r.try_get::<Option<i64>, _>("delivered_at")?.is_some(),
+                    r.try_get::<Option<i64>, _>("gave_up_at")?.is_some(),
+                    r.try_get("last_error")?,
+                ))
+            })
+            .collect()
     }
 }
 

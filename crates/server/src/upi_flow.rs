@@ -240,7 +240,9 @@ impl AppState {
                     return Ok(changed);
                 }
                 let patch = AttemptPatch { trx_id: attempt.provider_ref.clone(), ..Default::default() };
-                if self.store.complete_payment(attempt, from, &patch, now).await? {
+                let webhook = crate::webhooks::session_paid(self, attempt, attempt.provider_ref.as_deref());
+                if self.store.complete_payment(attempt, from, &patch, webhook.as_ref(), now).await? {
+                    self.wake_webhooks();
                     self.store
                         .add_event(Some(&attempt.session_id), Some(&attempt.id), "attempt.completed", source, now)
                         .await?;

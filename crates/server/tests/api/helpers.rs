@@ -60,6 +60,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
             payin_ttl_secs: 900,
         }),
         reconciler: ReconcilerSettings { interval_secs: 0, stale_after_secs: 2 },
+        webhook: None,
     }
 }
 

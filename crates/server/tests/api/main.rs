@@ -9,3 +9,4 @@ mod scale_out;
 mod sessions;
 mod tokens;
 mod upi;
+mod webhooks;

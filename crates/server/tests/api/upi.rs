@@ -20,7 +20,7 @@ fn sign(data: &Value) -> String {
 }
 
 impl TestApp {
-    async fn create_inr_session(&self, amount: &str) -> String {
+    pub(crate) async fn create_inr_session(&self, amount: &str) -> String {
         let r = self
             .post_json(
                 "/v1/sessions",
@@ -32,14 +32,14 @@ impl TestApp {
         r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
 
-    async fn start_upi(&self, id: &str) -> Value {
+    pub(crate) async fn start_upi(&self, id: &str) -> Value {
         let r = self.http.post(format!("{}/v1/checkout/{id}/upi", self.url)).send().await.unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
         r.json().await.unwrap()
     }
 
     /// The customer's UPI app: the sandbox's approval page, by form post.
-    async fn decide(&self, link: &str, decision: &str) {
+    pub(crate) async fn decide(&self, link: &str, decision: &str) {
         let page =
             self.http.get(format!("{}/upi/approve", self.sandbox.url())).query(&[("link", link)]).send().await.unwrap();
         assert_eq!(page.status(), 200);
@@ -50,7 +50,7 @@ impl TestApp {
         assert!(r.status().is_success(), "{}", r.status());
     }
 
-    async fn wait_for_attempt(&self, id: &str, status: &str) -> Value {
+    pub(crate) async fn wait_for_attempt(&self, id: &str, status: &str) -> Value {
         let mut view = Value::Null;
         for _ in 0..100 {
             view = self.checkout(id).await;
