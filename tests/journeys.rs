@@ -60,6 +60,8 @@ async fn a_customer_pays_with_bkash_and_sees_the_receipt_once_even_after_reload(
     let success = evs.iter().find(|e| e["type"] == "deshpay:success").expect("deshpay:success fired");
     assert_eq!(success["detail"]["session"], session.as_str());
     assert!(!success.to_string().contains("id_token"));
+    // The merchant's server learns it too: a signed webhook, verified by the shop.
+    stack.wait_for_webhook("session.paid", &session).await?;
     browser.screenshot("03-success").await?;
 
     browser.client.refresh().await?;

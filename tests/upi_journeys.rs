@@ -321,5 +321,6 @@ async fn a_reload_while_waiting_shows_the_same_payment_request_again() -> Result
     decide_in_second_tab(&browser, &stack, &link, "Approve", "upi-16-approval-after-reload").await?;
     browser.wait_for_text("Payment successful", WAIT).await?;
     assert_eq!(stack.session(&session).await?["status"], "paid");
+    stack.wait_for_webhook("session.paid", &session).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use deshpay_sandbox::{BestinOptions, BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
     BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
-    Settings,
+    Settings, WebhookSettings,
 };
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// The demo API key used by the stack.
 pub const API_KEY: &str = "sk_e2e_0123456789";
+
+/// The secret of the backend's webhooks to the shop.
+pub const WEBHOOK_SECRET: &str = "whsec_e2e_0123456789abcdef";
 /// A sandbox wallet that pays.
 pub const WALLET: &str = "01770618575";
 
@@ -96,7 +99,13 @@ impl Stack {
                 payin_ttl_secs: 900,
             }),
             reconciler: ReconcilerSettings { interval_secs: 5, stale_after_secs: 15 },
-            webhook: None,
+            webhook: Some(WebhookSettings {
+                url: format!("{shop_origin}/webhooks/deshpay"),
+                secret: WEBHOOK_SECRET.into(),
+                retry_ms: 500,
+                max_attempts: 10,
+                timeout_ms: 5_000,
+            }),
         };
         let app = Application::build(settings).await?;
         let backend = app.url();
@@ -108,9 +117,27 @@ impl Stack {
             api_key: API_KEY.into(),
             www_dir: root().join("www"),
             pkg_dir: pkg,
+            webhook_secret: Some(WEBHOOK_SECRET.into()),
         })
         .await?;
         Ok(Stack { sandbox, backend, shop: shop.url(), _db: db })
+    }
+
+    /// Waits (at most 10 s) until the shop's server received a verified webhook of `kind` for `session`.
+    ///
+    /// # Errors
+    /// HTTP failures, or no such webhook in time.
+    pub async fn wait_for_webhook(&self, kind: &str, session: &str) -> Result<()> {
+        for _ in 0..100 {
+            let seen: Value = reqwest::get(format!("{}/webhooks/deshpay", self.shop)).await?.json().await?;
+            let found =
+                seen.as_array().is_some_and(|a| a.iter().any(|e| e["type"] == kind && e["session_id"] == session));
+            if found {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the shop received no {kind} webhook for {session}")
     }
 
     /// A sandbox control call.

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// The demo's merchant API key. Demo only: production keys come from configuration.
 pub const DEMO_API_KEY: &str = "sk_demo_deshpay_0123456789";
 
+/// The secret the demo backend signs its webhooks to the demo shop with. Demo only.
+pub const DEMO_WEBHOOK_SECRET: &str = "whsec_demo_deshpay_0123456789";
+
 /// Ports of the three demo services.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
@@ -66,6 +69,8 @@ fn write_config(ports: Ports) -> Result<PathBuf> {
     let dir = root().join(".demo");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("deshpay.toml");
+    let key_file = root().join("crates/sandbox/keys/bestin-test-public.pem");
+    let bestin_key = std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?;
     // The sandbox's credentials are bKash's public sandbox ones; nothing here is a production secret.
     let config = format!(
         r#"# Written by `cargo xtask demo`.
@@ -86,12 +91,28 @@ username = "sandboxTokenizedUser02"
 password = "sandboxTokenizedUser02@12345"
 app_key = "4f6o0cjiki2rfm34kfdadl1eqq"
 app_secret = "2is7hdktrekvrbljjh44ll3d9l1dtjo4pasmjvs5vl5qr3fug4b"
+
+# The sandbox's Bestin Pay app and its notification signing key (crates/sandbox/keys/), for the INR product.
+[bestin]
+base_url = "http://127.0.0.1:{sandbox}/bestin"
+app_id = "deshpay-sandbox-app"
+secret = "sandbox-secret-5b1f0c2e9a7d4e63"
+public_key_pem = """
+{bestin_key}"""
+
+# The shop receives signed webhooks and shows them on its return page.
+[webhook]
+url = "http://127.0.0.1:{shop}/webhooks/deshpay"
+secret = "{webhook_secret}"
+retry_ms = 2000
 "#,
         backend = ports.backend,
         shop = ports.shop,
         sandbox = ports.sandbox,
         db = dir.join("deshpay.db").display(),
         key = DEMO_API_KEY,
+        bestin_key = bestin_key.trim_end(),
+        webhook_secret = DEMO_WEBHOOK_SECRET,
     );
     std::fs::write(&path, config)?;
     Ok(path)
@@ -122,6 +143,7 @@ pub fn start_services(ports: Ports) -> Result<Vec<(&'static str, Service)>> {
             .args(["--listen", &format!("127.0.0.1:{}", ports.shop)])
             .args(["--backend", &format!("http://127.0.0.1:{}", ports.backend)])
             .args(["--api-key", DEMO_API_KEY])
+            .args(["--webhook-secret", DEMO_WEBHOOK_SECRET])
             .arg("--www")
             .arg(root().join("www"))
             .arg("--pkg")

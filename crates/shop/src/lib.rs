@@ -16,8 +16,8 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tower_http::services::{ServeDir, ServeFile};
 
 /// A product of the demo shop.
@@ -57,6 +57,8 @@ pub struct ShopConfig {
     pub www_dir: PathBuf,
     /// Directory with the built package.
     pub pkg_dir: PathBuf,
+    /// The secret of the backend's signed webhooks (`[webhook]` there); without it the shop takes none.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,6 +67,8 @@ struct Shop {
     url: String,
     http: reqwest::Client,
     orders: AtomicU64,
+    /// Webhook events received and verified: `(event id, type, session id)`, oldest first.
+    webhooks: Mutex<Vec<(String, String, String)>>,
 }
 
 /// A running shop.
@@ -87,7 +91,13 @@ impl RunningShop {
 pub async fn spawn(config: ShopConfig) -> anyhow::Result<RunningShop> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let shop = Arc::new(Shop { config, url: url.clone(), http: reqwest::Client::new(), orders: AtomicU64::new(0) });
+    let shop = Arc::new(Shop {
+        config,
+        url: url.clone(),
+        http: reqwest::Client::new(),
+        orders: AtomicU64::new(0),
+        webhooks: Mutex::new(Vec::new()),
+    });
     let app = router(shop);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -107,6 +117,7 @@ fn router(shop: Arc<Shop>) -> Router {
         .route("/playground", get(playground))
         .route("/strict/checkout/{session}", get(strict_checkout))
         .route("/events.js", get(events_js))
+        .route("/webhooks/deshpay", post(webhook).get(webhooks_received))
         .route_service("/deshpay.js", ServeFile::new(www.join("deshpay.js")))
         .route_service("/gallery.html", ServeFile::new(www.join("gallery.html")))
         // The build writes .br and .gz beside each file the browser loads first: sent as they are, no
@@ -281,9 +292,89 @@ struct ReturnQuery {
 /// Where the backend sends the customer back after bKash: the same widget, which shows the outcome.
 async fn return_page(State(shop): State<Arc<Shop>>, Query(q): Query<ReturnQuery>) -> Response {
     match q.deshpay_session.filter(|s| valid_session(s)) {
-        Some(session) => widget_page(&shop, &session, &Look::default(), "Your order").into_response(),
+        Some(session) => {
+            let heard: Vec<String> = shop
+                .webhooks
+                .lock()
+                .map(|w| w.iter().filter(|(_, _, s)| *s == session).map(|(_, kind, _)| kind.clone()).collect())
+                .unwrap_or_default();
+            let page = widget_page(&shop, &session, &Look::default(), "Your order");
+            html! {
+                (page)
+                @if !heard.is_empty() {
+                    p.webhooks { "Our server heard from DeshPay (signed webhook, verified): " (heard.join(", ")) }
+                }
+            }
+            .into_response()
+        }
         None => (StatusCode::BAD_REQUEST, "missing session").into_response(),
     }
+}
+
+/// Checks a `DeshPay-Signature` header (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`) as a merchant
+/// should: the HMAC compared in constant time, and `t` within 5 minutes of now (a replay is refused).
+fn signature_ok(secret: &str, header: &str, body: &str, now_secs: i64) -> bool {
+    use hmac::Mac;
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = hex(value),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    if (now_secs - t).abs() > 300 {
+        return false;
+    }
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body.as_bytes());
+    mac.verify_slice(&v1).is_ok()
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// `POST /webhooks/deshpay`: the backend's signed events. Verified, deduplicated by event id, kept in memory
+/// (a real shop would mark its order paid here, in its own database).
+async fn webhook(State(shop): State<Arc<Shop>>, headers: axum::http::HeaderMap, body: String) -> Response {
+    let Some(secret) = &shop.config.webhook_secret else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let header = headers.get("deshpay-signature").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if !signature_ok(secret, header, &body, now) {
+        tracing::warn!("webhook with a bad or stale signature refused");
+        return (StatusCode::BAD_REQUEST, "bad signature").into_response();
+    }
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let field = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let (id, kind, session) = (field(&event["id"]), field(&event["type"]), field(&event["data"]["session_id"]));
+    if let Ok(mut seen) = shop.webhooks.lock()
+        && !seen.iter().any(|(i, _, _)| *i == id)
+    {
+        tracing::info!(event = %id, kind = %kind, session = %session, "webhook received");
+        seen.push((id, kind, session));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /webhooks/deshpay`: what the shop has received, for people and tests.
+async fn webhooks_received(State(shop): State<Arc<Shop>>) -> Response {
+    let seen = shop.webhooks.lock().map(|w| w.clone()).unwrap_or_default();
+    let list: Vec<serde_json::Value> = seen
+        .into_iter()
+        .map(|(id, kind, session)| serde_json::json!({"id": id, "type": kind, "session_id": session}))
+        .collect();
+    axum::Json(list).into_response()
 }
 
 #[derive(Debug, Deserialize)]

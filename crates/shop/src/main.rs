@@ -22,6 +22,9 @@ struct Args {
     /// Directory with the built widget package.
     #[arg(long, default_value = "pkg")]
     pkg: PathBuf,
+    /// Secret of the backend's signed webhooks (also from DESHPAY_SHOP_WEBHOOK_SECRET); none taken without it.
+    #[arg(long, env = "DESHPAY_SHOP_WEBHOOK_SECRET")]
+    webhook_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         api_key: args.api_key,
         www_dir: args.www,
         pkg_dir: args.pkg,
+        webhook_secret: args.webhook_secret,
     })
     .await?;
     println!("shop: {}", shop.url());
