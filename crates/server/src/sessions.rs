@@ -207,8 +207,15 @@ impl AppState {
     /// # Errors
     /// `session_not_found` or internal.
     pub async fn checkout_view(&self, id: &SessionId) -> Result<CheckoutView, AppError> {
-        let row = self.load_session(id).await?;
-        let attempt = self.store.latest_attempt(id).await?.map(|a| AttemptView {
+        let mut row = self.load_session(id).await?;
+        let latest = self.store.latest_attempt(id).await?;
+        // A payment completes its attempt and its session in one transaction, but they are read here in two
+        // statements: when the completion falls between them, the attempt shows it and a second read of the
+        // session does too (so a view never says "succeeded" for an open session).
+        if latest.as_ref().is_some_and(|a| a.state == AttemptState::Completed) && row.status != SessionStatus::Paid {
+            row = self.load_session(id).await?;
+        }
+        let attempt = latest.map(|a| AttemptView {
             id: a.id.clone(),
             method: a.method,
             status: attempt_status(a.state),

@@ -95,7 +95,15 @@ async fn an_approved_upi_payment_is_marked_paid_by_the_signed_notification() {
     let s = app.session(&id).await;
     assert_eq!(s["payment"]["method"], "upi");
     assert!(s["payment"]["trx_id"].as_str().unwrap().starts_with("PI"));
-    let deliveries = app.bestin("notifications").await;
+    // The sandbox records the delivery once our `success` answer reaches it, just after the store changed.
+    let mut deliveries = Value::Null;
+    for _ in 0..50 {
+        deliveries = app.bestin("notifications").await;
+        if deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let delivered = deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true);
     assert!(delivered, "the backend answered `success`: {deliveries}");
 }
