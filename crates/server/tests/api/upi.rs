@@ -69,6 +69,20 @@ impl TestApp {
     async fn bestin(&self, path: &str) -> Value {
         self.sandbox_get(&format!("/__sandbox/bestin/{path}")).await
     }
+
+    /// The sandbox's notification log once it holds a delivery our backend acknowledged: the sandbox
+    /// records it only after our `success` answer arrives, just after the store changed.
+    async fn delivered_notifications(&self, path: &str) -> Value {
+        let mut deliveries = Value::Null;
+        for _ in 0..100 {
+            deliveries = self.bestin(path).await;
+            if deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true) {
+                return deliveries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no acknowledged delivery: {deliveries}");
+    }
 }
 
 #[tokio::test]
@@ -96,16 +110,8 @@ async fn an_approved_upi_payment_is_marked_paid_by_the_signed_notification() {
     assert_eq!(s["payment"]["method"], "upi");
     assert!(s["payment"]["trx_id"].as_str().unwrap().starts_with("PI"));
     // The sandbox records the delivery once our `success` answer reaches it, just after the store changed.
-    let mut deliveries = Value::Null;
-    for _ in 0..50 {
-        deliveries = app.bestin("notifications").await;
-        if deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let delivered = deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true);
-    assert!(delivered, "the backend answered `success`: {deliveries}");
+    let deliveries = app.delivered_notifications("notifications").await;
+    assert!(deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true));
 }
 
 #[tokio::test]
@@ -221,7 +227,7 @@ async fn a_backend_with_the_production_key_rejects_sandbox_signatures() {
 async fn replays_and_out_of_order_notifications_never_move_a_payment_backwards() {
     let app = spawn_app().await;
     let (id, trx) = paid_upi_session(&app).await;
-    let deliveries = app.bestin(&format!("notifications?trx_id={trx}")).await;
+    let deliveries = app.delivered_notifications(&format!("notifications?trx_id={trx}")).await;
     let notify_id = deliveries[0]["notify_id"].as_str().unwrap().to_owned();
     let r = app
         .http
