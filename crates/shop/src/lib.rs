@@ -240,9 +240,10 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(slug): Path<String>, Form(form)
     Redirect::to(&to).into_response()
 }
 
-fn widget_page(shop: &Shop, session: &str, look: &Look, heading: &str) -> Markup {
+/// `below` goes under the widget, inside the page's main column.
+fn widget_page(shop: &Shop, session: &str, look: &Look, heading: &str, below: Markup) -> Markup {
     let endpoint = shop.config.public_backend_url.clone().unwrap_or_else(|| shop.config.backend_url.clone());
-    embed_page(session, &endpoint, look, heading)
+    embed_page(session, &endpoint, look, heading, below)
 }
 
 /// Records the widget's DOM events in `window.deshpayEvents` and the console, so people and tests can see them.
@@ -258,7 +259,7 @@ async fn events_js() -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/javascript")], EVENTS_JS).into_response()
 }
 
-fn embed_page(session: &str, endpoint: &str, look: &Look, heading: &str) -> Markup {
+fn embed_page(session: &str, endpoint: &str, look: &Look, heading: &str, below: Markup) -> Markup {
     let theme = safe_choice(look.theme.as_deref(), &["light", "dark", "bkash", "high-contrast"]);
     let locale = safe_choice(look.locale.as_deref(), &["en", "bn", "hi"]);
     layout(
@@ -269,6 +270,7 @@ fn embed_page(session: &str, endpoint: &str, look: &Look, heading: &str) -> Mark
             script src="/events.js" {}
             script type="module" src="/deshpay.js" data-session=(session) data-endpoint=(endpoint)
                 data-theme=[theme] data-locale=[locale] {}
+            (below)
         },
     )
 }
@@ -281,7 +283,7 @@ async fn checkout(State(shop): State<Arc<Shop>>, Path(session): Path<String>, Qu
     if !valid_session(&session) {
         return (StatusCode::NOT_FOUND, "no such checkout").into_response();
     }
-    widget_page(&shop, &session, &look, "Checkout").into_response()
+    widget_page(&shop, &session, &look, "Checkout", html! {}).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,14 +300,12 @@ async fn return_page(State(shop): State<Arc<Shop>>, Query(q): Query<ReturnQuery>
                 .lock()
                 .map(|w| w.iter().filter(|(_, _, s)| *s == session).map(|(_, kind, _)| kind.clone()).collect())
                 .unwrap_or_default();
-            let page = widget_page(&shop, &session, &Look::default(), "Your order");
-            html! {
-                (page)
+            let below = html! {
                 @if !heard.is_empty() {
                     p.webhooks { "Our server heard from DeshPay (signed webhook, verified): " (heard.join(", ")) }
                 }
-            }
-            .into_response()
+            };
+            widget_page(&shop, &session, &Look::default(), "Your order", below).into_response()
         }
         None => (StatusCode::BAD_REQUEST, "missing session").into_response(),
     }
@@ -393,7 +393,7 @@ async fn playground(Query(q): Query<PlaygroundQuery>) -> Response {
         return (StatusCode::BAD_REQUEST, "session and an http(s) endpoint are required").into_response();
     }
     let look = Look { theme: q.theme, locale: q.locale };
-    embed_page(&q.session, &q.endpoint, &look, "Playground").into_response()
+    embed_page(&q.session, &q.endpoint, &look, "Playground", html! {}).into_response()
 }
 
 /// Demo only: the checkout page under a Content-Security-Policy that forbids WebAssembly, to show the
@@ -402,7 +402,7 @@ async fn strict_checkout(State(shop): State<Arc<Shop>>, Path(session): Path<Stri
     if !valid_session(&session) {
         return (StatusCode::NOT_FOUND, "no such checkout").into_response();
     }
-    let page = widget_page(&shop, &session, &Look::default(), "Checkout (strict CSP)");
+    let page = widget_page(&shop, &session, &Look::default(), "Checkout (strict CSP)", html! {});
     ([(axum::http::header::CONTENT_SECURITY_POLICY, "default-src 'self'; script-src 'self'; connect-src *")], page)
         .into_response()
 }
