@@ -109,7 +109,6 @@ async fn an_approved_upi_payment_is_marked_paid_by_the_signed_notification() {
     let s = app.session(&id).await;
     assert_eq!(s["payment"]["method"], "upi");
     assert!(s["payment"]["trx_id"].as_str().unwrap().starts_with("PI"));
-    // The sandbox records the delivery once our `success` answer reaches it, just after the store changed.
     let deliveries = app.delivered_notifications("notifications").await;
     assert!(deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true));
 }
