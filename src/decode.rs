@@ -132,6 +132,7 @@ fn attempt_status(s: &str) -> Option<AttemptStatus> {
         "failed" => AttemptStatus::Failed,
         "cancelled" => AttemptStatus::Cancelled,
         "expired" => AttemptStatus::Expired,
+        "review" => AttemptStatus::Review,
         _ => return None,
     })
 }

@@ -329,6 +329,8 @@ pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
     };
     match (attempt.status, returned) {
         (AttemptStatus::Succeeded, _) => Screen::Succeeded { trx_id: attempt.trx_id.clone().unwrap_or_default() },
+        // Money may have moved: never the method list or "Try again" (its own screen comes with the texts).
+        (AttemptStatus::Review, _) => Screen::StillConfirming,
         (AttemptStatus::Confirming, _) | (AttemptStatus::Pending, true) => Screen::Confirming,
         (AttemptStatus::Failed, true) => Screen::Failed { reason: attempt.message.clone().filter(|m| !m.is_empty()) },
         (AttemptStatus::Cancelled, true) => Screen::Cancelled,

@@ -84,6 +84,9 @@ pub enum AttemptStatus {
     Cancelled,
     /// Not finished in time.
     Expired,
+    /// Money may have moved but needs the merchant's check (a second payment for a paid session, an amount
+    /// that does not match): final for the widget, which must never offer to pay again.
+    Review,
 }
 
 impl AttemptStatus {

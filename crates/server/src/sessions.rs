@@ -98,9 +98,8 @@ pub fn attempt_status(state: AttemptState) -> AttemptStatus {
         AttemptState::Creating | AttemptState::Created => AttemptStatus::Pending,
         AttemptState::Executing => AttemptStatus::Confirming,
         AttemptState::Completed => AttemptStatus::Succeeded,
-        AttemptState::Failed | AttemptState::CreateFailed | AttemptState::Review | AttemptState::Superseded => {
-            AttemptStatus::Failed
-        }
+        AttemptState::Failed | AttemptState::CreateFailed | AttemptState::Superseded => AttemptStatus::Failed,
+        AttemptState::Review => AttemptStatus::Review,
         AttemptState::Cancelled => AttemptStatus::Cancelled,
         AttemptState::Expired => AttemptStatus::Expired,
     }
