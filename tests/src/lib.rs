@@ -93,6 +93,7 @@ impl Stack {
                 base_url: sandbox.bestin_base_url(),
                 app_id: bestin.app_id,
                 secret: bestin.secret.into(),
+                merchant_id: bestin.mid,
                 public_key_pem: Some(deshpay_sandbox::BESTIN_TEST_PUBLIC_KEY_PEM.to_owned()),
                 timeout_ms: 10_000,
                 poll_after_secs: 5,
@@ -106,6 +107,7 @@ impl Stack {
                 max_attempts: 10,
                 timeout_ms: 5_000,
             }),
+            payments: Default::default(),
         };
         let app = Application::build(settings).await?;
         let backend = app.url();

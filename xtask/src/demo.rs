@@ -97,6 +97,7 @@ app_secret = "2is7hdktrekvrbljjh44ll3d9l1dtjo4pasmjvs5vl5qr3fug4b"
 base_url = "http://127.0.0.1:{sandbox}/bestin"
 app_id = "deshpay-sandbox-app"
 secret = "sandbox-secret-5b1f0c2e9a7d4e63"
+merchant_id = "M01KDESHPAYSANDBXX000000001"
 public_key_pem = """
 {bestin_key}"""
 

@@ -167,6 +167,69 @@ pub struct Session {
     pub refunded: String,
     /// Refunds, oldest first.
     pub refunds: Vec<Refund>,
+    /// Every payment attempt of the session, oldest first: what the customer tried and why it failed.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// The backend's status of an attempt, as the merchant sees it (finer than the widget's [`AttemptStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptRecordStatus {
+    /// Written; the provider's create call is under way.
+    Creating,
+    /// Created at the provider; waiting for the customer.
+    Created,
+    /// Being confirmed with the provider (bKash Execute/Query, UPI approval).
+    Executing,
+    /// Paid.
+    Completed,
+    /// Declined by the provider (see `message`); no money moved.
+    Failed,
+    /// Cancelled by the customer; no money moved.
+    Cancelled,
+    /// The provider's create call failed; nothing exists at the provider that can take money.
+    CreateFailed,
+    /// Replaced by a newer attempt or closed because the session was paid; never executed, no money moved.
+    Superseded,
+    /// Money moved but needs the merchant (a second payment for a paid session, an amount that does not
+    /// match, or a payment the provider could not confirm): announced by `payment.needs_review`.
+    Review,
+    /// Not finished in time; no money moved.
+    Expired,
+}
+
+/// One attempt in the merchant's view of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Attempt id.
+    pub id: AttemptId,
+    /// Method.
+    pub method: Method,
+    /// Status.
+    pub status: AttemptRecordStatus,
+    /// Decimal amount.
+    pub amount: String,
+    /// Currency.
+    pub currency: Currency,
+    /// The provider's id for the attempt (bKash paymentID, Bestin Pay trx_id).
+    pub payment_id: Option<String>,
+    /// The provider's transaction id once money moved.
+    pub trx_id: Option<String>,
+    /// The payer, masked.
+    pub payer: Option<String>,
+    /// The provider's code for a failure (e.g. bKash "2023").
+    pub code: Option<String>,
+    /// The provider's reason, in the provider's words (e.g. "Insufficient Balance").
+    pub message: Option<String>,
+    /// True when a provider-confirmed success arrived after the attempt had been closed and still paid the
+    /// session (a late success).
+    #[serde(default)]
+    pub late: bool,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
 }
 
 /// `POST /v1/sessions/{id}/refunds`.

@@ -142,6 +142,11 @@ fn fault_response(fault: &Fault) -> Response {
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"statusCode":"00"#).into_response()
         }
         FaultResponse::Normal => gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        FaultResponse::Code => Json(json!({
+            "statusCode": fault.code.as_deref().unwrap_or("2003"),
+            "statusMessage": fault.message.as_deref().unwrap_or("Process failed"),
+        }))
+        .into_response(),
     }
 }
 

@@ -58,6 +58,8 @@
 //!   refund yet: 2074. v2 errors carry the same code in `internalCode` and `externalCode`.
 //! - Faults with `process: true` run the operation *before* the delay, so Query already sees an
 //!   Execute whose answer the client timed out on. `response: "normal"` always processes.
+//!   `response: "code"` answers bKash's own envelope with `code` and `message` (e.g. a system error 2003
+//!   or 9999), after the operation when `process` is true (the worst case: it happened, the answer says not).
 //!   Fault endpoints are `grant`, `refresh`, `create`, `execute`, `query`, `search`, `refund` (v1
 //!   refund and v2 transaction) and `refund_status` (v1 without amount and v2 status).
 //!

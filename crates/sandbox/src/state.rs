@@ -344,6 +344,9 @@ pub(crate) enum FaultResponse {
     HttpStatus,
     Message,
     Garbage,
+    /// bKash's own error envelope with `code` and `message` (HTTP 200), e.g. a system error 2003 or 9999 that
+    /// arrives after (`process: true`) or instead of the operation.
+    Code,
 }
 
 /// One queued misbehaviour, as posted to `/__sandbox/bkash/faults`.
@@ -358,6 +361,9 @@ pub(crate) struct Fault {
     pub status: Option<u16>,
     #[serde(default)]
     pub message: Option<String>,
+    /// bKash statusCode for the `code` response.
+    #[serde(default)]
+    pub code: Option<String>,
     #[serde(default = "default_true")]
     pub process: bool,
     #[serde(default = "default_one")]

@@ -28,6 +28,18 @@ pub struct Settings {
     /// Signed webhooks to the merchant; none are sent without this section.
     #[serde(default)]
     pub webhook: Option<WebhookSettings>,
+    /// What the payment core does on its own.
+    #[serde(default)]
+    pub payments: PaymentSettings,
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaymentSettings {
+    /// Refund a second bKash payment for an already paid session at once (it is always put in `review` and
+    /// announced by `payment.needs_review`; with this, `refund.succeeded` follows).
+    #[serde(default)]
+    pub auto_refund_duplicates: bool,
 }
 
 /// `[webhook]`: where the backend tells the merchant's server about payments and refunds.
@@ -67,6 +79,9 @@ pub struct BestinSettings {
     pub app_id: String,
     /// `x-secret`.
     pub secret: SecretString,
+    /// Our merchant id at Bestin Pay (`mid`): a notification is applied only when its `data.mid` is this one,
+    /// because Bestin Pay signs every merchant's notifications with the same platform key.
+    pub merchant_id: String,
     /// PEM (SubjectPublicKeyInfo) of the key that signs notifications. Default: Bestin Pay's production key
     /// from its API document. The sandbox signs with its own test key: configure that one for the demo.
     #[serde(default)]
@@ -169,7 +184,7 @@ pub struct ReconcilerSettings {
     /// How often to look for attempts stuck in "executing" (0 turns the periodic run off; it still runs at start).
     #[serde(default = "default_reconcile_interval")]
     pub interval_secs: u64,
-    /// An attempt counts as stuck when its Execute started this long ago (beyond the provider timeout).
+    /// An attempt counts as stuck when quiet this long; raised to two provider timeouts plus the token wait.
     #[serde(default = "default_stale_after")]
     pub stale_after_secs: u64,
 }
@@ -205,7 +220,7 @@ fn default_reconcile_interval() -> u64 {
     30
 }
 fn default_stale_after() -> u64 {
-    45
+    120
 }
 
 /// Defaults that need no secret: the listener and a SQLite file in the working directory.

@@ -18,12 +18,25 @@ pub struct AppError {
     /// Public message (no secrets, no internals).
     pub message: String,
     source: Option<anyhow::Error>,
+    nothing_done: bool,
 }
+
+/// Response extension of an error raised before any side effect: an Idempotency-Key is released for it instead
+/// of storing the answer (Stripe's rule), so a corrected retry can run.
+#[derive(Debug, Clone, Copy)]
+pub struct NothingDone;
 
 impl AppError {
     /// A client error with a public message.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        AppError { status, code, message: message.into(), source: None }
+        AppError { status, code, message: message.into(), source: None, nothing_done: false }
+    }
+
+    /// Marks an error raised before anything was written or sent.
+    #[must_use]
+    pub fn nothing_done(mut self) -> Self {
+        self.nothing_done = true;
+        self
     }
 
     /// 400 with a code.
@@ -48,6 +61,7 @@ impl AppError {
             code: ErrorCode::Internal,
             message: "internal error; nothing was lost, please retry".into(),
             source: Some(source.into()),
+            nothing_done: false,
         }
     }
 }
@@ -65,7 +79,11 @@ impl IntoResponse for AppError {
         } else if self.status.is_server_error() {
             tracing::warn!(code = %self.code, message = %self.message, "request failed");
         }
-        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut response = (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if self.nothing_done {
+            response.extensions_mut().insert(NothingDone);
+        }
+        response
     }
 }
 

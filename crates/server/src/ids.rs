@@ -23,6 +23,12 @@ pub fn refund_id() -> RefundId {
     RefundId::from_random(&random24()).expect("24 alphanumerics form a valid id")
 }
 
+/// A new request id for Bestin Pay (`req_id`): a secret random value of its own, never derived from a public
+/// id, so that no one else can create an order at Bestin Pay that our lookup by `req_id` would take for ours.
+pub fn bestin_req_id(prefix: &str) -> String {
+    format!("{prefix}{}", random24())
+}
+
 /// A new audit event id.
 pub fn event_id() -> String {
     format!("ev_{}", random24())

@@ -7,12 +7,14 @@
 
 pub mod bestin;
 pub mod bkash;
+pub mod bkash_codes;
 pub mod bkash_flow;
 pub mod clock;
 pub mod configuration;
 pub mod error;
 pub mod ids;
 pub mod metrics;
+pub mod payments;
 pub mod qr;
 pub mod routes;
 pub mod sessions;

@@ -1,6 +1,6 @@
 //! HTTP routes: the merchant API (API key), the widget API (CORS), the provider callback, operations.
 
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, NothingDone};
 use crate::sessions::parse_session_id;
 use crate::state::AppState;
 use axum::extract::{Path, Query, Request, State};
@@ -81,23 +81,35 @@ async fn require_api_key(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
-/// Runs `handler` once per `Idempotency-Key` (scoped by `scope`): a repeat with the same body replays the
-/// stored response; a repeat with another body is `idempotency_conflict`; a repeat while the first still runs is
-/// `payment_in_progress`. Server errors release the key so a retry can run.
+/// How long a request holds its Idempotency-Key; a key still held after this is retaken (its request died).
+/// Longer than the slowest request: a token wait plus a 30 s provider call plus a refund status check.
+const IDEMPOTENCY_LOCK_MS: i64 = 150_000;
+
+/// How long an Idempotency-Key is remembered.
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Runs `handler` once per `Idempotency-Key` (scoped by `scope`), as Stripe does: a repeat with the same body
+/// replays the stored response (whatever its status, a 5xx included, since the first request may have moved
+/// money); a repeat with another body is `idempotency_conflict`; a repeat while the first still runs is
+/// `payment_in_progress`. The key is released only when the handler says nothing was done ([`NothingDone`]).
+/// The handler gets the scoped key, to make its own side effects findable by it.
 async fn idempotent<F, Fut>(state: &AppState, headers: &HeaderMap, scope: &str, body: &str, handler: F) -> Response
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Option<String>) -> Fut,
     Fut: Future<Output = Response>,
 {
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
-        return handler().await;
+        return handler(None).await;
     };
     if key.is_empty() || key.len() > 255 {
         return AppError::bad_request(ErrorCode::InvalidRequest, "Idempotency-Key must be 1 to 255 characters")
             .into_response();
     }
     let key = format!("{scope}:{key}");
-    match state.store.claim_idempotency_key(&key, body, state.clock.now_ms()).await {
+    let now = state.clock.now_ms();
+    let claimed =
+        state.store.claim_idempotency_key(&key, body, now, now + IDEMPOTENCY_LOCK_MS, now - IDEMPOTENCY_TTL_MS).await;
+    match claimed {
         Err(e) => return AppError::from(e).into_response(),
         Ok(Some((hash, _))) if hash != body => {
             return AppError::conflict(
@@ -119,12 +131,14 @@ where
         }
         Ok(None) => {}
     }
-    let response = handler().await;
-    let status = response.status();
-    if status.is_server_error() {
-        let _ = state.store.release_idempotency_key(&key).await;
+    let response = handler(Some(key.clone())).await;
+    if response.extensions().get::<NothingDone>().is_some() {
+        if let Err(e) = state.store.release_idempotency_key(&key).await {
+            tracing::error!(error = %e, "could not release an idempotency key");
+        }
         return response;
     }
+    let status = response.status();
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -140,7 +154,7 @@ async fn create_session(
     ApiJson(req): ApiJson<CreateSessionRequest>,
 ) -> Response {
     let body = serde_json::to_string(&req).unwrap_or_default();
-    idempotent(&state, &headers, "session", &body, || async {
+    idempotent(&state, &headers, "session", &body, |_| async {
         match state.create_session(&req).await {
             Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
             Err(e) => e.into_response(),
@@ -166,8 +180,9 @@ async fn create_refund(
         Err(e) => return e.into_response(),
     };
     let body = serde_json::to_string(&req).unwrap_or_default();
-    idempotent(&state, &headers, &format!("refund:{id}"), &body, || async {
-        match state.refund(&id, &req).await {
+    let worker = state.clone();
+    idempotent(&state, &headers, &format!("refund:{id}"), &body, |key| async move {
+        match worker.refund(&id, &req, key.as_deref()).await {
             Ok((status, refund)) => (status, Json(refund)).into_response(),
             Err(e) => e.into_response(),
         }
@@ -244,6 +259,10 @@ async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -
         Err(NotifyRejection::BadSignature) => {
             tracing::warn!("rejected a Bestin Pay notification with a bad signature");
             AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidNotification, "signature does not verify")
+                .into_response()
+        }
+        Err(NotifyRejection::ForeignMerchant) => {
+            AppError::new(StatusCode::FORBIDDEN, ErrorCode::InvalidNotification, "not for this merchant")
                 .into_response()
         }
         Err(NotifyRejection::Malformed(why)) => {

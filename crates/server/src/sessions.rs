@@ -6,8 +6,8 @@ use crate::ids;
 use crate::state::AppState;
 use crate::store::{AttemptRow, AttemptState, SessionRow};
 use deshpay_api::{
-    AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency, ErrorCode, Method, Money, Payment,
-    Refund, RefundStatus, Session, SessionId, SessionStatus,
+    AttemptRecord, AttemptRecordStatus, AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency,
+    ErrorCode, Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
 };
 
 /// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
@@ -112,12 +112,14 @@ impl AppState {
     /// Validation errors, `invoice_in_use`, or internal.
     pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
         let now = self.clock.now_ms();
-        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())?;
+        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())
+            .map_err(AppError::nothing_done)?;
         if let Some(existing) = self.store.live_session_for_invoice(&row.invoice, now).await? {
             return Err(AppError::conflict(
                 ErrorCode::InvoiceInUse,
                 format!("invoice {} already has session {} ({})", row.invoice, existing.id, existing.status.as_str()),
-            ));
+            )
+            .nothing_done());
         }
         self.store.insert_session(&row).await?;
         self.store.add_event(Some(&row.id), None, "session.created", &row.amount.to_string(), now).await?;
@@ -136,12 +138,8 @@ impl AppState {
             .session(id)
             .await?
             .ok_or_else(|| AppError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))?;
-        if row.status == SessionStatus::Open
-            && row.expires_at <= now
-            && self.store.expire_session_if_due(id, now).await?
-        {
-            self.store.add_event(Some(id), None, "session.expired", "", now).await?;
-            row.status = SessionStatus::Expired;
+        if row.status == SessionStatus::Open && row.expires_at <= now {
+            self.expire_if_due(&mut row).await?;
         }
         Ok(row)
     }
@@ -180,8 +178,13 @@ impl AppState {
             None => None,
         };
         let refunds = self.store.refunds(&row.id).await?;
-        let refunded: i64 =
-            refunds.iter().filter(|r| r.status == RefundStatus::Completed).map(|r| r.amount.minor()).sum();
+        // What was refunded of the payment (automatic refunds of a duplicate are listed but not counted here).
+        let refunded: i64 = refunds
+            .iter()
+            .filter(|r| r.status == RefundStatus::Completed && Some(&r.attempt_id) == row.paid_attempt_id.as_ref())
+            .map(|r| r.amount.minor())
+            .sum();
+        let attempts = self.store.attempts_of(&row.id).await?.iter().map(attempt_record).collect();
         let refunded = Money::from_minor(refunded, row.amount.currency()).map_err(AppError::internal)?;
         Ok(Session {
             id: row.id.clone(),
@@ -198,6 +201,7 @@ impl AppState {
             payment,
             refunded: refunded.to_decimal(),
             refunds: refunds.into_iter().map(refund_view).collect(),
+            attempts,
         })
     }
 
@@ -220,7 +224,7 @@ impl AppState {
             status: attempt_status(a.state),
             message: match a.state {
                 AttemptState::Superseded => Some("This order has already been paid.".into()),
-                AttemptState::Review => Some("The payment needs a manual check by the merchant.".into()),
+                AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
                 _ => a.failure_message.clone(),
             },
             trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
@@ -245,6 +249,36 @@ fn method_unavailable_message(method: Method) -> &'static str {
     match method {
         Method::Bkash => "this session does not offer bKash",
         Method::Upi => "this session does not offer UPI",
+    }
+}
+
+/// The merchant's record of an attempt: status, provider ids and the provider's own reason.
+fn attempt_record(a: &AttemptRow) -> AttemptRecord {
+    AttemptRecord {
+        id: a.id.clone(),
+        method: a.method,
+        status: match a.state {
+            AttemptState::Creating => AttemptRecordStatus::Creating,
+            AttemptState::Created => AttemptRecordStatus::Created,
+            AttemptState::Executing => AttemptRecordStatus::Executing,
+            AttemptState::Completed => AttemptRecordStatus::Completed,
+            AttemptState::Failed => AttemptRecordStatus::Failed,
+            AttemptState::Cancelled => AttemptRecordStatus::Cancelled,
+            AttemptState::CreateFailed => AttemptRecordStatus::CreateFailed,
+            AttemptState::Superseded => AttemptRecordStatus::Superseded,
+            AttemptState::Review => AttemptRecordStatus::Review,
+            AttemptState::Expired => AttemptRecordStatus::Expired,
+        },
+        amount: a.amount.to_decimal(),
+        currency: a.amount.currency(),
+        payment_id: a.provider_ref.clone(),
+        trx_id: a.trx_id.clone(),
+        payer: a.payer.clone(),
+        code: a.failure_code.clone(),
+        message: a.failure_message.clone(),
+        late: a.late,
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
     }
 }
 

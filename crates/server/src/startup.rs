@@ -64,6 +64,7 @@ impl Application {
             metrics.clone(),
             settings.bkash.refresh_margin_secs,
             settings.bkash.refresh_token_lifetime_secs,
+            settings.bkash.timeout_ms,
         );
         let (bestin, verifier) = match &settings.bestin {
             Some(b) => {

@@ -148,10 +148,44 @@ pub struct AttemptRow {
     pub links: Option<String>,
     /// When the provider's payment request expires (Unix ms).
     pub expires_at: Option<i64>,
+    /// A provider-confirmed success that arrived after the attempt was closed and still paid the session.
+    pub late: bool,
+    /// Provider checks made so far (back-off schedule, retry budget).
+    pub checks: i64,
+    /// When to ask the provider next (Unix ms); `None`: not scheduled.
+    pub next_check_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+}
+
+impl AttemptRow {
+    /// A new attempt in `creating`, written before the provider is called.
+    pub fn new(id: AttemptId, session_id: SessionId, method: Method, amount: Money, now: i64) -> AttemptRow {
+        AttemptRow {
+            id,
+            session_id,
+            method,
+            state: AttemptState::Creating,
+            amount,
+            provider_ref: None,
+            redirect_url: None,
+            trx_id: None,
+            payer: None,
+            failure_code: None,
+            failure_message: None,
+            execute_started_at: None,
+            req_id: None,
+            links: None,
+            expires_at: None,
+            late: false,
+            checks: 0,
+            next_check_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// Fields to set along with a state transition; `None` keeps the stored value.
@@ -175,6 +209,14 @@ pub struct AttemptPatch {
     pub links: Option<String>,
     /// Provider deadline.
     pub expires_at: Option<i64>,
+    /// Marks a late success.
+    pub late: bool,
+    /// Schedules the next provider check: `Some(Some(t))` sets it, `Some(None)` clears it.
+    pub next_check_at: Option<Option<i64>>,
+    /// Counts one provider check.
+    pub count_check: bool,
+    /// Forgets that Execute was sent (only after bKash said the payment was never approved: 2056 + Initiated).
+    pub clear_execute: bool,
 }
 
 /// A refund row.
@@ -294,6 +336,9 @@ fn attempt_from(row: &AnyRow) -> StoreResult<AttemptRow> {
         req_id: row.try_get("req_id")?,
         links: row.try_get("links")?,
         expires_at: row.try_get("expires_at")?,
+        late: row.try_get::<i64, _>("late")? != 0,
+        checks: row.try_get("checks")?,
+        next_check_at: row.try_get("next_check_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -395,7 +440,8 @@ fn state_list(states: &[AttemptState]) -> String {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, session_id, method, status, amount_minor, currency, provider_ref, redirect_url, \
-     trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at, req_id, links, expires_at";
+     trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at, req_id, links, expires_at, \
+     late, checks, next_check_at";
 
 impl Store {
     /// Connects and runs the migrations. A `sqlite://` file is created if missing.
@@ -425,7 +471,8 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 15000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // FULL: a committed payment survives a power cut, not only a crash of the process.
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                     }
                     Ok(())
                 })
@@ -439,6 +486,18 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite's `synchronous` level on a pooled connection (2 is FULL); `None` on PostgreSQL.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn sqlite_synchronous(&self) -> StoreResult<Option<i64>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&self.pool).await?;
+        Ok(Some(row.try_get::<i64, _>(0)?))
     }
 
     /// A trivial query, for `/healthz`.
@@ -530,14 +589,17 @@ impl Store {
             .transpose()
     }
 
-    /// A session with this invoice that is paid, or open and not yet expired.
+    /// A session with this invoice that holds it: paid, open and not yet expired, or with an attempt that can
+    /// still take money (being created or confirmed, or a UPI request the customer may still approve).
     ///
     /// # Errors
     /// Database errors.
     pub async fn live_session_for_invoice(&self, invoice: &str, now: i64) -> StoreResult<Option<SessionRow>> {
         sqlx::query(
-            "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' OR (status = 'open' AND expires_at > $2)) \
-             ORDER BY created_at DESC LIMIT 1",
+            "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' OR (status = 'open' AND expires_at > $2) \
+             OR executing_attempt_id IS NOT NULL OR EXISTS (SELECT 1 FROM attempts a WHERE a.session_id = sessions.id \
+             AND (a.status IN ('creating', 'executing') OR (a.status = 'created' AND a.method = 'upi' \
+             AND (a.expires_at IS NULL OR a.expires_at > $2))))) ORDER BY created_at DESC LIMIT 1",
         )
         .bind(invoice)
         .bind(now)
@@ -548,65 +610,6 @@ impl Store {
         .transpose()
     }
 
-    /// Marks an open session past its expiry as expired, unless an attempt may still take money.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn expire_session_if_due(&self, id: &SessionId, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(&format!(
-            "UPDATE sessions SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'open' AND expires_at <= $2 \
-             AND NOT EXISTS (SELECT 1 FROM attempts WHERE session_id = $1 AND status IN ({}))",
-            state_list(&[AttemptState::Creating, AttemptState::Executing])
-        ))
-        .bind(id.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Completes a payment: the executing attempt becomes completed and its session paid, in one transaction.
-    /// Returns false (and changes nothing) when the attempt was not executing or the session was already paid.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn complete_payment(
-        &self,
-        attempt: &AttemptRow,
-        from: &[AttemptState],
-        patch: &AttemptPatch,
-        webhook: Option<&WebhookRow>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        // The first statement writes, so SQLite takes its write lock here and never has to upgrade a read lock.
-        let paid = sqlx::query(
-            "UPDATE sessions SET status = 'paid', paid_attempt_id = $1, updated_at = $2 \
-             WHERE id = $3 AND status IN ('open', 'expired')",
-        )
-        .bind(attempt.id.as_str())
-        .bind(now)
-        .bind(attempt.session_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if paid.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let sql = transition_sql(from);
-        let moved =
-            bind_transition(sqlx::query(&sql), attempt, AttemptState::Completed, patch, now).execute(&mut *tx).await?;
-        if moved.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(webhook) = webhook {
-            insert_webhook(&mut tx, webhook).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     // ----- attempts -----
 
     /// Inserts a new attempt.
@@ -614,31 +617,9 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_attempt(&self, a: &AttemptRow) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18)"
-        ))
-        .bind(a.id.as_str())
-        .bind(a.session_id.as_str())
-        .bind(a.method.as_str())
-        .bind(a.state.as_str())
-        .bind(a.amount.minor())
-        .bind(a.amount.currency().code())
-        .bind(a.provider_ref.clone())
-        .bind(a.redirect_url.clone())
-        .bind(a.trx_id.clone())
-        .bind(a.payer.clone())
-        .bind(a.failure_code.clone())
-        .bind(a.failure_message.clone())
-        .bind(a.execute_started_at)
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .bind(a.req_id.clone())
-        .bind(a.links.clone())
-        .bind(a.expires_at)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        let mut tx = self.pool.begin().await?;
+        insert_attempt_in(&mut tx, a).await?;
+        tx.commit().await
     }
 
     /// Moves an attempt from one of `from` to `to`, setting the patch's fields. Returns whether this call made
@@ -792,7 +773,13 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn insert_refund_within(&self, r: &RefundRow, paid_minor: i64, now: i64) -> StoreResult<bool> {
+    pub async fn insert_refund_within(
+        &self,
+        r: &RefundRow,
+        paid_minor: i64,
+        request_key: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             // Serialise refunds of one payment across instances: read-committed sums would race.
@@ -803,8 +790,8 @@ impl Store {
         }
         let done = sqlx::query(
             "INSERT INTO refunds (id, session_id, attempt_id, amount_minor, currency, status, reason, sku, refund_trx_id, \
-             failure_message, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, NULL, NULL, $8, $8 \
+             failure_message, created_at, updated_at, request_key) \
+             SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, NULL, NULL, $8, $8, $10 \
              WHERE (SELECT COALESCE(SUM(amount_minor), 0) FROM refunds WHERE attempt_id = $3 \
                     AND status IN ('pending', 'completed')) + $4 <= $9",
         )
@@ -817,10 +804,38 @@ impl Store {
         .bind(r.sku.clone())
         .bind(now)
         .bind(paid_minor)
+        .bind(request_key.map(str::to_owned))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The refund made with a merchant's Idempotency-Key.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn refund_by_request_key(&self, key: &str) -> StoreResult<Option<RefundRow>> {
+        sqlx::query("SELECT * FROM refunds WHERE request_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(refund_from)
+            .transpose()
+    }
+
+    /// Counts one refund status check of a pending refund (and touches it, so the reconciler waits a period).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_refund_check(&self, id: &RefundId, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE refunds SET checks = checks + 1, updated_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Settles a pending refund. Returns whether this call changed it.
@@ -1107,8 +1122,10 @@ impl Store {
 
     // ----- idempotency -----
 
-    /// Claims an idempotency key. `Ok(None)`: claimed, go ahead. `Ok(Some((hash, response)))`: seen before;
-    /// `response` is `None` while the first request is still running.
+    /// Claims an idempotency key until `locked_until`. `Ok(None)`: claimed, go ahead. `Ok(Some((hash,
+    /// response)))`: seen before; `response` is `None` while the first request still runs. A key older than
+    /// `expired_before` is forgotten, and an in-flight key whose lock ran out (its request died) is retaken by
+    /// the same request.
     ///
     /// # Errors
     /// Database errors.
@@ -1117,17 +1134,24 @@ impl Store {
         key: &str,
         request_hash: &str,
         now: i64,
+        locked_until: i64,
+        expired_before: i64,
     ) -> StoreResult<Option<(String, Option<(u16, String)>)>> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency (key, request_hash, status, body, created_at) VALUES ($1, $2, NULL, NULL, $3) \
-             ON CONFLICT (key) DO NOTHING",
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency (key, request_hash, status, body, created_at, locked_until) \
+             VALUES ($1, $2, NULL, NULL, $3, $4) ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, \
+             status = NULL, body = NULL, created_at = excluded.created_at, locked_until = excluded.locked_until \
+             WHERE idempotency.created_at < $5 OR (idempotency.status IS NULL \
+             AND COALESCE(idempotency.locked_until, 0) < $3 AND idempotency.request_hash = excluded.request_hash)",
         )
         .bind(key)
         .bind(request_hash)
         .bind(now)
+        .bind(locked_until)
+        .bind(expired_before)
         .execute(&self.pool)
         .await?;
-        if inserted.rows_affected() == 1 {
+        if claimed.rows_affected() == 1 {
             return Ok(None);
         }
         let row = sqlx::query("SELECT request_hash, status, body FROM idempotency WHERE key = $1")
@@ -1305,8 +1329,11 @@ fn transition_sql(from: &[AttemptState]) -> String {
         "UPDATE attempts SET status = $1, provider_ref = COALESCE($2, provider_ref), \
          redirect_url = COALESCE($3, redirect_url), trx_id = COALESCE($4, trx_id), payer = COALESCE($5, payer), \
          failure_code = COALESCE($6, failure_code), failure_message = COALESCE($7, failure_message), \
-         execute_started_at = COALESCE($8, execute_started_at), updated_at = $9, links = COALESCE($11, links), \
-         expires_at = COALESCE($12, expires_at) WHERE id = $10 AND status IN ({})",
+         execute_started_at = CASE WHEN $15 = 1 THEN NULL ELSE COALESCE($8, execute_started_at) END, \
+         updated_at = $9, links = COALESCE($11, links), expires_at = COALESCE($12, expires_at), \
+         late = CASE WHEN $13 = 1 THEN 1 ELSE late END, checks = checks + $14, \
+         next_check_at = CASE WHEN $16 = 1 THEN $17 ELSE next_check_at END, lease_until = NULL \
+         WHERE id = $10 AND status IN ({})",
         state_list(from)
     )
 }
@@ -1331,4 +1358,388 @@ fn bind_transition<'q>(
         .bind(attempt.id.as_str().to_owned())
         .bind(patch.links.clone())
         .bind(patch.expires_at)
+        .bind(i64::from(patch.late))
+        .bind(i64::from(patch.count_check))
+        .bind(i64::from(patch.clear_execute))
+        .bind(i64::from(patch.next_check_at.is_some()))
+        .bind(patch.next_check_at.flatten())
+}
+
+// ----- the payment core's transactions -----
+
+/// What a transition does to the attempt's session, in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEffect {
+    /// Nothing.
+    None,
+    /// Claims the session for this attempt's confirmation (`executing_attempt_id`): fails unless the session is
+    /// open, not past its expiry, and not claimed by another attempt.
+    Claim,
+    /// Gives the claim back (the attempt failed or went back to waiting).
+    Release,
+    /// Pays the session with this attempt: fails unless the session is unpaid, not claimed by another attempt,
+    /// and (for an expired session) no other session of its invoice was paid.
+    Pay,
+}
+
+/// One attempt transition with everything that goes with it.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// The attempt.
+    pub attempt: &'a AttemptRow,
+    /// States it may move from.
+    pub from: &'a [AttemptState],
+    /// State it moves to.
+    pub to: AttemptState,
+    /// Fields set with it.
+    pub patch: AttemptPatch,
+    /// Its effect on the session.
+    pub session: SessionEffect,
+    /// Audit event kind, e.g. `attempt.completed`.
+    pub event: &'a str,
+    /// Audit event detail (no secrets; payers masked).
+    pub detail: String,
+    /// Webhook to the merchant, written to the outbox.
+    pub webhook: Option<WebhookRow>,
+}
+
+/// Result of [`Store::begin_attempt`].
+#[derive(Debug)]
+pub enum Begin {
+    /// The new attempt was written (`creating`); these earlier attempts were superseded with it.
+    Started(Vec<AttemptId>),
+    /// A live attempt of the same method that the caller should hand out again.
+    Reuse(Box<AttemptRow>),
+    /// Another attempt is being created or confirmed, or cannot be superseded.
+    Busy,
+    /// The session is not open, past its expiry, or claimed: the caller reloads it to say why.
+    NotPayable,
+}
+
+/// Attempt states from which no provider success has been recorded yet.
+pub const UNSETTLED: [AttemptState; 8] = [
+    AttemptState::Creating,
+    AttemptState::Created,
+    AttemptState::Executing,
+    AttemptState::Failed,
+    AttemptState::Cancelled,
+    AttemptState::CreateFailed,
+    AttemptState::Superseded,
+    AttemptState::Expired,
+];
+
+impl Store {
+    /// Applies a [`Change`]: the session effect, the attempt's conditional move, its audit event and its outbox
+    /// webhook in one transaction. Returns whether it happened; when any conditional part fails nothing does.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn apply(&self, c: &Change<'_>, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let session = c.attempt.session_id.as_str();
+        let attempt = c.attempt.id.as_str();
+        // The session row is written first: it serialises the attempts of one session (and SQLite takes its write
+        // lock at once instead of upgrading a read lock).
+        let required = match c.session {
+            SessionEffect::None => None,
+            SessionEffect::Claim => Some(
+                sqlx::query(
+                    "UPDATE sessions SET executing_attempt_id = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
+                     AND expires_at > $2 AND (executing_attempt_id IS NULL OR executing_attempt_id = $1)",
+                )
+                .bind(attempt)
+                .bind(now)
+                .bind(session)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            ),
+            SessionEffect::Release => {
+                sqlx::query(
+                    "UPDATE sessions SET executing_attempt_id = NULL, updated_at = $2 WHERE id = $3 \
+                     AND executing_attempt_id = $1",
+                )
+                .bind(attempt)
+                .bind(now)
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+            SessionEffect::Pay => Some(
+                sqlx::query(
+                    "UPDATE sessions SET status = 'paid', paid_attempt_id = $1, executing_attempt_id = NULL, \
+                     updated_at = $2 WHERE id = $3 AND (status = 'open' OR (status = 'expired' AND NOT EXISTS \
+                     (SELECT 1 FROM sessions other WHERE other.invoice = sessions.invoice AND other.id <> sessions.id \
+                     AND other.status = 'paid'))) AND (executing_attempt_id IS NULL OR executing_attempt_id = $1)",
+                )
+                .bind(attempt)
+                .bind(now)
+                .bind(session)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            ),
+        };
+        if required.is_some_and(|n| n != 1) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let sql = transition_sql(c.from);
+        let moved = bind_transition(sqlx::query(&sql), c.attempt, c.to, &c.patch, now).execute(&mut *tx).await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut tx, Some(&c.attempt.session_id), Some(&c.attempt.id), c.event, &c.detail, now).await?;
+        if let Some(webhook) = &c.webhook {
+            insert_webhook(&mut tx, webhook).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Starts an attempt on a session in one transaction: the session must be open, unexpired and unclaimed; a
+    /// live attempt of the same UPI method is reused, live bKash attempts are superseded (bKash takes money only
+    /// at our Execute, which a superseded attempt never gets), and a live UPI request (which the customer could
+    /// still approve) or an attempt being created or confirmed makes the start `Busy`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn begin_attempt(&self, new: &AttemptRow, now: i64) -> StoreResult<Begin> {
+        let mut tx = self.pool.begin().await?;
+        let open = sqlx::query(
+            "UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'open' AND expires_at > $2 \
+             AND executing_attempt_id IS NULL",
+        )
+        .bind(new.session_id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if open.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Begin::NotPayable);
+        }
+        let live = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE session_id = $1 AND status IN ({}) ORDER BY created_at, id",
+            state_list(&[AttemptState::Creating, AttemptState::Created, AttemptState::Executing])
+        ))
+        .bind(new.session_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(attempt_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+        let mut supersede = Vec::new();
+        for a in live {
+            let reusable = a.method == Method::Upi
+                && new.method == Method::Upi
+                && a.state == AttemptState::Created
+                && a.expires_at.is_some_and(|e| e > now);
+            if reusable {
+                tx.rollback().await?;
+                return Ok(Begin::Reuse(Box::new(a)));
+            }
+            if a.method == Method::Bkash && a.state != AttemptState::Executing {
+                supersede.push(a.id);
+            } else if !(a.method == Method::Upi && a.expires_at.is_some_and(|e| e <= now)) {
+                tx.rollback().await?;
+                return Ok(Begin::Busy);
+            }
+        }
+        for id in &supersede {
+            sqlx::query(
+                "UPDATE attempts SET status = 'superseded', failure_message = 'Replaced by a newer attempt', \
+                 updated_at = $2 WHERE id = $1 AND status IN ('creating', 'created')",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut tx, Some(&new.session_id), Some(id), "attempt.superseded", new.id.as_str(), now).await?;
+        }
+        insert_attempt_in(&mut tx, new).await?;
+        insert_event(&mut tx, Some(&new.session_id), Some(&new.id), "attempt.creating", new.method.as_str(), now)
+            .await?;
+        tx.commit().await?;
+        Ok(Begin::Started(supersede))
+    }
+
+    /// The claim that lets exactly one caller send Execute for an attempt it (or a crashed caller) claimed:
+    /// stamps `execute_started_at` only if no one stamped it before.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_execute(&self, attempt: &AttemptId, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE attempts SET execute_started_at = $1, updated_at = $1 WHERE id = $2 AND status = 'executing' \
+             AND execute_started_at IS NULL",
+        )
+        .bind(now)
+        .bind(attempt.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Leases an attempt to one reconciler until `until`; whether this caller got it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn lease_attempt(&self, attempt: &AttemptId, now: i64, until: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE attempts SET lease_until = $1 WHERE id = $2 AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(until)
+        .bind(attempt.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Expires an open session past its expiry, unless an attempt is being created or confirmed, together with
+    /// its waiting bKash attempts (never executed afterwards), an audit event and the `session.expired` webhook.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn expire_session(&self, id: &SessionId, webhook: Option<&WebhookRow>, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&format!(
+            "UPDATE sessions SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'open' \
+             AND expires_at <= $2 AND executing_attempt_id IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM attempts WHERE session_id = $1 AND status IN ({}))",
+            state_list(&[AttemptState::Creating, AttemptState::Executing])
+        ))
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE attempts SET status = 'expired', failure_message = 'The payment session expired', updated_at = $2 \
+             WHERE session_id = $1 AND method = 'bkash' AND status = 'created'",
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, Some(id), None, "session.expired", "", now).await?;
+        if let Some(webhook) = webhook {
+            insert_webhook(&mut tx, webhook).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every attempt of a session, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempts_of(&self, session_id: &SessionId) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE session_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(session_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Attempts of `method` in one of `states` whose provider check is due, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn checks_due(
+        &self,
+        method: Method,
+        states: &[AttemptState],
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AttemptRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE method = $1 AND status IN ({}) AND next_check_at <= $2 \
+             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_check_at LIMIT $3",
+            state_list(states)
+        ))
+        .bind(method.as_str())
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from).collect()
+    }
+
+    /// Sets (or clears) an attempt's next provider check without changing its state, counting one check.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn schedule_check(&self, attempt: &AttemptId, next: Option<i64>, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE attempts SET next_check_at = $1, checks = checks + 1, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3",
+        )
+        .bind(next)
+        .bind(now)
+        .bind(attempt.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: Option<&SessionId>,
+    attempt_id: Option<&AttemptId>,
+    kind: &str,
+    detail: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (id, session_id, attempt_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(crate::ids::event_id())
+    .bind(session_id.map(|s| s.as_str().to_owned()))
+    .bind(attempt_id.map(|a| a.as_str().to_owned()))
+    .bind(kind)
+    .bind(detail)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_attempt_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, a: &AttemptRow) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21)"
+    ))
+    .bind(a.id.as_str())
+    .bind(a.session_id.as_str())
+    .bind(a.method.as_str())
+    .bind(a.state.as_str())
+    .bind(a.amount.minor())
+    .bind(a.amount.currency().code())
+    .bind(a.provider_ref.clone())
+    .bind(a.redirect_url.clone())
+    .bind(a.trx_id.clone())
+    .bind(a.payer.clone())
+    .bind(a.failure_code.clone())
+    .bind(a.failure_message.clone())
+    .bind(a.execute_started_at)
+    .bind(a.created_at)
+    .bind(a.updated_at)
+    .bind(a.req_id.clone())
+    .bind(a.links.clone())
+    .bind(a.expires_at)
+    .bind(i64::from(a.late))
+    .bind(a.checks)
+    .bind(a.next_check_at)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
 }

@@ -16,10 +16,15 @@ use tokio::sync::{Mutex, RwLock};
 
 /// A day: the refresh_token is replaced by a grant this long before bKash would stop accepting it.
 const REFRESH_TOKEN_SAFETY_MS: i64 = 24 * 3600 * 1000;
-/// How long one instance may hold the renewal lease: beyond a 30 s bKash call, so a crashed holder frees it.
-const LEASE_MS: i64 = 40_000;
-/// How long a caller waits for another instance's renewal before giving up.
-const LEASE_WAIT_MS: i64 = 45_000;
+/// How long one instance may hold the renewal lease beyond one bKash call's timeout, so a crashed holder frees it.
+const LEASE_MARGIN_MS: i64 = 10_000;
+/// How long a caller waits for another instance's renewal beyond one bKash call's timeout before giving up.
+const LEASE_WAIT_MARGIN_MS: i64 = 15_000;
+
+/// The longest a caller waits for a token: one renewal call plus a margin (45 s with bKash's 30 s timeout).
+pub fn token_wait_ms(call_timeout_ms: u64) -> i64 {
+    i64::try_from(call_timeout_ms).unwrap_or(30_000) + LEASE_WAIT_MARGIN_MS
+}
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,7 @@ pub struct TokenManager {
     cached: RwLock<Option<StoredToken>>,
     renewing: Mutex<()>,
     holder: String,
+    call_timeout_ms: u64,
 }
 
 impl TokenManager {
@@ -58,6 +64,7 @@ impl TokenManager {
         metrics: Arc<Metrics>,
         refresh_margin_secs: u64,
         refresh_token_lifetime_secs: u64,
+        call_timeout_ms: u64,
     ) -> Self {
         TokenManager {
             client,
@@ -69,6 +76,7 @@ impl TokenManager {
             cached: RwLock::new(None),
             renewing: Mutex::new(()),
             holder: crate::ids::event_id(),
+            call_timeout_ms,
         }
     }
 
@@ -104,10 +112,11 @@ impl TokenManager {
         }
         // Only one instance renews; the others wait for its token to appear in the store.
         let lease = self.store_key();
-        let deadline = self.clock.now_ms() + LEASE_WAIT_MS;
+        let deadline = self.clock.now_ms() + token_wait_ms(self.call_timeout_ms);
+        let lease_ms = i64::try_from(self.call_timeout_ms).unwrap_or(30_000) + LEASE_MARGIN_MS;
         loop {
             let now = self.clock.now_ms();
-            if self.store.try_lease(&lease, &self.holder, now, now + LEASE_MS).await? {
+            if self.store.try_lease(&lease, &self.holder, now, now + lease_ms).await? {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -6,8 +6,9 @@ use crate::bestin::{BestinClient, BestinError, BestinStatus, Order, parse_amount
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::ids::{self, mask};
+use crate::payments::Confirmed;
 use crate::state::AppState;
-use crate::store::{AttemptPatch, AttemptRow, AttemptState, PayoutRow, PayoutState};
+use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, PayoutRow, PayoutState};
 use axum::http::StatusCode;
 use deshpay_api::{
     AttemptId, BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, SessionId,
@@ -18,6 +19,19 @@ use std::sync::Arc;
 
 /// States a UPI attempt can still leave.
 const OPEN_UPI: [AttemptState; 2] = [AttemptState::Created, AttemptState::Executing];
+
+/// First /query of a payin no earlier than this after its creation (money rule 9: notifications come first).
+const FIRST_CHECK_MS: i64 = 25_000;
+
+/// When the later /query checks of a payin happen, after its creation; then no more (notifications and the
+/// customer's own status checks go on).
+const CHECK_SCHEDULE_MS: [i64; 7] = [25_000, 60_000, 120_000, 240_000, 480_000, 900_000, 960_000];
+
+/// The next check of an attempt that has just been checked, on the back-off schedule.
+fn next_check(attempt: &AttemptRow, now: i64) -> Option<i64> {
+    let done = usize::try_from(attempt.checks).unwrap_or(usize::MAX).saturating_add(1);
+    CHECK_SCHEDULE_MS.get(done).map(|offset| (attempt.created_at + offset).max(now + 1_000))
+}
 
 fn unavailable() -> AppError {
     AppError::new(
@@ -42,6 +56,11 @@ fn links_of(order: &Order) -> Option<UpiLinks> {
     Some(UpiLinks { paytm: links.paytm, phonepe: links.phonepe, upi })
 }
 
+/// Whether an order answer names our `req_id` (when it names one at all).
+fn req_id_matches(order: &Order, req_id: &str) -> bool {
+    order.req_id.as_deref().is_none_or(|r| r == req_id)
+}
+
 /// Why a notification was not accepted.
 #[derive(Debug)]
 pub enum NotifyRejection {
@@ -49,6 +68,8 @@ pub enum NotifyRejection {
     Malformed(&'static str),
     /// The signature does not verify with the configured key.
     BadSignature,
+    /// Signed by Bestin Pay, but for another merchant (`data.mid` is not ours).
+    ForeignMerchant,
     /// No attempt or payout knows this order (yet): the provider should deliver it again.
     Unknown,
     /// UPI is not configured.
@@ -89,82 +110,60 @@ impl AppState {
         let bestin = self.bestin_client()?;
         let session = self.payable_session(id, Method::Upi).await?;
         let now = self.clock.now_ms();
-        // One pending payin per session: a second one could be approved too and charge the customer twice.
-        if let Some(latest) = self.store.latest_attempt(id).await?
-            && latest.method == Method::Upi
-            && latest.state.is_in_flight()
-        {
-            if latest.state == AttemptState::Executing || latest.state == AttemptState::Creating {
+        let mut attempt = AttemptRow::new(ids::attempt_id(), id.clone(), Method::Upi, session.amount, now);
+        // A secret of its own, so that a lost answer can be found by /query and no one can forge a match.
+        attempt.req_id = Some(ids::bestin_req_id("dp"));
+        attempt.next_check_at = Some(now + FIRST_CHECK_MS);
+        match self.begin(&attempt).await? {
+            Begin::Started(_) => {}
+            Begin::Reuse(live) => {
+                // One pending payin per session: a second one could be approved too and charge twice.
+                if let Some(links) = live.links.as_deref().and_then(|l| serde_json::from_str::<UpiLinks>(l).ok()) {
+                    return Ok(upi_response(live.id.clone(), links, live.expires_at.unwrap_or(now)));
+                }
                 return Err(AppError::conflict(ErrorCode::PaymentInProgress, "a UPI payment is being confirmed"));
             }
-            if latest.expires_at.is_some_and(|e| e > now)
-                && let Some(links) = latest.links.as_deref().and_then(|l| serde_json::from_str::<UpiLinks>(l).ok())
-            {
-                return Ok(upi_response(latest.id, links, latest.expires_at.unwrap_or(now)));
+            Begin::Busy => {
+                return Err(AppError::conflict(
+                    ErrorCode::PaymentInProgress,
+                    "another payment for this session is under way; finish or cancel it first",
+                ));
+            }
+            Begin::NotPayable => {
+                self.payable_session(id, Method::Upi).await?;
+                return Err(AppError::conflict(ErrorCode::PaymentInProgress, "a payment is being confirmed"));
             }
         }
-        let attempt_id = ids::attempt_id();
-        let attempt = AttemptRow {
-            id: attempt_id.clone(),
-            session_id: id.clone(),
-            method: Method::Upi,
-            state: AttemptState::Creating,
-            amount: session.amount,
-            provider_ref: None,
-            redirect_url: None,
-            trx_id: None,
-            payer: None,
-            failure_code: None,
-            failure_message: None,
-            execute_started_at: None,
-            // A fresh req_id per attempt, derived from the attempt so a lost answer can be found by /query.
-            req_id: Some(format!("dp{}", &attempt_id.as_str()[4..])),
-            links: None,
-            expires_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_attempt(&attempt).await?;
-        self.metrics.attempt("upi", "started");
         let req_id = attempt.req_id.clone().unwrap_or_default();
         let created = bestin.payin(&req_id, session.amount, &self.notify_url(), &session.return_url).await;
         let order = match created {
             Ok(o) => o,
             Err(e) => {
-                let patch = AttemptPatch { failure_message: Some(e.to_string()), ..Default::default() };
                 // A payin that may exist without our knowing stays "creating" for the poller to find by req_id.
                 if !e.is_no_response() {
-                    self.store
-                        .transition_attempt(
-                            &attempt,
-                            &[AttemptState::Creating],
-                            AttemptState::CreateFailed,
-                            &patch,
-                            self.clock.now_ms(),
-                        )
+                    let patch = AttemptPatch {
+                        failure_message: Some(e.to_string()),
+                        next_check_at: Some(None),
+                        ..Default::default()
+                    };
+                    self.move_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, "payin")
                         .await?;
-                    self.metrics.attempt("upi", "create_failed");
                 }
                 return Err(provider_error(&e));
             }
         };
-        let amount_ok = parse_amount(&order.amount).ok() == Some(session.amount);
+        let amount_ok = parse_amount(&order.amount).ok() == Some(session.amount) && req_id_matches(&order, &req_id);
         let Some(links) = links_of(&order).filter(|_| amount_ok) else {
             tracing::error!(trx_id = %order.trx_id, "bestin payin answer does not match the request");
+            // The customer never sees these links; the payin is cancelled at Bestin Pay as far as it can be.
             let patch = AttemptPatch {
                 provider_ref: Some(order.trx_id.clone()),
                 failure_message: Some("the provider's answer did not match the order".into()),
                 ..Default::default()
             };
-            self.store
-                .transition_attempt(
-                    &attempt,
-                    &[AttemptState::Creating],
-                    AttemptState::Review,
-                    &patch,
-                    self.clock.now_ms(),
-                )
+            self.move_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, "payin mismatch")
                 .await?;
+            let _ = bestin.cancel(&order.trx_id, "payin").await;
             return Err(AppError::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorCode::ProviderError,
@@ -179,14 +178,14 @@ impl AppState {
             expires_at: Some(expires_at),
             ..Default::default()
         };
-        self.store
-            .transition_attempt(&attempt, &[AttemptState::Creating], AttemptState::Created, &patch, self.clock.now_ms())
+        let live = self
+            .move_attempt(&attempt, &[AttemptState::Creating], AttemptState::Created, patch, order.trx_id.clone())
             .await?;
-        self.store
-            .add_event(Some(id), Some(&attempt.id), "attempt.created", &order.trx_id, self.clock.now_ms())
-            .await?;
-        self.changed(id);
-        // The provider may already report a final status (e.g. a sandbox fault); apply it like a notification.
+        if !live {
+            let _ = bestin.cancel(&order.trx_id, "payin").await;
+            return Err(AppError::conflict(ErrorCode::PaymentInProgress, "this payment attempt was replaced"));
+        }
+        // The provider may already report a final status (e.g. a sandbox fault); apply it like a query answer.
         if order.status != BestinStatus::Pending {
             let fresh = self.store.attempt(&attempt.id).await?.unwrap_or(attempt.clone());
             self.apply_upi_status(&fresh, &order.status, Some(&order.amount), "payin").await?;
@@ -194,7 +193,9 @@ impl AppState {
         Ok(upi_response(attempt.id, links, expires_at))
     }
 
-    /// Applies a provider status to a UPI attempt, forward only. Returns whether anything changed.
+    /// Applies a status Bestin Pay reported for a payin we recorded (notification bound to our merchant and
+    /// trx_id, or our own /query): a success is settled by the core (late success or review when the attempt or
+    /// session had moved on); other statuses only move an open attempt forward. Returns whether anything changed.
     async fn apply_upi_status(
         &self,
         attempt: &AttemptRow,
@@ -202,8 +203,6 @@ impl AppState {
         amount: Option<&str>,
         source: &str,
     ) -> Result<bool, AppError> {
-        let now = self.clock.now_ms();
-        let from: &[AttemptState] = &OPEN_UPI;
         let (to, message) = match status {
             BestinStatus::Pending => return Ok(false),
             BestinStatus::Unknown(s) => {
@@ -211,85 +210,45 @@ impl AppState {
                 return Ok(false);
             }
             BestinStatus::Confirming => {
-                let changed = self
-                    .store
-                    .transition_attempt(
+                return self
+                    .move_attempt(
                         attempt,
                         &[AttemptState::Created],
                         AttemptState::Executing,
-                        &AttemptPatch::default(),
-                        now,
+                        AttemptPatch::default(),
+                        source,
                     )
-                    .await?;
-                if changed {
-                    self.changed(&attempt.session_id);
-                }
-                return Ok(changed);
+                    .await;
             }
             BestinStatus::Success => {
-                let paid = amount.and_then(|a| parse_amount(a).ok());
-                if paid != Some(attempt.amount) {
-                    tracing::error!(attempt = %attempt.id, amount = ?amount, "UPI payment amount does not match");
-                    let patch = AttemptPatch {
-                        failure_message: Some("amount mismatch; needs review".into()),
-                        ..Default::default()
-                    };
-                    let changed =
-                        self.store.transition_attempt(attempt, from, AttemptState::Review, &patch, now).await?;
-                    self.changed(&attempt.session_id);
-                    return Ok(changed);
-                }
-                let patch = AttemptPatch { trx_id: attempt.provider_ref.clone(), ..Default::default() };
-                let webhook = crate::webhooks::session_paid(self, attempt, attempt.provider_ref.as_deref());
-                if self.store.complete_payment(attempt, from, &patch, webhook.as_ref(), now).await? {
-                    self.wake_webhooks();
-                    self.store
-                        .add_event(Some(&attempt.session_id), Some(&attempt.id), "attempt.completed", source, now)
-                        .await?;
-                    self.metrics.attempt("upi", "succeeded");
-                    self.changed(&attempt.session_id);
-                    return Ok(true);
-                }
-                // Not open any more, or the session was paid by another attempt: keep the record for review.
-                let current = self.store.attempt(&attempt.id).await?.map(|a| a.state);
-                if current.is_some_and(|s| s.is_in_flight()) {
-                    let patch = AttemptPatch {
-                        failure_message: Some("session already paid by another attempt; refund needed".into()),
-                        ..Default::default()
-                    };
-                    self.store.transition_attempt(attempt, from, AttemptState::Review, &patch, now).await?;
-                    tracing::error!(attempt = %attempt.id, "second UPI payment for a paid session; needs refund");
-                }
-                return Ok(false);
+                let Some(trx_id) = attempt.provider_ref.clone() else { return Ok(false) };
+                let paid = Confirmed {
+                    trx_id,
+                    amount: amount.and_then(|a| parse_amount(a).ok()),
+                    payer: None,
+                    reference_matches: true,
+                };
+                self.settle_success(attempt, paid, source).await?;
+                return Ok(true);
             }
             BestinStatus::Failed => (AttemptState::Failed, "The payment was declined in the UPI app."),
             BestinStatus::Canceled => (AttemptState::Cancelled, "Payment cancelled"),
             BestinStatus::Expired => (AttemptState::Expired, "The payment request expired."),
         };
-        let patch = AttemptPatch { failure_message: Some(message.into()), ..Default::default() };
-        let changed = self.store.transition_attempt(attempt, from, to, &patch, now).await?;
-        if changed {
-            self.store
-                .add_event(
-                    Some(&attempt.session_id),
-                    Some(&attempt.id),
-                    &format!("attempt.{}", to.as_str()),
-                    source,
-                    now,
-                )
-                .await?;
-            self.metrics.attempt("upi", to.as_str());
-            self.changed(&attempt.session_id);
-        }
-        Ok(changed)
+        let patch =
+            AttemptPatch { failure_message: Some(message.into()), next_check_at: Some(None), ..Default::default() };
+        self.move_attempt(attempt, &OPEN_UPI, to, patch, source).await
     }
 
-    /// Handles a Bestin Pay notification: verify, deduplicate, check, apply.
+    /// Handles a Bestin Pay notification: verify the signature, then bind it to our merchant (`data.mid`) and to
+    /// an order we recorded, deduplicate, apply.
     ///
     /// # Errors
     /// A [`NotifyRejection`]; the caller answers anything but `success`, so the provider delivers again.
     pub async fn bestin_notification(&self, body: &[u8]) -> Result<(), NotifyRejection> {
         let verifier = self.verifier.as_ref().ok_or(NotifyRejection::Disabled)?;
+        let bestin = self.bestin.clone().ok_or(NotifyRejection::Disabled)?;
+        let merchant_id = self.settings.bestin.as_ref().map(|b| b.merchant_id.as_str()).unwrap_or_default();
         let value: Value = serde_json::from_slice(body).map_err(|_| NotifyRejection::Malformed("body is not JSON"))?;
         let data = value.get("data").and_then(Value::as_object).ok_or(NotifyRejection::Malformed("no data object"))?;
         let sign = value.get("sign").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no sign"))?;
@@ -299,6 +258,11 @@ impl AppState {
             return Err(NotifyRejection::BadSignature);
         }
         let field = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+        // Bestin Pay signs every merchant's notifications with one platform key: only our mid is ours.
+        if merchant_id.is_empty() || field("mid") != merchant_id {
+            tracing::warn!(notify_id, "a signed notification for another Bestin Pay merchant was rejected");
+            return Err(NotifyRejection::ForeignMerchant);
+        }
         let (trx_id, status, trx_type) = (field("trx_id"), field("status"), field("trx_type"));
         if trx_id.is_empty() || status.is_empty() || field("ccy") != "INR" {
             return Err(NotifyRejection::Malformed("trx_id, status and ccy INR are required"));
@@ -309,21 +273,38 @@ impl AppState {
         }
         let status_parsed = BestinStatus::parse(status);
         let outcome = if trx_type == "payout" {
-            let payout = match self.store.payout_by_trx(trx_id).await? {
-                Some(p) => Some(p),
-                None => self.store.payout_by_req_id(field("req_id")).await?,
-            };
-            let Some(payout) = payout else { return Err(NotifyRejection::Unknown) };
-            self.apply_payout_status(&payout, &status_parsed, Some(trx_id)).await?;
+            if let Some(payout) = self.store.payout_by_trx(trx_id).await? {
+                self.apply_payout_status(&payout, &status_parsed, Some(trx_id)).await?;
+            } else if let Some(payout) = self.store.payout_by_req_id(field("req_id")).await?
+                && payout.status == PayoutState::Creating
+            {
+                // Our create answer was lost: believe only our own /query by req_id, never the notification.
+                let order =
+                    bestin.query_by_req_id(&payout.req_id, "payout").await.map_err(|_| NotifyRejection::Unknown)?;
+                if order.trx_id != trx_id || parse_amount(&order.amount).ok() != Some(payout.amount) {
+                    return Err(NotifyRejection::Unknown);
+                }
+                self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await?;
+            } else {
+                return Err(NotifyRejection::Unknown);
+            }
             "payout"
         } else {
-            let attempt = match self.store.attempt_by_provider_ref(Method::Upi, trx_id).await? {
-                Some(a) => Some(a),
-                None => self.adopt_by_req_id(field("req_id"), trx_id).await?,
+            let changed = match self.store.attempt_by_provider_ref(Method::Upi, trx_id).await? {
+                Some(attempt) => {
+                    self.apply_upi_status(&attempt, &status_parsed, Some(field("amount")), "notification").await?
+                }
+                None => {
+                    let Some(attempt) = self.store.attempt_by_req_id(field("req_id")).await? else {
+                        return Err(NotifyRejection::Unknown);
+                    };
+                    if attempt.state != AttemptState::Creating || !self.adopt_lost_payin(&attempt, Some(trx_id)).await?
+                    {
+                        return Err(NotifyRejection::Unknown);
+                    }
+                    true
+                }
             };
-            let Some(attempt) = attempt else { return Err(NotifyRejection::Unknown) };
-            let changed =
-                self.apply_upi_status(&attempt, &status_parsed, Some(field("amount")), "notification").await?;
             if changed { "applied" } else { "ignored" }
         };
         self.store.record_notification(notify_id, trx_id, status, outcome, self.clock.now_ms()).await?;
@@ -331,31 +312,56 @@ impl AppState {
         Ok(())
     }
 
-    /// An attempt whose payin answer was lost: recognise it by our req_id and record the provider's trx id.
-    async fn adopt_by_req_id(&self, req_id: &str, trx_id: &str) -> Result<Option<AttemptRow>, AppError> {
-        if req_id.is_empty() {
-            return Ok(None);
+    /// A payin whose create answer was lost (still `creating`): asks our own authenticated /query by `req_id` and
+    /// adopts the order only when it is the one expected (`trx_id` when a notification named one, amount,
+    /// currency), then applies the status /query reported. Returns whether it was adopted.
+    async fn adopt_lost_payin(&self, attempt: &AttemptRow, trx_id: Option<&str>) -> Result<bool, AppError> {
+        let Some(bestin) = self.bestin.clone() else { return Ok(false) };
+        let Some(req_id) = attempt.req_id.clone() else { return Ok(false) };
+        let order = match bestin.query_by_req_id(&req_id, "payin").await {
+            Ok(order) => order,
+            Err(BestinError::Provider { .. }) => {
+                // Bestin Pay has no such payin: nothing can take money through it.
+                let patch = AttemptPatch {
+                    failure_message: Some("Bestin Pay has no such payment".into()),
+                    next_check_at: Some(None),
+                    ..Default::default()
+                };
+                self.move_attempt(attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, "query")
+                    .await?;
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::warn!(attempt = %attempt.id, error = %e, "payin query by req_id failed");
+                return Ok(false);
+            }
+        };
+        let matches = trx_id.is_none_or(|t| t == order.trx_id)
+            && parse_amount(&order.amount).ok() == Some(attempt.amount)
+            && order.ccy.as_deref().is_none_or(|c| c == "INR")
+            && req_id_matches(&order, &req_id);
+        if !matches {
+            tracing::error!(attempt = %attempt.id, "the order found by req_id is not the one we asked for");
+            return Ok(false);
         }
-        let Some(attempt) = self.store.attempt_by_req_id(req_id).await? else { return Ok(None) };
-        if attempt.state == AttemptState::Creating {
-            let expires_at =
-                attempt.created_at + self.settings.bestin.as_ref().map_or(900, |b| b.payin_ttl_secs) as i64 * 1000;
-            let patch = AttemptPatch {
-                provider_ref: Some(trx_id.to_owned()),
-                expires_at: Some(expires_at),
-                ..Default::default()
-            };
-            self.store
-                .transition_attempt(
-                    &attempt,
-                    &[AttemptState::Creating],
-                    AttemptState::Created,
-                    &patch,
-                    self.clock.now_ms(),
-                )
-                .await?;
+        let expires_at =
+            attempt.created_at + self.settings.bestin.as_ref().map_or(900, |b| b.payin_ttl_secs) as i64 * 1000;
+        let patch = AttemptPatch {
+            provider_ref: Some(order.trx_id.clone()),
+            expires_at: Some(expires_at),
+            links: links_of(&order).and_then(|l| serde_json::to_string(&l).ok()),
+            ..Default::default()
+        };
+        if !self
+            .move_attempt(attempt, &[AttemptState::Creating], AttemptState::Created, patch, "adopted by req_id")
+            .await?
+        {
+            return Ok(false);
         }
-        Ok(self.store.attempt(&attempt.id).await?)
+        if let Some(adopted) = self.store.attempt(&attempt.id).await? {
+            self.apply_upi_status(&adopted, &order.status, Some(&order.amount), "query").await?;
+        }
+        Ok(true)
     }
 
     /// Cancels the session's pending attempt (UPI at Bestin Pay; bKash locally, since bKash has no cancel and
@@ -368,8 +374,6 @@ impl AppState {
         let Some(attempt) = self.store.latest_attempt(id).await?.filter(|a| a.state == AttemptState::Created) else {
             return Err(AppError::conflict(ErrorCode::NothingToCancel, "there is no pending payment to cancel"));
         };
-        let now = self.clock.now_ms();
-        let patch = AttemptPatch { failure_message: Some("Payment cancelled".into()), ..Default::default() };
         if attempt.method == Method::Upi {
             let bestin = self.bestin_client()?;
             let trx_id = attempt.provider_ref.clone().unwrap_or_default();
@@ -384,90 +388,84 @@ impl AppState {
                 Err(e) => return Err(provider_error(&e)),
             }
         }
-        if self
-            .store
-            .transition_attempt(&attempt, &[AttemptState::Created], AttemptState::Cancelled, &patch, now)
-            .await?
-        {
-            self.store.add_event(Some(id), Some(&attempt.id), "attempt.cancelled", "customer", now).await?;
-            self.metrics.attempt(attempt.method.as_str(), "cancelled");
-            self.changed(id);
-        }
+        let patch = AttemptPatch {
+            failure_message: Some("Payment cancelled".into()),
+            next_check_at: Some(None),
+            ..Default::default()
+        };
+        self.move_attempt(&attempt, &[AttemptState::Created], AttemptState::Cancelled, patch, "customer").await?;
         Ok(())
     }
 
-    /// The fallback poller: asks /query about UPI attempts and payouts without news for a while.
+    /// The fallback poller: asks /query about UPI attempts on a back-off schedule (notifications come first),
+    /// finds payins whose create answer was lost by `req_id`, and follows payouts. A failing row is skipped.
     ///
     /// # Errors
-    /// Store errors.
+    /// Store errors of the queries that list the work.
     pub async fn poll_bestin_once(&self) -> Result<usize, AppError> {
         let Some(bestin) = self.bestin.clone() else { return Ok(0) };
         let now = self.clock.now_ms();
-        let quiet = now - self.settings.bestin.as_ref().map_or(60, |b| b.poll_after_secs) as i64 * 1000;
         let mut seen = 0;
-        for attempt in self.store.method_attempts_in(Method::Upi, &OPEN_UPI, quiet, 100).await? {
+        let open = [AttemptState::Created, AttemptState::Executing];
+        for attempt in self.store.checks_due(Method::Upi, &open, now, 100).await? {
             seen += 1;
             let Some(trx_id) = attempt.provider_ref.clone() else { continue };
+            let next = next_check(&attempt, self.clock.now_ms());
             match bestin.query(&trx_id, "payin").await {
                 Ok(order) => {
-                    self.apply_upi_status(&attempt, &order.status, Some(&order.amount), "query").await?;
-                    // Touch it so the next poll waits a full period.
-                    self.store
-                        .transition_attempt(&attempt, &OPEN_UPI, attempt.state, &AttemptPatch::default(), now)
-                        .await?;
+                    if let Err(e) = self.apply_upi_status(&attempt, &order.status, Some(&order.amount), "query").await {
+                        tracing::error!(attempt = %attempt.id, error = %e.message, "applying a query failed; skipped");
+                    }
                 }
                 Err(e) => tracing::warn!(attempt = %attempt.id, error = %e, "payin query failed"),
             }
-        }
-        let stale = now - self.settings.reconciler.stale_after_secs as i64 * 1000;
-        for attempt in self.store.method_attempts_in(Method::Upi, &[AttemptState::Creating], stale, 100).await? {
-            seen += 1;
-            let req_id = attempt.req_id.clone().unwrap_or_default();
-            match bestin.query_by_req_id(&req_id, "payin").await {
-                Ok(order) => {
-                    if let Some(adopted) = self.adopt_by_req_id(&req_id, &order.trx_id).await? {
-                        self.apply_upi_status(&adopted, &order.status, Some(&order.amount), "query").await?;
-                    }
-                }
-                Err(BestinError::Provider { .. }) => {
-                    let patch = AttemptPatch {
-                        failure_message: Some("Bestin Pay has no such payment".into()),
-                        ..Default::default()
-                    };
-                    self.store
-                        .transition_attempt(
-                            &attempt,
-                            &[AttemptState::Creating],
-                            AttemptState::CreateFailed,
-                            &patch,
-                            now,
-                        )
-                        .await?;
-                }
-                Err(e) => tracing::warn!(attempt = %attempt.id, error = %e, "payin query by req_id failed"),
+            if self.store.attempt(&attempt.id).await?.is_some_and(|a| a.state.is_in_flight()) {
+                self.store.schedule_check(&attempt.id, next, self.clock.now_ms()).await?;
             }
         }
+        for attempt in self.store.checks_due(Method::Upi, &[AttemptState::Creating], now, 100).await? {
+            seen += 1;
+            let next = next_check(&attempt, self.clock.now_ms());
+            if let Err(e) = self.adopt_lost_payin(&attempt, None).await {
+                tracing::error!(attempt = %attempt.id, error = %e.message, "req_id lookup failed; skipped");
+            }
+            if self.store.attempt(&attempt.id).await?.is_some_and(|a| a.state == AttemptState::Creating) {
+                self.store.schedule_check(&attempt.id, next, self.clock.now_ms()).await?;
+            }
+        }
+        let quiet = now - self.settings.bestin.as_ref().map_or(60, |b| b.poll_after_secs) as i64 * 1000;
         for payout in self.store.payouts_in(&[PayoutState::Creating, PayoutState::Pending], quiet, 100).await? {
             seen += 1;
             let order = match &payout.trx_id {
                 Some(trx) => bestin.query(trx, "payout").await,
                 None => bestin.query_by_req_id(&payout.req_id, "payout").await,
             };
-            match order {
-                Ok(order) => self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await?,
-                Err(BestinError::Provider { .. }) if payout.status == PayoutState::Creating => {
-                    self.store
-                        .transition_payout(
-                            &payout.id,
-                            &[PayoutState::Creating],
-                            PayoutState::Failed,
-                            None,
-                            Some("not created at Bestin Pay"),
-                            now,
-                        )
-                        .await?;
+            let result = match order {
+                Ok(order) if payout.trx_id.is_none() && parse_amount(&order.amount).ok() != Some(payout.amount) => {
+                    tracing::error!(payout = %payout.id, "the payout found by req_id is not the one we asked for");
+                    Ok(())
                 }
-                Err(e) => tracing::warn!(payout = %payout.id, error = %e, "payout query failed"),
+                Ok(order) => self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await,
+                Err(BestinError::Provider { .. }) if payout.status == PayoutState::Creating => self
+                    .store
+                    .transition_payout(
+                        &payout.id,
+                        &[PayoutState::Creating],
+                        PayoutState::Failed,
+                        None,
+                        Some("not created at Bestin Pay"),
+                        now,
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(AppError::from),
+                Err(e) => {
+                    tracing::warn!(payout = %payout.id, error = %e, "payout query failed");
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(payout = %payout.id, error = %e.message, "payout poll failed; skipped");
             }
         }
         Ok(seen)
@@ -537,7 +535,7 @@ impl AppState {
         let now = self.clock.now_ms();
         let id = format!("po_{}", &ids::refund_id().as_str()[3..]);
         let row = PayoutRow {
-            req_id: format!("dpo{}", &id[3..]),
+            req_id: ids::bestin_req_id("dpo"),
             id,
             reference: reference.to_owned(),
             amount,

@@ -1,4 +1,5 @@
-//! Signed webhooks to the merchant's server: `session.paid`, `refund.succeeded`, `refund.failed`.
+//! Signed webhooks to the merchant's server: `session.paid`, `payment.needs_review`, `refund.succeeded`,
+//! `refund.failed`, `session.expired`.
 //!
 //! Each event is written to the `webhook_deliveries` outbox in the same transaction as the change it reports,
 //! so a crash cannot lose it, then delivered by [`deliver_due`] (woken at once, and every second) with retries:
@@ -13,7 +14,7 @@
 
 use crate::clock::rfc3339;
 use crate::state::AppState;
-use crate::store::{AttemptRow, RefundRow, WebhookRow};
+use crate::store::{AttemptRow, RefundRow, SessionRow, WebhookRow};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -39,8 +40,9 @@ pub fn event(state: &AppState, event_type: &str, data: Value) -> Option<WebhookR
     Some(WebhookRow { id, event_type: event_type.to_owned(), payload, created_at: now, attempts: 0 })
 }
 
-/// `session.paid` for `attempt`, which completed with the provider's `trx_id`.
-pub fn session_paid(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>) -> Option<WebhookRow> {
+/// `session.paid` for `attempt`, which completed with the provider's `trx_id` (`late`: after it had been
+/// closed).
+pub fn session_paid(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, late: bool) -> Option<WebhookRow> {
     event(
         state,
         "session.paid",
@@ -53,6 +55,40 @@ pub fn session_paid(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>
             "currency": attempt.amount.currency(),
             "trx_id": trx_id,
             "provider_ref": attempt.provider_ref,
+            "late": late,
+        }),
+    )
+}
+
+/// `payment.needs_review`: money moved (or may have) on `attempt` and a person must look at it.
+pub fn needs_review(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, reason: &str) -> Option<WebhookRow> {
+    event(
+        state,
+        "payment.needs_review",
+        json!({
+            "session_id": attempt.session_id.as_str(),
+            "attempt_id": attempt.id.as_str(),
+            "method": attempt.method,
+            "amount": attempt.amount.to_decimal(),
+            "amount_minor": attempt.amount.minor(),
+            "currency": attempt.amount.currency(),
+            "trx_id": trx_id,
+            "provider_ref": attempt.provider_ref,
+            "reason": reason,
+        }),
+    )
+}
+
+/// `session.expired`: the session can no longer be paid.
+pub fn session_expired(state: &AppState, session: &SessionRow) -> Option<WebhookRow> {
+    event(
+        state,
+        "session.expired",
+        json!({
+            "session_id": session.id.as_str(),
+            "invoice": session.invoice,
+            "amount": session.amount.to_decimal(),
+            "currency": session.amount.currency(),
         }),
     )
 }

@@ -54,6 +54,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
             base_url: sandbox.bestin_base_url(),
             app_id: bestin.app_id,
             secret: bestin.secret.into(),
+            merchant_id: bestin.mid,
             public_key_pem: Some(deshpay_sandbox::BESTIN_TEST_PUBLIC_KEY_PEM.to_owned()),
             timeout_ms: BKASH_TIMEOUT_MS,
             poll_after_secs: 1,
@@ -61,6 +62,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
         }),
         reconciler: ReconcilerSettings { interval_secs: 0, stale_after_secs: 2 },
         webhook: None,
+        payments: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod bkash_payments;
+mod money_rules;
 mod refunds;
 mod restart;
 mod scale_out;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 struct Backend {
     child: Child,
     url: String,
+    /// The process's stderr, drained as it comes: a full pipe would block the server's logging.
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 fn start_binary(app: &TestApp, timeout_ms: u64) -> Backend {
@@ -34,15 +36,26 @@ fn start_binary(app: &TestApp, timeout_ms: u64) -> Backend {
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("backend: ").expect("prints its URL").to_owned();
-    Backend { child, url }
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Backend { child, url, logs }
 }
 
 fn stop(mut b: Backend) -> String {
     let _ = b.child.kill();
     let _ = b.child.wait();
-    let mut logs = String::new();
-    b.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
-    logs
+    std::thread::sleep(Duration::from_millis(100));
+    b.logs.lock().unwrap().clone()
 }
 
 #[tokio::test]
@@ -73,8 +86,10 @@ async fn a_payment_interrupted_by_a_crash_is_resolved_after_restart() {
     let first_logs = stop(first);
     let _ = pending.await;
 
-    let second = start_binary(&app, 10_000);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The restarted process waits until the attempt is stale: two provider timeouts plus the token wait
+    // (3 x 2 s + 15 s), so that it never races a callback that is still waiting for bKash.
+    let second = start_binary(&app, 2_000);
+    let deadline = Instant::now() + Duration::from_secs(45);
     let status = loop {
         let s: Value = http
             .get(format!("{}/v1/sessions/{id}", second.url))
