@@ -2,7 +2,7 @@
 //! DTOs mirror ../shared/spec/bkash.md sections 2-8. Every call has the configured timeout (30 s in production),
 //! every amount is a string on the wire and `Money` here, and the Authorization header is the bare id_token.
 
-use crate::configuration::{BkashSettings, RefundApi};
+use crate::configuration::{BkashSettings, Environment, RefundApi};
 use crate::metrics::Metrics;
 use deshpay_api::{Currency, Money};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -62,9 +62,20 @@ impl BkashError {
         !matches!(self, BkashError::Provider { .. })
     }
 
-    /// The gateway refused the token (expired or revoked): renew it.
+    /// The gateway refused the token (expired or revoked): renew it. A 401, or a 403 whose message is about the
+    /// token. Other 403s ("Missing Authentication Token" for a path the credentials lack, a WAF block) are not
+    /// cured by a new token, and renewing on them would burn bKash's two grants an hour.
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, BkashError::Gateway { status: 401 | 403, .. })
+        match self {
+            BkashError::Gateway { status: 401, .. } => true,
+            BkashError::Gateway { status: 403, message } => is_token_message(message),
+            _ => false,
+        }
+    }
+
+    /// bKash refused to issue a token because of its rate limit (HTTP 429 on grant).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, BkashError::Gateway { status: 429, .. } | BkashError::Http { status: 429, .. })
     }
 
     fn outcome(&self) -> &'static str {
@@ -77,6 +88,18 @@ impl BkashError {
             BkashError::Provider { .. } => "provider_error",
         }
     }
+}
+
+/// Whether a gateway 403 message says the token is expired or invalid.
+fn is_token_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    // AWS API Gateway's wording for an unknown path or method; the token is not the problem.
+    if m.contains("missing authentication token") {
+        return false;
+    }
+    m.contains("token") && (m.contains("expired") || m.contains("invalid") || m.contains("revoked"))
+        || m.contains("unauthorized")
+        || m.contains("not authorized to access")
 }
 
 /// bKash `transactionStatus`; anything unexpected is kept and never counts as paid.
@@ -122,10 +145,10 @@ fn de_opt_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Transa
 /// Grant/refresh answer (spec section 2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
-    /// The id_token (a credential).
-    pub id_token: String,
-    /// The refresh_token (a credential).
-    pub refresh_token: String,
+    /// The id_token (a credential: redacted in `Debug`).
+    pub id_token: SecretString,
+    /// The refresh_token (a credential: redacted in `Debug`).
+    pub refresh_token: SecretString,
     /// Lifetime in seconds (a number; some gateways send a string).
     #[serde(default)]
     pub expires_in: Value,
@@ -321,8 +344,16 @@ impl BkashClient {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(settings: &BkashSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: &BkashSettings,
+        environment: Environment,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        // Never follow a redirect: it would carry the password header and the app_secret to another host.
+        // Outside the sandbox only https is spoken (the URLs are also checked at start).
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(environment == Environment::Production)
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
             .build()?;
@@ -590,5 +621,36 @@ impl BkashClient {
                 Ok(r.refund_transactions.into_iter().map(Into::into).collect())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_401_or_a_403_about_the_token_asks_for_a_new_token() {
+        let gateway = |status, message: &str| BkashError::Gateway { status, message: message.into() };
+        let renew = [
+            gateway(401, "Unauthorized"),
+            gateway(403, "The incoming token has expired"),
+            gateway(403, "Invalid token"),
+            gateway(403, "User is not authorized to access this resource"),
+        ];
+        for e in renew {
+            assert!(e.is_unauthorized(), "{e}");
+        }
+        let keep = [
+            gateway(403, "Missing Authentication Token"),
+            gateway(403, "Forbidden"),
+            gateway(403, "Request blocked by WAF"),
+            gateway(429, "Too Many Requests"),
+            gateway(500, "Internal server error"),
+            BkashError::Http { status: 403, body: String::new() },
+        ];
+        for e in keep {
+            assert!(!e.is_unauthorized(), "{e}");
+        }
+        assert!(gateway(429, "Too Many Requests").is_rate_limited());
     }
 }

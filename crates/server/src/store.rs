@@ -205,10 +205,10 @@ pub struct RefundRow {
 /// The persisted provider token.
 #[derive(Debug, Clone)]
 pub struct StoredToken {
-    /// id_token (a credential: never logged).
-    pub id_token: String,
-    /// refresh_token (a credential: never logged).
-    pub refresh_token: String,
+    /// id_token (a credential: redacted in `Debug`, never logged).
+    pub id_token: secrecy::SecretString,
+    /// refresh_token (a credential: redacted in `Debug`, never logged).
+    pub refresh_token: secrecy::SecretString,
     /// id_token expiry, Unix ms.
     pub expires_at: i64,
     /// refresh_token expiry, Unix ms.
@@ -897,8 +897,8 @@ impl Store {
             sqlx::query("SELECT * FROM provider_tokens WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(StoredToken {
-                id_token: r.try_get("id_token")?,
-                refresh_token: r.try_get("refresh_token")?,
+                id_token: r.try_get::<String, _>("id_token")?.into(),
+                refresh_token: r.try_get::<String, _>("refresh_token")?.into(),
                 expires_at: r.try_get("expires_at")?,
                 refresh_expires_at: r.try_get("refresh_expires_at")?,
             })
@@ -918,8 +918,8 @@ impl Store {
              refresh_expires_at = excluded.refresh_expires_at, updated_at = excluded.updated_at",
         )
         .bind(name)
-        .bind(&t.id_token)
-        .bind(&t.refresh_token)
+        .bind(secrecy::ExposeSecret::expose_secret(&t.id_token))
+        .bind(secrecy::ExposeSecret::expose_secret(&t.refresh_token))
         .bind(t.expires_at)
         .bind(t.refresh_expires_at)
         .bind(now)

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod bkash_payments;
+mod edges;
 mod refunds;
 mod restart;
 mod scale_out;
