@@ -12,7 +12,7 @@ use deshpay_sandbox::{BestinOptions, BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
     BestinSettings, BkashSettings, DatabaseSettings, Environment, LimitSettings, MerchantSettings, ReconcilerSettings,
-    RefundApi, ServerSettings, Settings, WebhookSettings,
+    RefundApi, RetentionSettings, ServerSettings, Settings, WebhookSettings,
 };
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -80,6 +80,7 @@ impl Stack {
                 max_connections: 8,
             },
             limits: LimitSettings::default(),
+            retention: RetentionSettings::default(),
             merchant: MerchantSettings {
                 api_key: API_KEY.into(),
                 api_key_next: None,

@@ -31,6 +31,29 @@ pub struct Settings {
     /// Rate limits, caps and timeouts of the HTTP edge.
     #[serde(default)]
     pub limits: LimitSettings,
+    /// How long idempotency keys, notification ids and audit events are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]`: what is deleted once it can no longer matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Idempotency keys replay their first answer this long (merchants retry within minutes).
+    pub idempotency_hours: u64,
+    /// Notification ids are kept this long to recognise a redelivery (Bestin Pay retries for hours).
+    pub notifications_days: u64,
+    /// Audit events (every payment transition) are kept this long; 0 keeps them for ever.
+    pub events_days: u64,
+    /// How often the sweep runs (0: never).
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { idempotency_hours: 72, notifications_days: 30, events_days: 0, interval_secs: 3600 }
+    }
 }
 
 /// `[webhook]`: where the backend tells the merchant's server about payments and refunds.
@@ -429,6 +452,45 @@ mod tests {
             assert_eq!(s.bkash.timeout_ms, 30_000);
             let debug = format!("{s:?}");
             assert!(!debug.contains("pw-from-env") && !debug.contains("file-key"), "{debug}");
+            Ok(())
+        });
+    }
+
+    const MINIMAL: &str = r#"
+        [merchant]
+        api_key = "k"
+        [bkash]
+        base_url = "http://127.0.0.1:1/v1.2.0-beta"
+        username = "u"
+        password = "p"
+        app_key = "k"
+        app_secret = "s"
+        "#;
+
+    #[test]
+    fn numeric_secrets_in_the_environment_are_read_as_text_exactly() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("deshpay.toml", MINIMAL)?;
+            jail.set_env("DESHPAY_MERCHANT__API_KEY", "000123456789012345678901234567890123");
+            jail.set_env("DESHPAY_BKASH__APP_SECRET", "1e5");
+            jail.set_env("DESHPAY_SERVER__ENVIRONMENT", "production");
+            let s = Settings::load(Some(Path::new("deshpay.toml"))).expect("settings");
+            assert_eq!(s.merchant.api_key.expose_secret(), "000123456789012345678901234567890123");
+            assert_eq!(s.bkash.app_secret.expose_secret(), "1e5");
+            assert_eq!(s.server.environment, Environment::Production);
+            assert_eq!(s.limits.session_burst, LimitSettings::default().session_burst);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_echoing_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("deshpay.toml", &MINIMAL.replace(r#"password = "p""#, "password = 987654321"))?;
+            let err = Settings::load(Some(Path::new("deshpay.toml"))).expect_err("a number is not a secret");
+            let text = err.to_string();
+            assert!(text.contains("password") && text.contains("quoted string"), "{text}");
+            assert!(!text.contains("987654321"), "{text}");
             Ok(())
         });
     }

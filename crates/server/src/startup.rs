@@ -147,6 +147,7 @@ impl Application {
             }
         });
         tokio::spawn(crate::webhooks::run(self.state.clone()));
+        tokio::spawn(retention(self.state.clone()));
         if let Some(admin) = self.admin {
             let app = crate::routes::admin_router(self.state.clone());
             tokio::spawn(async move {
@@ -156,5 +157,26 @@ impl Application {
             });
         }
         axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>()).await
+    }
+}
+
+/// Deletes what `[retention]` says may go, at start and every `interval_secs`.
+async fn retention(state: AppState) {
+    let r = state.settings.retention.clone();
+    if r.interval_secs == 0 {
+        return;
+    }
+    const HOUR_MS: i64 = 3600 * 1000;
+    let ms = |hours: u64| i64::try_from(hours).unwrap_or(i64::MAX / HOUR_MS).saturating_mul(HOUR_MS);
+    loop {
+        let now = state.clock.now_ms();
+        let events_before = if r.events_days == 0 { i64::MIN } else { now - ms(r.events_days * 24) };
+        match state.store.purge(now - ms(r.idempotency_hours), now - ms(r.notifications_days * 24), events_before).await
+        {
+            Ok(p) if p != crate::store::Purged::default() => tracing::info!(?p, "retention sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(r.interval_secs)).await;
     }
 }

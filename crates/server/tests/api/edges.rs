@@ -452,3 +452,29 @@ async fn the_state_debug_shows_no_bkash_token() {
     assert!(!debug.contains(token.refresh_token.expose_secret()), "refresh_token in Debug");
     assert!(!debug.contains(API_KEY));
 }
+
+#[tokio::test]
+async fn retention_forgets_old_idempotency_keys_and_notification_ids_but_not_recent_ones() {
+    let app = spawn_app().await;
+    let create = |invoice: &str| {
+        app.http
+            .post(format!("{}/v1/sessions", app.url))
+            .bearer_auth(API_KEY)
+            .header("idempotency-key", "retained-key")
+            .json(&json!({"amount": "10.00", "currency": "BDT", "invoice": invoice,
+                          "return_url": "https://shop.test/r", "methods": ["bkash"]}))
+            .send()
+    };
+    assert_eq!(create("ORD-R1").await.unwrap().status(), 201);
+    app.state.store.record_notification("N-old", "PI-old", "success", "applied", app.clock.now_ms()).await.unwrap();
+    let now = app.clock.now_ms();
+    // A sweep with cut-offs in the past keeps everything.
+    let kept = app.state.store.purge(now - 1000, now - 1000, now - 1000).await.unwrap();
+    assert_eq!(kept, deshpay_server::store::Purged::default());
+    assert_eq!(create("ORD-R2").await.unwrap().status(), 409, "the key still guards its first request");
+
+    let purged = app.state.store.purge(now + 1000, now + 1000, i64::MIN).await.unwrap();
+    assert_eq!((purged.idempotency_keys, purged.notifications, purged.events), (1, 1, 0));
+    assert!(!app.state.store.notification_seen("N-old").await.unwrap());
+    assert_eq!(create("ORD-R2").await.unwrap().status(), 201, "an expired key is a new request");
+}

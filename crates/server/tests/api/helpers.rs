@@ -5,7 +5,7 @@ use deshpay_server::Application;
 use deshpay_server::clock::Clock;
 use deshpay_server::configuration::{
     BestinSettings, BkashSettings, DatabaseSettings, Environment, LimitSettings, MerchantSettings, ReconcilerSettings,
-    RefundApi, ServerSettings, Settings,
+    RefundApi, RetentionSettings, ServerSettings, Settings,
 };
 use deshpay_server::state::AppState;
 use serde_json::{Value, json};
@@ -41,6 +41,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
         },
         database: DatabaseSettings { url: db_url.into(), max_connections: 8 },
         limits: LimitSettings::default(),
+        retention: RetentionSettings::default(),
         merchant: MerchantSettings {
             api_key: API_KEY.into(),
             api_key_next: None,
