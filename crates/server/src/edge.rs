@@ -266,3 +266,62 @@ pub fn check_return_url(url: &str, max_chars: usize, production: bool) -> Result
     }
     Ok(())
 }
+
+/// What bKash's redirect to `GET /v1/bkash/callback` carries that the backend uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackQuery {
+    /// `paymentID`: letters and digits, at most 64.
+    pub payment_id: String,
+    /// `status`: `success`, `failure` or `cancel`.
+    pub status: String,
+}
+
+/// Parses the callback's query string (`paymentID=...&status=...`, bKash adds `signature` and `apiVersion`,
+/// which cannot be verified and are ignored). Anything else is refused before the store is asked.
+///
+/// # Errors
+/// 400 `invalid_request` naming what is missing or malformed.
+pub fn parse_callback_query(query: &str) -> Result<CallbackQuery, AppError> {
+    let mut payment_id = None;
+    let mut status = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "paymentID" => payment_id = Some(v.into_owned()),
+            "status" => status = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(payment_id), Some(status)) = (payment_id, status) else {
+        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "paymentID and status are required"));
+    };
+    if payment_id.is_empty() || payment_id.len() > 64 || !payment_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "paymentID is malformed"));
+    }
+    if !matches!(status.as_str(), "success" | "failure" | "cancel") {
+        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "status must be success, failure or cancel"));
+    }
+    Ok(CallbackQuery { payment_id, status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_queries_are_parsed_strictly() {
+        let ok = parse_callback_query("paymentID=TR0011ABC&status=success&signature=x&apiVersion=1.2.0-beta").unwrap();
+        assert_eq!((ok.payment_id.as_str(), ok.status.as_str()), ("TR0011ABC", "success"));
+        for bad in [
+            "",
+            "status=success",
+            "paymentID=TR1",
+            "paymentID=TR1&status=paid",
+            "paymentID=TR%2F1&status=success",
+            "paymentID=&status=cancel",
+            &format!("paymentID={}&status=failure", "A".repeat(65)),
+        ] {
+            let e = parse_callback_query(bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}

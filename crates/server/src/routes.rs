@@ -7,7 +7,7 @@ use crate::sessions::parse_session_id;
 use crate::state::AppState;
 use axum::Extension;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use deshpay_api::{CreateSessionRequest, ErrorCode, PayoutRequest, RefundRequest, SessionStatus};
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,15 +321,10 @@ async fn balance(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(Json(state.balance().await?).into_response())
 }
 
-async fn bkash_callback(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, AppError> {
+async fn bkash_callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, AppError> {
     // bKash adds signature and apiVersion too; neither can be verified, so only Execute/Query establish truth.
-    let (Some(payment_id), Some(status)) = (params.get("paymentID"), params.get("status")) else {
-        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "paymentID and status are required"));
-    };
-    let to = state.bkash_callback(payment_id, status).await?;
+    let callback = edge::parse_callback_query(query.as_deref().unwrap_or_default())?;
+    let to = state.bkash_callback(&callback.payment_id, &callback.status).await?;
     Ok(Redirect::to(&to).into_response())
 }
 
