@@ -351,6 +351,17 @@ async fn event_streams_past_the_per_session_cap_get_429() {
     }
     let cap = deshpay_server::configuration::LimitSettings::default().streams_per_session;
     assert_eq!((open.len(), refused), (cap, 200 - cap));
+    // A stream whose client went away frees its place (a reloaded page opens a new one).
+    drop(open);
+    let mut reopened = false;
+    for _ in 0..40 {
+        if app.http.get(&url).send().await.unwrap().status() == 200 {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "closed streams still hold their places");
     // Another session still gets its stream.
     let other = app.create_session("10.00").await;
     let r = app.http.get(format!("{}/v1/checkout/{other}/events", app.url)).send().await.unwrap();
@@ -477,4 +488,78 @@ async fn retention_forgets_old_idempotency_keys_and_notification_ids_but_not_rec
     assert_eq!((purged.idempotency_keys, purged.notifications, purged.events), (1, 1, 0));
     assert!(!app.state.store.notification_seen("N-old").await.unwrap());
     assert_eq!(create("ORD-R2").await.unwrap().status(), 201, "an expired key is a new request");
+}
+
+/// Log lines written on this test's thread (the test runtime is single-threaded, so the backend's, the
+/// sandbox's and the client's tasks all log here).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let hook = recorder(hits.clone()).await;
+    const WEBHOOK_SECRET: &str = "whsec_journey_0123456789abcdef";
+    let app = spawn_app_with(|s| {
+        s.webhook = Some(WebhookSettings {
+            url: format!("{hook}/hook"),
+            secret: WEBHOOK_SECRET.into(),
+            secret_next: None,
+            retry_ms: 100,
+            max_attempts: 2,
+            timeout_ms: 1000,
+        })
+    })
+    .await;
+    let (id, _, _) = app.pay("100.00", WALLET).await;
+    let r = app.post_json(&format!("/v1/sessions/{id}/refunds"), &json!({"amount": "10.00", "reason": "r"})).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let upi = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&upi).await;
+    app.decide(started["links"]["upi"].as_str().unwrap(), "approve").await;
+    assert!(app.get("/v1/balance").await.status().is_success());
+    for _ in 0..50 {
+        if hits.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let token = app.state.store.token(&format!("bkash:{}", app.state.bkash.app_key())).await.unwrap().unwrap();
+    let settings = &app.state.settings;
+    let secrets = [
+        ("api key", API_KEY.to_owned()),
+        ("bKash password", settings.bkash.password.expose_secret().to_owned()),
+        ("bKash app secret", settings.bkash.app_secret.expose_secret().to_owned()),
+        ("Bestin secret", settings.bestin.as_ref().unwrap().secret.expose_secret().to_owned()),
+        ("webhook secret", WEBHOOK_SECRET.to_owned()),
+        ("id_token", token.id_token.expose_secret().to_owned()),
+        ("refresh_token", token.refresh_token.expose_secret().to_owned()),
+    ];
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(logs.contains("configuration accepted") && logs.contains("sha256:"), "the start line was logged");
+    assert!(logs.contains(app.state.bkash.app_key()), "the capture sees what the backend logs");
+    assert!(logs.len() > 10_000, "the journey was logged at trace level ({} bytes)", logs.len());
+    for (name, secret) in secrets {
+        assert!(!logs.contains(&secret), "the {name} is in the logs");
+    }
 }
