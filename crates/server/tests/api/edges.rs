@@ -393,10 +393,38 @@ async fn an_oversized_body_gets_413_with_the_error_shape() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
+    // Streamed (chunked, no Content-Length): refused while being read, with the same code.
+    let answer = chunked_post(&app.url, "/v1/sessions", 40 * 1024).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+
     let notify = app.http.post(format!("{}/v1/bestinpay/notify", app.url)).body(vec![b' '; 100 * 1024]).send().await;
     let r = notify.unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
+}
+
+/// POSTs `size` bytes of spaces in 1 KB chunks over a raw connection; returns the raw answer.
+async fn chunked_post(base: &str, path: &str, size: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+    for _ in 0..size / 1024 {
+        // The server may answer and close before the whole body is sent.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
