@@ -89,6 +89,7 @@ impl Stack {
             },
             bkash: BkashSettings {
                 base_url: sandbox.bkash_base_url(),
+                backup_base_url: None,
                 username: creds.username,
                 password: creds.password.into(),
                 app_key: creds.app_key,

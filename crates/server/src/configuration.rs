@@ -206,6 +206,11 @@ pub enum RefundApi {
 pub struct BkashSettings {
     /// Base URL including the version, e.g. "https://tokenized.sandbox.bka.sh/v1.2.0-beta".
     pub base_url: String,
+    /// A backup base URL (bKash's "endpoint failover"): tried when no connection can be made to `base_url`,
+    /// and, for calls that are safe to repeat (grant, refresh, query, search, refund status), after a 5xx or no
+    /// answer. Create, Execute and Refund are never repeated on it once sent.
+    #[serde(default)]
+    pub backup_base_url: Option<String>,
     /// PGW username (grant/refresh header).
     pub username: String,
     /// PGW password.

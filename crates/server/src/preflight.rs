@@ -94,6 +94,9 @@ pub fn check(settings: &Settings) -> Result<(), Refusals> {
     }
 
     let mut urls: Vec<(&'static str, &str)> = vec![("bkash.base_url", &settings.bkash.base_url)];
+    if let Some(backup) = &settings.bkash.backup_base_url {
+        urls.push(("bkash.backup_base_url", backup));
+    }
     if let Some(b) = &settings.bestin {
         urls.push(("bestin.base_url", &b.base_url));
     }
@@ -116,7 +119,7 @@ pub fn check(settings: &Settings) -> Result<(), Refusals> {
                 } else if production && setting == "server.public_url" && is_loopback(&u) {
                     refuse(setting, "is a loopback address that bKash, Bestin Pay and customers cannot reach; set the backend's public https URL".into());
                 } else if production
-                    && setting == "bkash.base_url"
+                    && setting.starts_with("bkash.")
                     && u.host_str().is_some_and(|h| BKASH_SANDBOX_HOSTS.contains(&h))
                 {
                     refuse(setting, "points at bKash's sandbox; set the production URL bKash gave you, e.g. \"https://tokenized.pay.bka.sh/v1.2.0-beta\"".into());

@@ -591,3 +591,45 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
         assert!(!logs.contains(&secret), "the {name} is in the logs");
     }
 }
+
+/// A server that answers every request with 503 and counts them.
+async fn down_gateway(hits: Arc<AtomicUsize>) -> String {
+    let app = axum::Router::new().fallback(move || {
+        hits.fetch_add(1, Ordering::SeqCst);
+        async { (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"message": "Service Unavailable"}))) }
+    });
+    serve(app).await
+}
+
+#[tokio::test]
+async fn when_the_primary_bkash_url_refuses_connections_the_backup_serves_the_whole_payment() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1.2.0-beta", l.local_addr().unwrap())
+    };
+    let app = spawn_app_with(|s| {
+        s.bkash.backup_base_url = Some(s.bkash.base_url.clone());
+        s.bkash.base_url = closed.clone();
+    })
+    .await;
+    let (_, payment_id, back) = app.pay("10.00", WALLET).await;
+    assert_eq!(query_param(&back, "deshpay_status").as_deref(), Some("paid"), "{back}");
+    assert_eq!(app.sandbox_payment(&payment_id).await["execute_calls"], 1);
+}
+
+#[tokio::test]
+async fn a_failing_primary_gateway_gets_safe_calls_repeated_on_the_backup_but_never_a_create() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let primary = down_gateway(hits.clone()).await;
+    let app = spawn_app_with(|s| {
+        s.bkash.backup_base_url = Some(s.bkash.base_url.clone());
+        s.bkash.base_url = format!("{primary}/v1.2.0-beta");
+    })
+    .await;
+    let id = app.create_session("10.00").await;
+    let r = app.http.post(format!("{}/v1/checkout/{id}/bkash", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 503, "the create was sent to the primary and failed: not repeated elsewhere");
+    let c = app.counters().await;
+    assert_eq!((c["grant"].as_i64(), c["create"].as_i64()), (Some(1), Some(0)), "grant failed over, create not: {c}");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "the primary saw the grant and the create once each");
+}

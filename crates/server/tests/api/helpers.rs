@@ -50,6 +50,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
         },
         bkash: BkashSettings {
             base_url: sandbox.bkash_base_url(),
+            backup_base_url: None,
             username: creds.username,
             password: creds.password.into(),
             app_key: creds.app_key,
