@@ -633,3 +633,32 @@ async fn a_failing_primary_gateway_gets_safe_calls_repeated_on_the_backup_but_ne
     assert_eq!((c["grant"].as_i64(), c["create"].as_i64()), (Some(1), Some(0)), "grant failed over, create not: {c}");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the primary saw the grant and the create once each");
 }
+
+#[test]
+fn the_widget_package_and_the_pages_hold_no_configured_secret() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bkash = deshpay_sandbox::BkashCredentials::public_sandbox();
+    let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
+    let secrets = [
+        API_KEY,
+        preflight::DEMO_API_KEY,
+        "whsec_demo_deshpay_0123456789",
+        &bkash.password,
+        &bkash.app_secret,
+        &bestin.secret,
+    ];
+    let mut scanned = 0;
+    let mut stack = vec![root.join("pkg"), root.join("www")];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            scanned += 1;
+            for secret in secrets {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "{} holds a configured secret", path.display());
+            }
+        }
+    }
+    assert!(scanned > 0, "the loader in www/ at least");
+}
