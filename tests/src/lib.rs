@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use deshpay_sandbox::{BestinOptions, BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::configuration::{
-    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
-    Settings, WebhookSettings,
+    BestinSettings, BkashSettings, DatabaseSettings, Environment, LimitSettings, MerchantSettings, ReconcilerSettings,
+    RefundApi, RetentionSettings, ServerSettings, Settings, WebhookSettings,
 };
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -69,6 +69,8 @@ impl Stack {
         let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
         let settings = Settings {
             server: ServerSettings {
+                environment: Environment::Sandbox,
+                admin_listen: None,
                 listen: "127.0.0.1:0".into(),
                 public_url: None,
                 allowed_origins: vec![shop_origin.clone()],
@@ -77,9 +79,17 @@ impl Stack {
                 url: format!("sqlite://{}", db.path().join("e2e.db").display()),
                 max_connections: 8,
             },
-            merchant: MerchantSettings { api_key: API_KEY.into(), name: "Deshi Bazaar".into(), session_ttl_secs: 1800 },
+            limits: LimitSettings::default(),
+            retention: RetentionSettings::default(),
+            merchant: MerchantSettings {
+                api_key: API_KEY.into(),
+                api_key_next: None,
+                name: "Deshi Bazaar".into(),
+                session_ttl_secs: 1800,
+            },
             bkash: BkashSettings {
                 base_url: sandbox.bkash_base_url(),
+                backup_base_url: None,
                 username: creds.username,
                 password: creds.password.into(),
                 app_key: creds.app_key,
@@ -103,6 +113,7 @@ impl Stack {
             webhook: Some(WebhookSettings {
                 url: format!("{shop_origin}/webhooks/deshpay"),
                 secret: WEBHOOK_SECRET.into(),
+                secret_next: None,
                 retry_ms: 500,
                 max_attempts: 10,
                 timeout_ms: 5_000,

@@ -4,12 +4,14 @@
 //! - `demo`: the sandbox, the merchant backend (SQLite) and the demo shop on 127.0.0.1; prints their URLs.
 //! - `test`: formatting, clippy, the widget build, and every test in the workspace.
 //! - `bench`: the benchmark figures.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target in `fuzz/` for a bounded time (nightly).
 //!
 //! Missing tools (the wasm32 target, pinned wasm-bindgen-cli, binaryen from npm) are installed on first use;
 //! what cannot be installed from here (Chromium) is named with the exact command.
 
 mod build;
 pub mod demo;
+mod fuzz;
 mod tools;
 
 use anyhow::{Result, bail};
@@ -25,11 +27,12 @@ fn main() -> Result<()> {
         "demo" => demo::run(rest),
         "test" => test(rest),
         "bench" => bench(),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <build|demo|test|bench>");
+            println!("usage: cargo xtask <build|demo|test|bench|fuzz [SECONDS]>");
             Ok(())
         }
-        other => bail!("unknown command {other:?}; try build, demo, test or bench"),
+        other => bail!("unknown command {other:?}; try build, demo, test, bench or fuzz"),
     }
 }
 

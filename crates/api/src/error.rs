@@ -56,6 +56,14 @@ pub enum ErrorCode {
     ProviderError,
     /// No such route.
     NotFound,
+    /// Too many requests from this client or for this session; `Retry-After` says when to try again.
+    RateLimited,
+    /// The request body is larger than the route accepts.
+    PayloadTooLarge,
+    /// The request took longer than the server allows and was stopped.
+    Timeout,
+    /// The server is at its concurrency limit; retry in a moment.
+    Overloaded,
     /// Something went wrong on our side; the request was not lost.
     Internal,
     /// Any code this version does not know yet.
@@ -91,6 +99,10 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::Other => "other",
         }
@@ -142,7 +154,15 @@ mod tests {
 
     #[test]
     fn as_str_matches_serde() {
-        for code in [ErrorCode::InvalidJson, ErrorCode::RefundExceedsPayment, ErrorCode::ProviderUnavailable] {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::RefundExceedsPayment,
+            ErrorCode::ProviderUnavailable,
+            ErrorCode::RateLimited,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::Timeout,
+            ErrorCode::Overloaded,
+        ] {
             assert_eq!(serde_json::to_value(&code).unwrap(), serde_json::Value::String(code.as_str().into()));
         }
     }

@@ -4,7 +4,7 @@
 //! `"0000"` (a string) on orders but `200` (a number) on /balance; amounts come back with 4 decimals.
 
 use crate::clock::Clock;
-use crate::configuration::BestinSettings;
+use crate::configuration::{BestinSettings, Environment};
 use crate::metrics::Metrics;
 use base64::Engine;
 use deshpay_api::{Currency, Money};
@@ -187,8 +187,16 @@ impl BestinClient {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(settings: &BestinSettings, clock: Clock, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: &BestinSettings,
+        environment: Environment,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        // No redirects (they would carry x-secret elsewhere); https only outside the sandbox.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(environment == Environment::Production)
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
             .build()?;
@@ -331,6 +339,39 @@ pub fn canonical_string(data: &serde_json::Map<String, Value>) -> String {
     fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
+/// [`canonical_string`] over the raw JSON text of a `data` object: numbers keep the digits Bestin Pay sent
+/// (`101.00` stays `101.00`; re-serialising a parsed number would print `101.0` and break the signature).
+///
+/// # Errors
+/// When `data` is not a JSON object.
+pub fn canonical_string_raw(data: &str) -> Result<String, serde_json::Error> {
+    let fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> = serde_json::from_str(data)?;
+    let mut out: Vec<(String, String)> = Vec::with_capacity(fields.len());
+    for (k, raw) in fields {
+        let text = raw.get().trim();
+        let value = if text.starts_with('"') {
+            serde_json::from_str::<String>(text)?
+        } else if text == "null" {
+            continue;
+        } else {
+            text.to_owned()
+        };
+        if !value.is_empty() {
+            out.push((k, value));
+        }
+    }
+    // BTreeMap<String> already orders keys bytewise.
+    Ok(out.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
+}
+
+/// The raw text of a notification's `data` and its `sign`.
+#[derive(Debug, serde::Deserialize)]
+struct RawNotification<'a> {
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+    sign: String,
+}
+
 /// Verifies notification signatures (RSA PKCS#1 v1.5, SHA-512, base64).
 #[derive(Debug, Clone)]
 pub struct NotifyVerifier {
@@ -347,11 +388,24 @@ impl NotifyVerifier {
         Ok(NotifyVerifier { key: VerifyingKey::new(key) })
     }
 
-    /// Whether `sign` is a valid signature of `data`.
+    /// Whether `sign` is a valid signature of `data` (parsed: numbers lose their original text; prefer
+    /// [`NotifyVerifier::verify_notification`]).
     pub fn verify(&self, data: &serde_json::Map<String, Value>, sign: &str) -> bool {
+        self.verify_canonical(&canonical_string(data), sign)
+    }
+
+    /// Whether a notification body's `sign` is a valid signature of its `data`, canonicalised over the raw
+    /// JSON text of each value.
+    pub fn verify_notification(&self, body: &[u8]) -> bool {
+        let Ok(n) = serde_json::from_slice::<RawNotification<'_>>(body) else { return false };
+        let Ok(canonical) = canonical_string_raw(n.data.get()) else { return false };
+        self.verify_canonical(&canonical, &n.sign)
+    }
+
+    fn verify_canonical(&self, canonical: &str, sign: &str) -> bool {
         let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sign.trim()) else { return false };
         let Ok(signature) = Signature::try_from(bytes.as_slice()) else { return false };
-        self.key.verify(canonical_string(data).as_bytes(), &signature).is_ok()
+        self.key.verify(canonical.as_bytes(), &signature).is_ok()
     }
 }
 
@@ -379,6 +433,43 @@ mod tests {
             let valid = case["valid"].as_bool().unwrap();
             assert_eq!(verifier.verify(data, n["sign"].as_str().unwrap()), valid, "{}", case["name"]);
         }
+    }
+
+    #[test]
+    fn raw_canonicalisation_keeps_the_text_of_numbers_and_matches_the_vectors() {
+        let v = vectors();
+        let verifier = NotifyVerifier::from_pem(v["public_key_pem"].as_str().unwrap()).unwrap();
+        for case in v["cases"].as_array().unwrap() {
+            let n = &case["notification"];
+            let body = serde_json::to_vec(n).unwrap();
+            if let Some(expected) = case["signed_string"].as_str() {
+                assert_eq!(canonical_string_raw(&n["data"].to_string()).unwrap(), expected, "{}", case["name"]);
+            }
+            assert_eq!(verifier.verify_notification(&body), case["valid"].as_bool().unwrap(), "{}", case["name"]);
+        }
+        let raw =
+            r#"{"ccy":"INR","amount":101.00,"fee": 0.5000 ,"n":7,"ok":true,"req_id":"","remark":null,"s":"a\u0026b"}"#;
+        assert_eq!(canonical_string_raw(raw).unwrap(), "amount=101.00&ccy=INR&fee=0.5000&n=7&ok=true&s=a&b");
+        assert!(canonical_string_raw("[1,2]").is_err());
+        assert!(!verifier.verify_notification(b"not json"));
+    }
+
+    #[test]
+    fn a_number_signed_as_written_verifies_only_over_the_raw_text() {
+        use rsa::pkcs1v15::SigningKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::signature::{SignatureEncoding, Signer};
+        let pem = include_str!("../../sandbox/keys/bestin-test-private.pem");
+        let key = SigningKey::<Sha512>::new(rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap());
+        let canonical = "amount=101.00&ccy=INR&status=success&trx_id=PI1";
+        let sign = base64::engine::general_purpose::STANDARD.encode(key.sign(canonical.as_bytes()).to_bytes());
+        let body = format!(
+            r#"{{"notify_id":"N1","sign":"{sign}","data":{{"trx_id":"PI1","status":"success","amount":101.00,"ccy":"INR"}}}}"#
+        );
+        let verifier = NotifyVerifier::from_pem(SANDBOX_TEST_PUBLIC_KEY).unwrap();
+        assert!(verifier.verify_notification(body.as_bytes()));
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert!(!verifier.verify(parsed["data"].as_object().unwrap(), &sign), "the parsed number prints as 101.0");
     }
 
     #[test]

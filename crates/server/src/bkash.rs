@@ -2,7 +2,7 @@
 //! DTOs mirror ../shared/spec/bkash.md sections 2-8. Every call has the configured timeout (30 s in production),
 //! every amount is a string on the wire and `Money` here, and the Authorization header is the bare id_token.
 
-use crate::configuration::{BkashSettings, RefundApi};
+use crate::configuration::{BkashSettings, Environment, RefundApi};
 use crate::metrics::Metrics;
 use deshpay_api::{Currency, Money};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -22,6 +22,9 @@ pub enum BkashError {
     /// Connection refused, reset, DNS...
     #[error("could not reach bKash: {0}")]
     Transport(String),
+    /// No connection could be made: the request was never sent.
+    #[error("could not connect to bKash: {0}")]
+    Connect(String),
     /// The API gateway in front of bKash answered `{"message": ...}` (bad token, wrong path, throttling).
     #[error("bKash gateway answered HTTP {status}: {message}")]
     Gateway {
@@ -62,21 +65,56 @@ impl BkashError {
         !matches!(self, BkashError::Provider { .. })
     }
 
-    /// The gateway refused the token (expired or revoked): renew it.
+    /// The gateway refused the token (expired or revoked): renew it. A 401, or a 403 whose message is about the
+    /// token. Other 403s ("Missing Authentication Token" for a path the credentials lack, a WAF block) are not
+    /// cured by a new token, and renewing on them would burn bKash's two grants an hour.
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, BkashError::Gateway { status: 401 | 403, .. })
+        match self {
+            BkashError::Gateway { status: 401, .. } => true,
+            BkashError::Gateway { status: 403, message } => is_token_message(message),
+            _ => false,
+        }
+    }
+
+    /// Worth trying the backup URL: nothing was sent (no connection), or, for a call that is safe to repeat, the
+    /// gateway failed (5xx) or did not answer.
+    fn is_failover(&self, repeatable: bool) -> bool {
+        match self {
+            BkashError::Connect(_) => true,
+            BkashError::Timeout | BkashError::Transport(_) => repeatable,
+            BkashError::Gateway { status, .. } | BkashError::Http { status, .. } => repeatable && *status >= 500,
+            BkashError::Decode { .. } | BkashError::Provider { .. } => false,
+        }
+    }
+
+    /// bKash refused to issue a token because of its rate limit (HTTP 429 on grant).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, BkashError::Gateway { status: 429, .. } | BkashError::Http { status: 429, .. })
     }
 
     fn outcome(&self) -> &'static str {
         match self {
             BkashError::Timeout => "timeout",
             BkashError::Transport(_) => "transport",
+            BkashError::Connect(_) => "connect",
             BkashError::Gateway { .. } => "gateway",
             BkashError::Http { .. } => "http",
             BkashError::Decode { .. } => "decode",
             BkashError::Provider { .. } => "provider_error",
         }
     }
+}
+
+/// Whether a gateway 403 message says the token is expired or invalid.
+fn is_token_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    // AWS API Gateway's wording for an unknown path or method; the token is not the problem.
+    if m.contains("missing authentication token") {
+        return false;
+    }
+    m.contains("token") && (m.contains("expired") || m.contains("invalid") || m.contains("revoked"))
+        || m.contains("unauthorized")
+        || m.contains("not authorized to access")
 }
 
 /// bKash `transactionStatus`; anything unexpected is kept and never counts as paid.
@@ -122,10 +160,10 @@ fn de_opt_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Transa
 /// Grant/refresh answer (spec section 2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
-    /// The id_token (a credential).
-    pub id_token: String,
-    /// The refresh_token (a credential).
-    pub refresh_token: String,
+    /// The id_token (a credential: redacted in `Debug`).
+    pub id_token: SecretString,
+    /// The refresh_token (a credential: redacted in `Debug`).
+    pub refresh_token: SecretString,
     /// Lifetime in seconds (a number; some gateways send a string).
     #[serde(default)]
     pub expires_in: Value,
@@ -290,12 +328,50 @@ impl From<RefundV2> for RefundRecord {
     }
 }
 
+/// One bKash endpoint: the versioned base URL and its host root (v2 refunds live under the host root).
+#[derive(Debug, Clone)]
+struct Base {
+    versioned: String,
+    host: String,
+}
+
+impl Base {
+    fn new(url: &str) -> Base {
+        let versioned = url.trim_end_matches('/').to_owned();
+        let host = match url::Url::parse(&versioned) {
+            Ok(u) => u.origin().ascii_serialization(),
+            Err(_) => versioned.clone(),
+        };
+        Base { versioned, host }
+    }
+
+    fn url(&self, path: ApiPath) -> String {
+        match path {
+            ApiPath::Checkout(p) => format!("{}/tokenized/checkout/{p}", self.versioned),
+            ApiPath::Host(p) => format!("{}{p}", self.host),
+        }
+    }
+}
+
+/// Where a call goes, relative to a [`Base`].
+#[derive(Debug, Clone, Copy)]
+enum ApiPath {
+    /// Under `{base}/tokenized/checkout/`.
+    Checkout(&'static str),
+    /// Under the host root.
+    Host(&'static str),
+}
+
+/// Calls that change nothing at bKash and may be sent again to the backup URL after a 5xx or no answer.
+/// Create, Execute and Refund go to the backup only when no connection could be made to the primary.
+const REPEATABLE: [&str; 5] = ["grant", "refresh", "query", "search", "refund_status"];
+
 /// The bKash client: one per merchant credential.
 #[derive(Debug)]
 pub struct BkashClient {
     http: reqwest::Client,
-    base_url: String,
-    host_url: String,
+    /// The primary endpoint, then the backup (bKash's "endpoint failover").
+    bases: Vec<Base>,
     username: String,
     password: SecretString,
     app_key: String,
@@ -321,21 +397,24 @@ impl BkashClient {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(settings: &BkashSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: &BkashSettings,
+        environment: Environment,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        // Never follow a redirect: it would carry the password header and the app_secret to another host.
+        // Outside the sandbox only https is spoken (the URLs are also checked at start).
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(environment == Environment::Production)
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
             .build()?;
-        let base_url = settings.base_url.trim_end_matches('/').to_owned();
-        // v2 refunds live under the host root, not under the version path.
-        let host_url = match url::Url::parse(&base_url) {
-            Ok(u) => u.origin().ascii_serialization(),
-            Err(_) => base_url.clone(),
-        };
+        let bases =
+            std::iter::once(&settings.base_url).chain(&settings.backup_base_url).map(|u| Base::new(u)).collect();
         Ok(BkashClient {
             http,
-            base_url,
-            host_url,
+            bases,
             username: settings.username.clone(),
             password: settings.password.clone(),
             app_key: settings.app_key.clone(),
@@ -348,10 +427,6 @@ impl BkashClient {
     /// The app key (not a secret; names the shared token).
     pub fn app_key(&self) -> &str {
         &self.app_key
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/tokenized/checkout/{path}", self.base_url)
     }
 
     fn credential_headers(&self) -> HeaderMap {
@@ -379,20 +454,29 @@ impl BkashClient {
     async fn post<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
-        url: String,
+        path: ApiPath,
         headers: HeaderMap,
         body: &impl Serialize,
         sensitive: bool,
     ) -> Result<T, BkashError> {
-        let started = Instant::now();
-        let result = self.post_inner(url, headers, body, sensitive).await;
-        let outcome = result.as_ref().map_or_else(BkashError::outcome, |_| "ok");
-        self.metrics.provider_call("bkash", endpoint, outcome, started.elapsed().as_secs_f64());
-        match &result {
-            Ok(_) => tracing::debug!(endpoint, "bkash call ok"),
-            Err(e) => tracing::warn!(endpoint, error = %e, "bkash call failed"),
+        let repeatable = REPEATABLE.contains(&endpoint);
+        let mut bases = self.bases.iter().enumerate().peekable();
+        loop {
+            let Some((i, base)) = bases.next() else { unreachable!("there is always a primary base URL") };
+            let started = Instant::now();
+            let result = self.post_inner(base.url(path), headers.clone(), body, sensitive).await;
+            let outcome = result.as_ref().map_or_else(BkashError::outcome, |_| "ok");
+            self.metrics.provider_call("bkash", endpoint, outcome, started.elapsed().as_secs_f64());
+            match &result {
+                Ok(_) => tracing::debug!(endpoint, base = i, "bkash call ok"),
+                Err(e) if bases.peek().is_some() && e.is_failover(repeatable) => {
+                    tracing::warn!(endpoint, base = i, error = %e, "bkash call failed; trying the backup URL");
+                    continue;
+                }
+                Err(e) => tracing::warn!(endpoint, base = i, error = %e, "bkash call failed"),
+            }
+            return result;
         }
-        result
     }
 
     async fn post_inner<T: DeserializeOwned>(
@@ -403,7 +487,13 @@ impl BkashClient {
         sensitive: bool,
     ) -> Result<T, BkashError> {
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() { BkashError::Timeout } else { BkashError::Transport(e.without_url().to_string()) }
+            if e.is_timeout() {
+                BkashError::Timeout
+            } else if e.is_connect() {
+                BkashError::Connect(e.without_url().to_string())
+            } else {
+                BkashError::Transport(e.without_url().to_string())
+            }
         };
         let response = self
             .http
@@ -460,7 +550,7 @@ impl BkashClient {
             "app_key": self.app_key,
             "app_secret": self.app_secret.expose_secret(),
         });
-        self.post("grant", self.url("token/grant"), self.credential_headers(), &body, true).await
+        self.post("grant", ApiPath::Checkout("token/grant"), self.credential_headers(), &body, true).await
     }
 
     /// Refresh Token.
@@ -474,7 +564,7 @@ impl BkashClient {
             "app_secret": self.app_secret.expose_secret(),
             "refresh_token": refresh_token.expose_secret(),
         });
-        self.post("refresh", self.url("token/refresh"), self.credential_headers(), &body, true).await
+        self.post("refresh", ApiPath::Checkout("token/refresh"), self.credential_headers(), &body, true).await
     }
 
     /// Create Payment (mode 0011, intent sale).
@@ -498,7 +588,7 @@ impl BkashClient {
             intent: "sale",
             merchant_invoice_number: invoice,
         };
-        self.post("create", self.url("create"), self.token_headers(id_token), &body, false).await
+        self.post("create", ApiPath::Checkout("create"), self.token_headers(id_token), &body, false).await
     }
 
     /// Execute Payment: moves the money. Call only after a `status=success` callback, once.
@@ -508,7 +598,7 @@ impl BkashClient {
     #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
     pub async fn execute(&self, id_token: &SecretString, payment_id: &str) -> Result<ExecuteResponse, BkashError> {
         let body = serde_json::json!({ "paymentID": payment_id });
-        self.post("execute", self.url("execute"), self.token_headers(id_token), &body, false).await
+        self.post("execute", ApiPath::Checkout("execute"), self.token_headers(id_token), &body, false).await
     }
 
     /// Query Payment.
@@ -518,7 +608,7 @@ impl BkashClient {
     #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
     pub async fn query(&self, id_token: &SecretString, payment_id: &str) -> Result<QueryResponse, BkashError> {
         let body = serde_json::json!({ "paymentID": payment_id });
-        self.post("query", self.url("payment/status"), self.token_headers(id_token), &body, false).await
+        self.post("query", ApiPath::Checkout("payment/status"), self.token_headers(id_token), &body, false).await
     }
 
     /// Search Transaction.
@@ -528,7 +618,8 @@ impl BkashClient {
     #[tracing::instrument(skip_all, fields(trx_id = trx_id))]
     pub async fn search(&self, id_token: &SecretString, trx_id: &str) -> Result<SearchResponse, BkashError> {
         let body = serde_json::json!({ "trxID": trx_id });
-        self.post("search", self.url("general/searchTransaction"), self.token_headers(id_token), &body, false).await
+        self.post("search", ApiPath::Checkout("general/searchTransaction"), self.token_headers(id_token), &body, false)
+            .await
     }
 
     /// Refund (v1.2.0-beta or v2 by configuration).
@@ -551,15 +642,16 @@ impl BkashClient {
                 let body = serde_json::json!({
                     "paymentID": payment_id, "amount": amount.to_decimal(), "trxID": trx_id, "sku": sku, "reason": reason,
                 });
-                let r: RefundV1 = self.post("refund", self.url("payment/refund"), headers, &body, false).await?;
+                let r: RefundV1 =
+                    self.post("refund", ApiPath::Checkout("payment/refund"), headers, &body, false).await?;
                 Ok(r.into())
             }
             RefundApi::V2 => {
                 let body = serde_json::json!({
                     "paymentId": payment_id, "trxId": trx_id, "refundAmount": amount.to_decimal(), "sku": sku, "reason": reason,
                 });
-                let url = format!("{}/v2/tokenized-checkout/refund/payment/transaction", self.host_url);
-                let r: RefundV2 = self.post("refund", url, headers, &body, false).await?;
+                let path = ApiPath::Host("/v2/tokenized-checkout/refund/payment/transaction");
+                let r: RefundV2 = self.post("refund", path, headers, &body, false).await?;
                 Ok(r.into())
             }
         }
@@ -580,15 +672,47 @@ impl BkashClient {
         match self.refund_api {
             RefundApi::V1 => {
                 let body = serde_json::json!({ "paymentID": payment_id, "trxID": trx_id });
-                let r: RefundV1 = self.post("refund_status", self.url("payment/refund"), headers, &body, false).await?;
+                let r: RefundV1 =
+                    self.post("refund_status", ApiPath::Checkout("payment/refund"), headers, &body, false).await?;
                 Ok(vec![r.into()])
             }
             RefundApi::V2 => {
                 let body = serde_json::json!({ "paymentId": payment_id, "trxId": trx_id });
-                let url = format!("{}/v2/tokenized-checkout/refund/payment/status", self.host_url);
-                let r: RefundStatusV2 = self.post("refund_status", url, headers, &body, false).await?;
+                let path = ApiPath::Host("/v2/tokenized-checkout/refund/payment/status");
+                let r: RefundStatusV2 = self.post("refund_status", path, headers, &body, false).await?;
                 Ok(r.refund_transactions.into_iter().map(Into::into).collect())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_401_or_a_403_about_the_token_asks_for_a_new_token() {
+        let gateway = |status, message: &str| BkashError::Gateway { status, message: message.into() };
+        let renew = [
+            gateway(401, "Unauthorized"),
+            gateway(403, "The incoming token has expired"),
+            gateway(403, "Invalid token"),
+            gateway(403, "User is not authorized to access this resource"),
+        ];
+        for e in renew {
+            assert!(e.is_unauthorized(), "{e}");
+        }
+        let keep = [
+            gateway(403, "Missing Authentication Token"),
+            gateway(403, "Forbidden"),
+            gateway(403, "Request blocked by WAF"),
+            gateway(429, "Too Many Requests"),
+            gateway(500, "Internal server error"),
+            BkashError::Http { status: 403, body: String::new() },
+        ];
+        for e in keep {
+            assert!(!e.is_unauthorized(), "{e}");
+        }
+        assert!(gateway(429, "Too Many Requests").is_rate_limited());
     }
 }

@@ -63,6 +63,9 @@ impl CallError {
 }
 
 fn provider_app_error(e: &CallError) -> AppError {
+    if let CallError::Token(blocked @ TokenError::GrantBlocked { .. }) = e {
+        return AppError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ProviderUnavailable, blocked.to_string());
+    }
     match e.provider() {
         Some((_, message)) => AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, message.to_owned()),
         None => AppError::new(
@@ -135,7 +138,9 @@ impl AppState {
         match call(token.clone()).await {
             Err(e) if e.is_unauthorized() => {
                 tracing::warn!("bkash refused the id_token; renewing it");
-                self.tokens.invalidate(token.expose_secret()).await;
+                if !self.tokens.invalidate(token.expose_secret()).await {
+                    return Err(e.into());
+                }
                 let token = self.tokens.id_token().await?;
                 Ok(call(token).await?)
             }

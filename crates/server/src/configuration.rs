@@ -31,6 +31,32 @@ pub struct Settings {
     /// What the payment core does on its own.
     #[serde(default)]
     pub payments: PaymentSettings,
+    /// Rate limits, caps and timeouts of the HTTP edge.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// How long idempotency keys, notification ids and audit events are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]`: what is deleted once it can no longer matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Idempotency keys replay their first answer this long (merchants retry within minutes).
+    pub idempotency_hours: u64,
+    /// Notification ids are kept this long to recognise a redelivery (Bestin Pay retries for hours).
+    pub notifications_days: u64,
+    /// Audit events (every payment transition) are kept this long; 0 keeps them for ever.
+    pub events_days: u64,
+    /// How often the sweep runs (0: never).
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { idempotency_hours: 24, notifications_days: 30, events_days: 0, interval_secs: 3600 }
+    }
 }
 
 /// `[payments]`.
@@ -47,8 +73,13 @@ pub struct PaymentSettings {
 pub struct WebhookSettings {
     /// The merchant's HTTPS endpoint, e.g. "https://shop.example/deshpay/webhook".
     pub url: String,
-    /// Shared secret of the `DeshPay-Signature` HMAC (at least 16 bytes).
+    /// Shared secret of the `DeshPay-Signature` HMAC (at least 16 bytes; 32 in production).
+    #[serde(deserialize_with = "de_secret")]
     pub secret: SecretString,
+    /// The next secret during a rotation: while set, each delivery carries a second `v1=` signature under it,
+    /// so the merchant can switch its receiver before `secret` is replaced.
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub secret_next: Option<SecretString>,
     /// Delay before the first retry in milliseconds; doubled after each failure, at most 6 hours.
     #[serde(default = "default_webhook_retry_ms")]
     pub retry_ms: u64,
@@ -78,6 +109,7 @@ pub struct BestinSettings {
     /// `x-app-id`.
     pub app_id: String,
     /// `x-secret`.
+    #[serde(deserialize_with = "de_secret")]
     pub secret: SecretString,
     /// Our merchant id at Bestin Pay (`mid`): a notification is applied only when its `data.mid` is this one,
     /// because Bestin Pay signs every merchant's notifications with the same platform key.
@@ -104,9 +136,37 @@ fn default_payin_ttl() -> u64 {
     900
 }
 
+/// Which world this backend talks to: the sandbox (the default) or real money.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Sandbox providers, demo keys and `http://` URLs are allowed.
+    #[default]
+    Sandbox,
+    /// Real money: weak keys, sandbox keys and credentials, and `http://` URLs are refused at start.
+    Production,
+}
+
+impl Environment {
+    /// "sandbox" or "production".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+}
+
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
+    /// `sandbox` (default) or `production` (`DESHPAY_SERVER__ENVIRONMENT`).
+    #[serde(default)]
+    pub environment: Environment,
+    /// Where `/metrics` and `/healthz` are served without the API key, e.g. "127.0.0.1:9091". On the public
+    /// listener `/metrics` needs the merchant API key and `/healthz` tells only "ok" or "unavailable".
+    #[serde(default)]
+    pub admin_listen: Option<String>,
     /// Address to bind, e.g. "127.0.0.1:8081" (port 0 picks a free port).
     pub listen: String,
     /// The URL providers and browsers use to reach this backend (callback URLs are built from it). Defaults
@@ -132,7 +192,12 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MerchantSettings {
     /// Key for the merchant API (`Authorization: Bearer <key>`).
+    #[serde(deserialize_with = "de_secret")]
     pub api_key: SecretString,
+    /// A second accepted key, for rotation: deploy the new key here, move the merchant's servers to it, then
+    /// make it `api_key` and remove this one.
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub api_key_next: Option<SecretString>,
     /// Name shown in the widget.
     #[serde(default = "default_merchant_name")]
     pub name: String,
@@ -156,13 +221,20 @@ pub enum RefundApi {
 pub struct BkashSettings {
     /// Base URL including the version, e.g. "https://tokenized.sandbox.bka.sh/v1.2.0-beta".
     pub base_url: String,
+    /// A backup base URL (bKash's "endpoint failover"): tried when no connection can be made to `base_url`,
+    /// and, for calls that are safe to repeat (grant, refresh, query, search, refund status), after a 5xx or no
+    /// answer. Create, Execute and Refund are never repeated on it once sent.
+    #[serde(default)]
+    pub backup_base_url: Option<String>,
     /// PGW username (grant/refresh header).
     pub username: String,
     /// PGW password.
+    #[serde(deserialize_with = "de_secret")]
     pub password: SecretString,
     /// App key (also sent as X-APP-Key).
     pub app_key: String,
     /// App secret.
+    #[serde(deserialize_with = "de_secret")]
     pub app_secret: SecretString,
     /// Refund API flavour.
     #[serde(default = "default_refund_api")]
@@ -223,6 +295,108 @@ fn default_stale_after() -> u64 {
     120
 }
 
+/// `[limits]`: what one client, one session and the whole process may use. Every limit answers a typed error
+/// (`rate_limited` 429, `payload_too_large` 413, `timeout` 408, `overloaded` 503, `invalid_request` 400).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Widget payment starts and cancels one client IP may make in a burst...
+    pub ip_burst: u32,
+    /// ...and then one more every this many milliseconds.
+    pub ip_replenish_ms: u64,
+    /// Payment starts and cancels one session may make in a burst (each start may call the provider)...
+    pub session_burst: u32,
+    /// ...and then one more every this many milliseconds.
+    pub session_replenish_ms: u64,
+    /// Take the client IP from `X-Forwarded-For`/`Forwarded` (only behind a proxy that sets them).
+    pub trust_forwarded_for: bool,
+    /// Live event streams per session.
+    pub streams_per_session: usize,
+    /// Live event streams in this process.
+    pub streams_total: usize,
+    /// An event stream ends after this many seconds (the widget reconnects or polls).
+    pub stream_max_secs: u64,
+    /// Whole-request timeout of every route but the event streams, in milliseconds (longer than two provider
+    /// calls, so a callback's Execute and Query can finish).
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more are refused at once with 503 rather than queued.
+    pub max_concurrent_requests: usize,
+    /// Largest merchant API body in bytes.
+    pub merchant_body_bytes: usize,
+    /// Largest provider notification body in bytes.
+    pub notify_body_bytes: usize,
+    /// Largest widget API body in bytes (its calls carry none).
+    pub widget_body_bytes: usize,
+    /// Longest `return_url` in characters.
+    pub return_url_max_chars: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            ip_burst: 60,
+            ip_replenish_ms: 1_000,
+            session_burst: 6,
+            session_replenish_ms: 10_000,
+            trust_forwarded_for: false,
+            streams_per_session: 4,
+            streams_total: 2_000,
+            stream_max_secs: 1_800,
+            request_timeout_ms: 75_000,
+            max_concurrent_requests: 512,
+            merchant_body_bytes: 16 * 1024,
+            notify_body_bytes: 64 * 1024,
+            widget_body_bytes: 1024,
+            return_url_max_chars: 2_048,
+        }
+    }
+}
+
+/// Reads a secret only as a string. A TOML number is refused without echoing it (serde's own message would
+/// print the value); environment variables of secrets are read as raw strings in [`Settings::load`].
+fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    struct SecretVisitor;
+    impl serde::de::Visitor<'_> for SecretVisitor {
+        type Value = SecretString;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a secret as a quoted string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretString, E> {
+            Ok(SecretString::from(v))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretString, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+    }
+    d.deserialize_str(SecretVisitor)
+}
+
+const NOT_A_STRING: &str = "a secret must be a quoted string (its value is not shown)";
+
+fn de_opt_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    de_secret(d).map(Some)
+}
+
+/// The secrets read from the environment as raw text (figment would parse `123` as a number).
+const SECRET_KEYS: [&str; 7] = [
+    "merchant.api_key",
+    "merchant.api_key_next",
+    "bkash.password",
+    "bkash.app_secret",
+    "bestin.secret",
+    "webhook.secret",
+    "webhook.secret_next",
+];
+
 /// Defaults that need no secret: the listener and a SQLite file in the working directory.
 #[derive(Serialize)]
 struct Defaults {
@@ -251,7 +425,14 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment.merge(Env::prefixed("DESHPAY_").split("__")).extract().map_err(Box::new)
+        figment = figment.merge(Env::prefixed("DESHPAY_").split("__"));
+        for key in SECRET_KEYS {
+            let var = format!("DESHPAY_{}", key.to_ascii_uppercase().replace('.', "__"));
+            if let Ok(raw) = std::env::var(&var) {
+                figment = figment.merge(Serialized::global(key, raw));
+            }
+        }
+        figment.extract().map_err(Box::new)
     }
 }
 
@@ -291,6 +472,45 @@ mod tests {
             assert_eq!(s.bkash.timeout_ms, 30_000);
             let debug = format!("{s:?}");
             assert!(!debug.contains("pw-from-env") && !debug.contains("file-key"), "{debug}");
+            Ok(())
+        });
+    }
+
+    const MINIMAL: &str = r#"
+        [merchant]
+        api_key = "k"
+        [bkash]
+        base_url = "http://127.0.0.1:1/v1.2.0-beta"
+        username = "u"
+        password = "p"
+        app_key = "k"
+        app_secret = "s"
+        "#;
+
+    #[test]
+    fn numeric_secrets_in_the_environment_are_read_as_text_exactly() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("deshpay.toml", MINIMAL)?;
+            jail.set_env("DESHPAY_MERCHANT__API_KEY", "000123456789012345678901234567890123");
+            jail.set_env("DESHPAY_BKASH__APP_SECRET", "1e5");
+            jail.set_env("DESHPAY_SERVER__ENVIRONMENT", "production");
+            let s = Settings::load(Some(Path::new("deshpay.toml"))).expect("settings");
+            assert_eq!(s.merchant.api_key.expose_secret(), "000123456789012345678901234567890123");
+            assert_eq!(s.bkash.app_secret.expose_secret(), "1e5");
+            assert_eq!(s.server.environment, Environment::Production);
+            assert_eq!(s.limits.session_burst, LimitSettings::default().session_burst);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_echoing_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("deshpay.toml", &MINIMAL.replace(r#"password = "p""#, "password = 987654321"))?;
+            let err = Settings::load(Some(Path::new("deshpay.toml"))).expect_err("a number is not a secret");
+            let text = err.to_string();
+            assert!(text.contains("password") && text.contains("quoted string"), "{text}");
+            assert!(!text.contains("987654321"), "{text}");
             Ok(())
         });
     }

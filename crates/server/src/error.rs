@@ -94,7 +94,13 @@ pub struct ApiJson<T>(pub T);
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        AppError::new(rejection.status(), ErrorCode::InvalidJson, rejection.body_text())
+        // A streamed body past the route's limit fails while being read: the same code as a declared one.
+        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidJson
+        };
+        AppError::new(rejection.status(), code, rejection.body_text())
     }
 }
 

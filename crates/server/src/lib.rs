@@ -5,16 +5,19 @@
 //! README for the settings and the API. Its tests (`cargo test -p deshpay-server`) start the sandbox in-process
 //! and drive the backend over HTTP.
 
+pub mod auth;
 pub mod bestin;
 pub mod bkash;
 pub mod bkash_codes;
 pub mod bkash_flow;
 pub mod clock;
 pub mod configuration;
+pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod payments;
+pub mod preflight;
 pub mod qr;
 pub mod routes;
 pub mod sessions;

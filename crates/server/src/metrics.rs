@@ -45,6 +45,8 @@ pub struct Metrics {
     token_refreshes: Counter,
     refunds: Family<AttemptLabels, Counter>,
     webhook_deliveries: Family<ResultLabel, Counter>,
+    renewals_suppressed: Counter,
+    grant_blocks: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -78,7 +80,29 @@ impl Default for Metrics {
             "Webhook delivery attempts to the merchant by result",
             webhook_deliveries.clone(),
         );
-        Metrics { registry, attempts, provider_calls, token_grants, token_refreshes, refunds, webhook_deliveries }
+        let renewals_suppressed = Counter::default();
+        registry.register(
+            "bkash_token_renewals_suppressed",
+            "Gateway refusals of a freshly renewed bKash token that were not answered with another renewal",
+            renewals_suppressed.clone(),
+        );
+        let grant_blocks = Counter::default();
+        registry.register(
+            "bkash_grant_blocked",
+            "bKash grant calls refused with HTTP 429: grants stop until bKash's block ends (alert on this)",
+            grant_blocks.clone(),
+        );
+        Metrics {
+            registry,
+            attempts,
+            provider_calls,
+            token_grants,
+            token_refreshes,
+            refunds,
+            webhook_deliveries,
+            renewals_suppressed,
+            grant_blocks,
+        }
     }
 }
 
@@ -118,6 +142,16 @@ impl Metrics {
     /// Counts a token refresh.
     pub fn token_refreshed(&self) {
         self.token_refreshes.inc();
+    }
+
+    /// Counts a token refusal that did not lead to a renewal (rationing).
+    pub fn token_renewal_suppressed(&self) {
+        self.renewals_suppressed.inc();
+    }
+
+    /// Counts a grant refused with HTTP 429.
+    pub fn grant_blocked(&self) {
+        self.grant_blocks.inc();
     }
 
     /// The text exposition.

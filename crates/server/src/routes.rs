@@ -1,9 +1,13 @@
 //! HTTP routes: the merchant API (API key), the widget API (CORS), the provider callback, operations.
 
+use crate::auth;
+use crate::edge::{self, StreamCaps};
 use crate::error::{ApiJson, AppError, NothingDone};
 use crate::sessions::parse_session_id;
 use crate::state::AppState;
-use axum::extract::{Path, Query, Request, State};
+use axum::Extension;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -11,14 +15,19 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use deshpay_api::{CreateSessionRequest, ErrorCode, PayoutRequest, RefundRequest, SessionStatus};
-use secrecy::ExposeSecret;
-use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-/// The whole router; pure, so tests can drive it with `oneshot`.
+/// The whole router; pure, so tests can drive it with `oneshot` (serve it with `ConnectInfo<SocketAddr>`: the
+/// per-IP limit reads the peer address).
 pub fn router(state: AppState) -> Router {
+    let limits = state.settings.limits.clone();
     let merchant = Router::new()
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(get_session))
@@ -28,27 +37,50 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payouts/{id}", get(get_payout))
         .route("/v1/payouts/{id}/cancel", post(cancel_payout))
         .route("/v1/balance", get(balance))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    let widget = Router::new()
-        .route("/v1/checkout/{id}", get(checkout_view))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key))
+        .layer(RequestBodyLimitLayer::new(limits.merchant_body_bytes));
+    // Starting an attempt or cancelling may call the provider: limited per client IP and per session.
+    let widget_actions = Router::new()
         .route("/v1/checkout/{id}/bkash", post(start_bkash))
         .route("/v1/checkout/{id}/upi", post(start_upi))
         .route("/v1/checkout/{id}/cancel", post(cancel_checkout))
+        .route_layer(edge::session_limiter(&limits))
+        .route_layer(edge::ip_limiter(&limits));
+    let widget = Router::new()
+        .route("/v1/checkout/{id}", get(checkout_view))
         .route("/v1/checkout/{id}/events", get(checkout_events))
+        .merge(widget_actions)
+        .layer(RequestBodyLimitLayer::new(limits.widget_body_bytes))
+        .layer(Extension(StreamCaps::new(&limits)))
         .layer(cors(&state));
     Router::new()
         .merge(merchant)
         .merge(widget)
         .route("/v1/bkash/callback", get(bkash_callback))
-        .route("/v1/bestinpay/notify", post(bestin_notify))
+        .route("/v1/bestinpay/notify", post(bestin_notify).layer(RequestBodyLimitLayer::new(limits.notify_body_bytes)))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        // On the public listener the metrics need the API key; `server.admin_listen` serves them without.
+        .route("/metrics", get(metrics).route_layer(middleware::from_fn_with_state(state.clone(), require_api_key)))
         .fallback(|| async { AppError::not_found(ErrorCode::NotFound, "no such route") })
+        .layer(middleware::from_fn(edge::json_errors))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(edge::overload_error))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests))
+                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// The operations router of `server.admin_listen`: `/healthz` and `/metrics` without a key.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+}
+
 fn cors(state: &AppState) -> CorsLayer {
+    // Checked at start (preflight): every origin is a valid, non-wildcard origin.
     let origins: Vec<HeaderValue> = state
         .settings
         .server
@@ -62,21 +94,10 @@ fn cors(state: &AppState) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE])
 }
 
-/// Constant-time comparison, so the key cannot be guessed byte by byte from response times.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same_secret(presented.as_bytes(), state.settings.merchant.api_key.expose_secret().as_bytes()) {
-        return AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing or wrong API key")
-            .into_response();
+    let header = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    if let Err(failure) = auth::authenticate(&state.settings.merchant, header) {
+        return AppError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, failure.message()).into_response();
     }
     next.run(request).await
 }
@@ -153,6 +174,10 @@ async fn create_session(
     headers: HeaderMap,
     ApiJson(req): ApiJson<CreateSessionRequest>,
 ) -> Response {
+    let production = state.settings.server.environment == crate::configuration::Environment::Production;
+    if let Err(e) = edge::check_return_url(&req.return_url, state.settings.limits.return_url_max_chars, production) {
+        return e.into_response();
+    }
     let body = serde_json::to_string(&req).unwrap_or_default();
     idempotent(&state, &headers, "session", &body, |_| async {
         match state.create_session(&req).await {
@@ -217,13 +242,28 @@ async fn cancel_checkout(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 /// Server-sent events: the session's public view each time it changes (event `session`), until it is final.
-async fn checkout_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+/// At most `limits.streams_per_session` per session and `limits.streams_total` in all; each ends after
+/// `limits.stream_max_secs` (the widget then reconnects or polls).
+async fn checkout_events(
+    State(state): State<AppState>,
+    Extension(caps): Extension<Arc<StreamCaps>>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     state.load_session(&id).await?;
+    let permit = match caps.acquire(&id) {
+        Ok(permit) => permit,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let ends_at = tokio::time::Instant::now() + Duration::from_secs(state.settings.limits.stream_max_secs);
     let mut changes = state.changes.subscribe();
     let stream = async_stream::stream! {
+        let _permit = permit;
         let mut last = String::new();
         loop {
+            if tokio::time::Instant::now() >= ends_at {
+                break;
+            }
             let Ok(view) = state.checkout_view(&id).await else { break };
             let json = serde_json::to_string(&view).unwrap_or_default();
             if json != last {
@@ -300,15 +340,10 @@ async fn balance(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(Json(state.balance().await?).into_response())
 }
 
-async fn bkash_callback(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, AppError> {
+async fn bkash_callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, AppError> {
     // bKash adds signature and apiVersion too; neither can be verified, so only Execute/Query establish truth.
-    let (Some(payment_id), Some(status)) = (params.get("paymentID"), params.get("status")) else {
-        return Err(AppError::bad_request(ErrorCode::InvalidRequest, "paymentID and status are required"));
-    };
-    let to = state.bkash_callback(payment_id, status).await?;
+    let callback = edge::parse_callback_query(query.as_deref().unwrap_or_default())?;
+    let to = state.bkash_callback(&callback.payment_id, &callback.status).await?;
     Ok(Redirect::to(&to).into_response())
 }
 

@@ -11,6 +11,7 @@ use crate::state::{AppState, Inner};
 use crate::store::Store;
 use crate::token::TokenManager;
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: AppState,
 }
 
@@ -36,11 +38,8 @@ impl Application {
     /// # Errors
     /// Bad settings, an unreachable database, a port in use.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
-        if let Some(webhook) = &settings.webhook {
-            use secrecy::ExposeSecret;
-            anyhow::ensure!(webhook.secret.expose_secret().len() >= 16, "webhook.secret must be at least 16 bytes");
-            url::Url::parse(&webhook.url).context("webhook.url is not a URL")?;
-        }
+        crate::preflight::check(&settings)?;
+        crate::preflight::log_start(&settings);
         let store = Store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .context("opening the database (database.url)")?;
@@ -48,6 +47,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let address = listener.local_addr()?;
+        let admin = match &settings.server.admin_listen {
+            Some(admin) => {
+                Some(TcpListener::bind(admin).await.with_context(|| format!("binding server.admin_listen {admin}"))?)
+            }
+            None => None,
+        };
         let public_url = settings
             .server
             .public_url
@@ -56,7 +61,10 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let metrics = Arc::new(Metrics::default());
-        let bkash = Arc::new(BkashClient::new(&settings.bkash, metrics.clone()).context("building the bKash client")?);
+        let environment = settings.server.environment;
+        let bkash = Arc::new(
+            BkashClient::new(&settings.bkash, environment, metrics.clone()).context("building the bKash client")?,
+        );
         let tokens = TokenManager::new(
             bkash.clone(),
             store.clone(),
@@ -68,8 +76,8 @@ impl Application {
         );
         let (bestin, verifier) = match &settings.bestin {
             Some(b) => {
-                let client =
-                    BestinClient::new(b, clock.clone(), metrics.clone()).context("building the Bestin Pay client")?;
+                let client = BestinClient::new(b, environment, clock.clone(), metrics.clone())
+                    .context("building the Bestin Pay client")?;
                 let pem = b.public_key_pem.clone().unwrap_or_else(|| PRODUCTION_PUBLIC_KEY.to_owned());
                 let verifier =
                     NotifyVerifier::from_pem(&pem).context("bestin.public_key_pem is not an RSA public key")?;
@@ -91,16 +99,22 @@ impl Application {
             changes,
             webhook_http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .https_only(environment == crate::configuration::Environment::Production)
                 .build()
                 .context("building the webhook client")?,
             webhook_wake: tokio::sync::Notify::new(),
         });
-        Ok(Application { listener, state })
+        Ok(Application { listener, admin, state })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The bound port of `server.admin_listen`, when configured.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
     }
 
     /// The public URL.
@@ -134,6 +148,36 @@ impl Application {
             }
         });
         tokio::spawn(crate::webhooks::run(self.state.clone()));
-        axum::serve(self.listener, router(self.state)).await
+        tokio::spawn(retention(self.state.clone()));
+        if let Some(admin) = self.admin {
+            let app = crate::routes::admin_router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(admin, app).await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>()).await
+    }
+}
+
+/// Deletes what `[retention]` says may go, at start and every `interval_secs`.
+async fn retention(state: AppState) {
+    let r = state.settings.retention.clone();
+    if r.interval_secs == 0 {
+        return;
+    }
+    const HOUR_MS: i64 = 3600 * 1000;
+    let ms = |hours: u64| i64::try_from(hours).unwrap_or(i64::MAX / HOUR_MS).saturating_mul(HOUR_MS);
+    loop {
+        let now = state.clock.now_ms();
+        let events_before = if r.events_days == 0 { i64::MIN } else { now - ms(r.events_days * 24) };
+        match state.store.purge(now - ms(r.idempotency_hours), now - ms(r.notifications_days * 24), events_before).await
+        {
+            Ok(p) if p != crate::store::Purged::default() => tracing::info!(?p, "retention sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(r.interval_secs)).await;
     }
 }

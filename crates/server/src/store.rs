@@ -247,10 +247,10 @@ pub struct RefundRow {
 /// The persisted provider token.
 #[derive(Debug, Clone)]
 pub struct StoredToken {
-    /// id_token (a credential: never logged).
-    pub id_token: String,
-    /// refresh_token (a credential: never logged).
-    pub refresh_token: String,
+    /// id_token (a credential: redacted in `Debug`, never logged).
+    pub id_token: secrecy::SecretString,
+    /// refresh_token (a credential: redacted in `Debug`, never logged).
+    pub refresh_token: secrecy::SecretString,
     /// id_token expiry, Unix ms.
     pub expires_at: i64,
     /// refresh_token expiry, Unix ms.
@@ -912,8 +912,8 @@ impl Store {
             sqlx::query("SELECT * FROM provider_tokens WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(StoredToken {
-                id_token: r.try_get("id_token")?,
-                refresh_token: r.try_get("refresh_token")?,
+                id_token: r.try_get::<String, _>("id_token")?.into(),
+                refresh_token: r.try_get::<String, _>("refresh_token")?.into(),
                 expires_at: r.try_get("expires_at")?,
                 refresh_expires_at: r.try_get("refresh_expires_at")?,
             })
@@ -933,8 +933,8 @@ impl Store {
              refresh_expires_at = excluded.refresh_expires_at, updated_at = excluded.updated_at",
         )
         .bind(name)
-        .bind(&t.id_token)
-        .bind(&t.refresh_token)
+        .bind(secrecy::ExposeSecret::expose_secret(&t.id_token))
+        .bind(secrecy::ExposeSecret::expose_secret(&t.refresh_token))
         .bind(t.expires_at)
         .bind(t.refresh_expires_at)
         .bind(now)
@@ -1742,4 +1742,33 @@ async fn insert_attempt_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, a: &Attemp
     .execute(&mut **tx)
     .await
     .map(|_| ())
+}
+
+/// How many rows a retention sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Idempotency keys.
+    pub idempotency_keys: u64,
+    /// Notification ids (their deduplication window is over).
+    pub notifications: u64,
+    /// Audit events.
+    pub events: u64,
+}
+
+impl Store {
+    /// Deletes idempotency keys created before `keys_before`, notification records received before
+    /// `notifications_before` and audit events created before `events_before` (all Unix ms).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn purge(&self, keys_before: i64, notifications_before: i64, events_before: i64) -> StoreResult<Purged> {
+        let run = |sql: &'static str, before: i64| async move {
+            sqlx::query(sql).bind(before).execute(&self.pool).await.map(|r| r.rows_affected())
+        };
+        Ok(Purged {
+            idempotency_keys: run("DELETE FROM idempotency WHERE created_at < $1", keys_before).await?,
+            notifications: run("DELETE FROM notifications WHERE received_at < $1", notifications_before).await?,
+            events: run("DELETE FROM events WHERE created_at < $1", events_before).await?,
+        })
+    }
 }

@@ -10,8 +10,9 @@ use crate::bkash::{BkashClient, BkashError, TokenResponse};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoredToken};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{Mutex, RwLock};
 
 /// A day: the refresh_token is replaced by a grant this long before bKash would stop accepting it.
@@ -25,6 +26,10 @@ const LEASE_WAIT_MARGIN_MS: i64 = 15_000;
 pub fn token_wait_ms(call_timeout_ms: u64) -> i64 {
     i64::try_from(call_timeout_ms).unwrap_or(30_000) + LEASE_WAIT_MARGIN_MS
 }
+/// A refused token is renewed at most once in this window unless it has expired.
+pub const MIN_RENEWAL_INTERVAL_MS: i64 = 5 * 60 * 1000;
+/// bKash blocks grants for an hour once its limit is hit.
+pub const GRANT_BLOCK_MS: i64 = 3600 * 1000;
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +43,15 @@ pub enum TokenError {
     /// Another instance held the renewal lease for too long.
     #[error("another instance is renewing the bKash token")]
     Busy,
+    /// bKash answered a grant with HTTP 429; no grant is tried before the block ends.
+    #[error("bKash is limiting sign-ins; try again in {minutes} minutes")]
+    GrantBlocked {
+        /// Whole minutes left, at least 1.
+        minutes: i64,
+    },
 }
 
-/// Hands out the current id_token.
-#[derive(Debug)]
+/// Hands out the current id_token. Its `Debug` shows no token.
 pub struct TokenManager {
     client: Arc<BkashClient>,
     store: Store,
@@ -53,6 +63,20 @@ pub struct TokenManager {
     renewing: Mutex<()>,
     holder: String,
     call_timeout_ms: u64,
+    /// When a gateway refusal last led to a renewal in this process, Unix ms; 0 before the first.
+    last_forced_renewal_ms: AtomicI64,
+    /// Until when bKash refuses grants, Unix ms; 0 when not blocked.
+    grant_blocked_until_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("app_key", &self.client.app_key())
+            .field("last_forced_renewal_ms", &self.last_forced_renewal_ms.load(Ordering::Relaxed))
+            .field("grant_blocked_until_ms", &self.grant_blocked_until_ms.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenManager {
@@ -77,6 +101,8 @@ impl TokenManager {
             renewing: Mutex::new(()),
             holder: crate::ids::event_id(),
             call_timeout_ms,
+            last_forced_renewal_ms: AtomicI64::new(0),
+            grant_blocked_until_ms: AtomicI64::new(0),
         }
     }
 
@@ -97,7 +123,7 @@ impl TokenManager {
         if let Some(t) = self.cached.read().await.as_ref()
             && self.usable(t, now)
         {
-            return Ok(SecretString::from(t.id_token.clone()));
+            return Ok(t.id_token.clone());
         }
         let _single_flight = self.renewing.lock().await;
         let now = self.clock.now_ms();
@@ -105,7 +131,7 @@ impl TokenManager {
         if let Some(t) = self.cached.read().await.as_ref()
             && self.usable(t, now)
         {
-            return Ok(SecretString::from(t.id_token.clone()));
+            return Ok(t.id_token.clone());
         }
         if let Some(t) = self.stored_usable(now).await? {
             return Ok(t);
@@ -134,7 +160,7 @@ impl TokenManager {
             }
             let stored = self.store.token(&self.store_key()).await?;
             let renewed = self.renew(stored.as_ref(), now).await?;
-            let token = SecretString::from(renewed.id_token.clone());
+            let token = renewed.id_token.clone();
             *self.cached.write().await = Some(renewed);
             Ok(token)
         }
@@ -149,7 +175,7 @@ impl TokenManager {
     async fn stored_usable(&self, now: i64) -> Result<Option<SecretString>, TokenError> {
         match self.store.token(&self.store_key()).await? {
             Some(t) if self.usable(&t, now) => {
-                let token = SecretString::from(t.id_token.clone());
+                let token = t.id_token.clone();
                 *self.cached.write().await = Some(t);
                 Ok(Some(token))
             }
@@ -157,22 +183,49 @@ impl TokenManager {
         }
     }
 
-    /// Forgets `rejected` after bKash's gateway refused it, so the next call renews.
-    pub async fn invalidate(&self, rejected: &str) {
+    /// Forgets `rejected` after bKash's gateway refused it, so the next call renews; returns whether it did.
+    /// Within [`MIN_RENEWAL_INTERVAL_MS`] of the last renewal a refusal caused, a token that has not expired is
+    /// kept: a gateway that refuses fresh tokens is not cured by more of them, and each would spend one of
+    /// bKash's few grants.
+    pub async fn invalidate(&self, rejected: &str) -> bool {
+        let now = self.clock.now_ms();
         let mut cached = self.cached.write().await;
-        if let Some(t) = cached.as_mut()
-            && t.id_token == rejected
-        {
-            t.expires_at = 0;
-            let _ = self.store.save_token(&self.store_key(), t, self.clock.now_ms()).await;
+        let Some(t) = cached.as_mut().filter(|t| t.id_token.expose_secret() == rejected) else {
+            // Already renewed by another caller: the retry uses the new token.
+            return true;
+        };
+        let since = now - self.last_forced_renewal_ms.load(Ordering::SeqCst);
+        if t.expires_at > now && since < MIN_RENEWAL_INTERVAL_MS {
+            self.metrics.token_renewal_suppressed();
+            tracing::warn!(
+                renewed_secs_ago = since / 1000,
+                "bKash refused the id_token again soon after a renewal; not renewing again within 5 minutes \
+                 (check the endpoint URLs, the credentials' permissions and any WAF)"
+            );
+            return false;
         }
+        self.last_forced_renewal_ms.store(now, Ordering::SeqCst);
+        t.expires_at = 0;
+        let _ = self.store.save_token(&self.store_key(), t, now).await;
+        true
+    }
+
+    /// Until when bKash refuses grants (Unix ms), if it does now.
+    pub fn grant_blocked_until(&self) -> Option<i64> {
+        let until = self.grant_blocked_until_ms.load(Ordering::SeqCst);
+        (until > self.clock.now_ms()).then_some(until)
+    }
+
+    fn blocked_error(&self, until: i64) -> TokenError {
+        let minutes = ((until - self.clock.now_ms()) as f64 / 60_000.0).ceil().max(1.0) as i64;
+        TokenError::GrantBlocked { minutes }
     }
 
     async fn renew(&self, stored: Option<&StoredToken>, now: i64) -> Result<StoredToken, TokenError> {
         if let Some(old) = stored
             && old.refresh_expires_at - REFRESH_TOKEN_SAFETY_MS > now
         {
-            match self.client.refresh(&SecretString::from(old.refresh_token.clone())).await {
+            match self.client.refresh(&old.refresh_token).await {
                 Ok(r) => {
                     self.metrics.token_refreshed();
                     tracing::info!("bkash id_token refreshed");
@@ -184,7 +237,24 @@ impl TokenManager {
                 Err(e) => tracing::warn!(error = %e, "bkash refresh failed; granting a new token"),
             }
         }
-        let r = self.client.grant().await?;
+        if let Some(until) = self.grant_blocked_until() {
+            return Err(self.blocked_error(until));
+        }
+        let r = match self.client.grant().await {
+            Ok(r) => r,
+            Err(e) if e.is_rate_limited() => {
+                let until = now + GRANT_BLOCK_MS;
+                self.grant_blocked_until_ms.store(until, Ordering::SeqCst);
+                self.metrics.grant_blocked();
+                tracing::error!(
+                    blocked_for_secs = GRANT_BLOCK_MS / 1000,
+                    "bKash refused a token grant with HTTP 429 (rate limit); no grant will be tried until the \
+                     block ends and bKash payments are unavailable meanwhile"
+                );
+                return Err(self.blocked_error(until));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.metrics.token_granted();
         tracing::info!("bkash id_token granted");
         let t = self.to_stored(&r, now, None);

@@ -251,10 +251,10 @@ impl AppState {
         let merchant_id = self.settings.bestin.as_ref().map(|b| b.merchant_id.as_str()).unwrap_or_default();
         let value: Value = serde_json::from_slice(body).map_err(|_| NotifyRejection::Malformed("body is not JSON"))?;
         let data = value.get("data").and_then(Value::as_object).ok_or(NotifyRejection::Malformed("no data object"))?;
-        let sign = value.get("sign").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no sign"))?;
+        value.get("sign").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no sign"))?;
         let notify_id =
             value.get("notify_id").and_then(Value::as_str).ok_or(NotifyRejection::Malformed("no notify_id"))?;
-        if !verifier.verify(data, sign) {
+        if !verifier.verify_notification(body) {
             return Err(NotifyRejection::BadSignature);
         }
         let field = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();

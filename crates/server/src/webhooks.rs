@@ -131,6 +131,17 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
     format!("t={timestamp},v1={hex}")
 }
 
+/// `DeshPay-Signature` under `webhook.secret` and, during a rotation, a second `v1=` under `webhook.secret_next`
+/// (`t=...,v1=<old>,v1=<new>`): a receiver accepts the event when any `v1` matches its secret.
+pub fn signature_header(settings: &crate::configuration::WebhookSettings, timestamp: i64, body: &str) -> String {
+    let mut header = signature(settings.secret.expose_secret().as_bytes(), timestamp, body);
+    if let Some(next) = &settings.secret_next {
+        let second = signature(next.expose_secret().as_bytes(), timestamp, body);
+        header.push_str(second.trim_start_matches(&format!("t={timestamp}")));
+    }
+    header
+}
+
 /// Delivers the events that are due; returns how many were delivered.
 ///
 /// # Errors
@@ -152,7 +163,7 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, sqlx::Error> {
             .timeout(Duration::from_millis(settings.timeout_ms))
             .header("content-type", "application/json")
             .header("deshpay-event-id", &event.id)
-            .header("deshpay-signature", signature(settings.secret.expose_secret().as_bytes(), sent_at, &event.payload))
+            .header("deshpay-signature", signature_header(settings, sent_at, &event.payload))
             .body(event.payload.clone())
             .send()
             .await;

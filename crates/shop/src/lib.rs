@@ -312,26 +312,27 @@ async fn return_page(State(shop): State<Arc<Shop>>, Query(q): Query<ReturnQuery>
 }
 
 /// Checks a `DeshPay-Signature` header (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`) as a merchant
-/// should: the HMAC compared in constant time, and `t` within 5 minutes of now (a replay is refused).
+/// should: the HMAC compared in constant time, and `t` within 5 minutes of now (a replay is refused). During a
+/// secret rotation the backend sends one `v1` per secret; any one matching is enough.
 fn signature_ok(secret: &str, header: &str, body: &str, now_secs: i64) -> bool {
     use hmac::Mac;
     let mut t = None;
-    let mut v1 = None;
+    let mut v1s = Vec::new();
     for part in header.split(',') {
         match part.split_once('=') {
             Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = hex(value),
+            Some(("v1", value)) => v1s.extend(hex(value)),
             _ => {}
         }
     }
-    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    let Some(t) = t else { return false };
     if (now_secs - t).abs() > 300 {
         return false;
     }
     let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else { return false };
     mac.update(format!("{t}.").as_bytes());
     mac.update(body.as_bytes());
-    mac.verify_slice(&v1).is_ok()
+    v1s.iter().any(|v1| mac.clone().verify_slice(v1).is_ok())
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {

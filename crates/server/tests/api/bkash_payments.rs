@@ -293,7 +293,7 @@ async fn create_payment_errors_are_typed_and_leave_nothing_half_done() {
 async fn metrics_count_attempts_calls_and_grants() {
     let app = spawn_app().await;
     app.pay("20.00", WALLET).await;
-    let text = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    let text = app.get("/metrics").await.text().await.unwrap();
     assert!(text.contains(r#"deshpay_attempts_total{method="bkash",outcome="succeeded"} 1"#), "{text}");
     assert!(text.contains(r#"endpoint="execute",outcome="ok""#), "{text}");
     assert!(text.contains("deshpay_bkash_token_grants_total 1"), "{text}");

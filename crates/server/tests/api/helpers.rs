@@ -4,8 +4,8 @@ use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::clock::Clock;
 use deshpay_server::configuration::{
-    BestinSettings, BkashSettings, DatabaseSettings, MerchantSettings, ReconcilerSettings, RefundApi, ServerSettings,
-    Settings,
+    BestinSettings, BkashSettings, DatabaseSettings, Environment, LimitSettings, MerchantSettings, ReconcilerSettings,
+    RefundApi, RetentionSettings, ServerSettings, Settings,
 };
 use deshpay_server::state::AppState;
 use serde_json::{Value, json};
@@ -33,14 +33,24 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
     let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
     Settings {
         server: ServerSettings {
+            environment: Environment::Sandbox,
+            admin_listen: None,
             listen: "127.0.0.1:0".into(),
             public_url: None,
             allowed_origins: vec!["http://shop.test".into()],
         },
         database: DatabaseSettings { url: db_url.into(), max_connections: 8 },
-        merchant: MerchantSettings { api_key: API_KEY.into(), name: "Test Shop".into(), session_ttl_secs: 1800 },
+        limits: LimitSettings::default(),
+        retention: RetentionSettings::default(),
+        merchant: MerchantSettings {
+            api_key: API_KEY.into(),
+            api_key_next: None,
+            name: "Test Shop".into(),
+            session_ttl_secs: 1800,
+        },
         bkash: BkashSettings {
             base_url: sandbox.bkash_base_url(),
+            backup_base_url: None,
             username: creds.username,
             password: creds.password.into(),
             app_key: creds.app_key,

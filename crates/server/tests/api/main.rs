@@ -3,6 +3,7 @@
 mod helpers;
 
 mod bkash_payments;
+mod edges;
 mod money_rules;
 mod refunds;
 mod restart;

@@ -17,6 +17,7 @@ fn outbox_only(settings: &mut deshpay_server::configuration::Settings) {
     settings.webhook = Some(WebhookSettings {
         url: "http://127.0.0.1:9/hook".into(),
         secret: "whsec-test-0123456789abcdef".into(),
+        secret_next: None,
         retry_ms: 3_600_000,
         max_attempts: 1,
         timeout_ms: 200,

@@ -58,7 +58,14 @@ impl Receiver {
 }
 
 fn webhook(url: &str, retry_ms: u64, max_attempts: u32) -> WebhookSettings {
-    WebhookSettings { url: url.into(), secret: SECRET.into(), retry_ms, max_attempts, timeout_ms: 2_000 }
+    WebhookSettings {
+        url: url.into(),
+        secret: SECRET.into(),
+        secret_next: None,
+        retry_ms,
+        max_attempts,
+        timeout_ms: 2_000,
+    }
 }
 
 /// Checks the signature header of a request as a merchant would, and returns the parsed event.
