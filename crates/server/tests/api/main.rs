@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod attacks;
 mod bkash_payments;
 mod money_rules;
 mod refunds;
