@@ -219,3 +219,27 @@ async fn attack_no_credential_in_error_answers_or_metrics() {
         }
     }
 }
+
+// ----- replays (attacks that fail: gaps in money_rules.rs) -----
+
+/// A genuine success notification replayed under new notify_ids (notify_id is outside the signature), then a
+/// `failed` for the same order: the session is paid once, announced once, and never moves backwards.
+#[tokio::test]
+async fn attack_a_replayed_success_under_new_notify_ids_pays_and_announces_once() {
+    let app = spawn_app_with(outbox_only).await;
+    let id = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&id).await;
+    let data = json!({"mid": MID, "trx_id": trx_of(&started), "req_id": "x", "trx_type": "payin",
+                      "status": "success", "amount": "101.00", "ccy": "INR"});
+    for n in 0..3 {
+        assert_eq!(app.notify(&notification(&format!("N-replay-{n}"), &data)).await.status(), 200);
+    }
+    let failed = json!({"mid": MID, "trx_id": trx_of(&started), "req_id": "x", "trx_type": "payin",
+                        "status": "failed", "amount": "101.00", "ccy": "INR"});
+    assert_eq!(app.notify(&notification("N-replay-failed", &failed)).await.status(), 200);
+    let s = app.session(&id).await;
+    assert_eq!(s["status"], "paid", "{s}");
+    assert_eq!(s["attempts"][0]["status"], "completed", "{s}");
+    assert_eq!(app.atk_outbox("session.paid").await, 1);
+    assert_eq!(app.atk_outbox("payment.needs_review").await, 0);
+}
