@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod attacks;
 mod bkash_payments;
 mod edges;
 mod money_rules;

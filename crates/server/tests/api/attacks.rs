@@ -1,0 +1,245 @@
+//! Attacks on the payment core (pre-launch review): each test plays an attacker, an unlucky customer or a
+//! crashing server against the real backend and sandbox, and asserts what the README's money rules promise.
+//! A failing test here is a finding; see the review report for the code at fault.
+
+use crate::helpers::*;
+use crate::upi::sign;
+use deshpay_sandbox::{BestinOptions, Sandbox, SandboxConfig};
+use deshpay_server::clock::Clock;
+use deshpay_server::configuration::{Settings, WebhookSettings};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const MID: &str = "M01KDESHPAYSANDBXX000000001";
+
+/// Webhooks to a port nothing listens on: the outbox rows are written (and can be read) all the same.
+fn outbox_only(settings: &mut Settings) {
+    settings.webhook = Some(WebhookSettings {
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "whsec-test-0123456789abcdef".into(),
+        retry_ms: 3_600_000,
+        max_attempts: 1,
+        timeout_ms: 200,
+    });
+}
+
+/// A backend against a sandbox built with `options` for Bestin Pay.
+async fn spawn_with_bestin(options: BestinOptions, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let sandbox =
+        Sandbox::spawn(SandboxConfig { bestin_options: options, ..SandboxConfig::default() }).await.expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db_url, pg) = test_database(dir.path()).await;
+    let mut settings = settings_for(&sandbox, &db_url);
+    configure(&mut settings);
+    let clock = Clock::system();
+    let (url, state) = start_backend(settings, clock.clone()).await;
+    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir, _pg: pg }
+}
+
+impl TestApp {
+    async fn atk_outbox(&self, event_type: &str) -> usize {
+        self.state.store.webhooks().await.unwrap().into_iter().filter(|w| w.1 == event_type).count()
+    }
+
+    async fn atk_post(&self, path: &str) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.url)).send().await.unwrap()
+    }
+
+    async fn atk_approve_bkash(&self, bkash_url: &str, wallet: &str) -> String {
+        let payment_id = query_param(bkash_url, "paymentID").unwrap();
+        let r = self
+            .http
+            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
+            .json(&json!({"wallet": wallet}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
+    }
+
+    async fn atk_req_id(&self, attempt_id: &str) -> String {
+        let id = deshpay_api::AttemptId::parse(attempt_id).unwrap();
+        self.state.store.attempt(&id).await.unwrap().expect("attempt").req_id.expect("req_id")
+    }
+}
+
+fn notification(id: &str, data: &Value) -> Value {
+    json!({"notify_id": id, "event_type": "trx_update", "data": data, "timestamp": 1, "sign": sign(data)})
+}
+
+fn trx_of(started: &Value) -> String {
+    let upi = started["links"]["upi"].as_str().unwrap();
+    upi.split("tr=").nth(1).unwrap().split('&').next().unwrap().to_owned()
+}
+
+// ----- one invoice charged twice -----
+
+/// The merchant's shop double-submits "create session" for one order (two tabs, a retry without an
+/// Idempotency-Key). The invoice check and the insert are two statements: both requests pass the check, the
+/// invoice gets two open sessions, and the customer pays both; both are `paid`, no review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_concurrent_session_creation_for_one_invoice_lets_the_invoice_be_paid_twice() {
+    let app = spawn_app().await;
+    let invoice = format!("RACE-{}", rand_suffix());
+    let body = json!({"amount": "120.00", "currency": "BDT", "invoice": invoice,
+                      "return_url": "http://shop.test/r", "methods": ["bkash"]});
+    let requests = (0..8).map(|_| app.post_json("/v1/sessions", &body));
+    let responses = futures::future::join_all(requests).await;
+    let mut created = Vec::new();
+    for r in responses {
+        if r.status() == 201 {
+            created.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        }
+    }
+    if created.len() >= 2 {
+        // Show the consequence: the customer pays two of them.
+        for (id, wallet) in created.iter().take(2).zip([WALLET, "01929918378"]) {
+            let url = app.start_bkash(id).await;
+            let cb = app.atk_approve_bkash(&url, wallet).await;
+            app.follow_callback(&cb).await;
+        }
+        let paid = [app.session(&created[0]).await, app.session(&created[1]).await]
+            .iter()
+            .filter(|s| s["status"] == "paid")
+            .count();
+        assert!(paid <= 1, "invoice {invoice}: {} sessions created, {paid} of them paid", created.len());
+    }
+    assert_eq!(created.len(), 1, "one invoice, one live session: {created:?}");
+}
+
+/// Session A (UPI, short expiry) is past its expiry but was never read, so its row still says `open`. Once its
+/// UPI request is past our payin TTL the invoice is free; session B is made for it and paid. Then Bestin Pay
+/// reports A's request paid too. Rule 3: "when the session is already paid (or another session of its invoice
+/// is), the attempt becomes review". The Pay effect only checks the invoice for sessions stored as `expired`.
+#[tokio::test]
+async fn attack_a_late_upi_success_on_a_lazily_expired_session_pays_an_invoice_already_paid_elsewhere() {
+    let app = spawn_app_with(|s| {
+        outbox_only(s);
+        s.bestin.as_mut().unwrap().payin_ttl_secs = 60;
+    })
+    .await;
+    let invoice = format!("INV-{}", rand_suffix());
+    let body = json!({"amount": "101.00", "currency": "INR", "invoice": invoice, "return_url": "http://shop.test/r",
+                      "methods": ["upi"], "expires_in": 60});
+    let first =
+        app.post_json("/v1/sessions", &body).await.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let started = app.start_upi(&first).await;
+    app.advance(61).await;
+    // Nobody reads session A (no widget poll, no merchant GET): its row stays `open`.
+    let r = app.post_json("/v1/sessions", &body).await;
+    assert_eq!(r.status(), 201, "the invoice is free once A's request is past our payin TTL");
+    let second = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let s2 = app.start_upi(&second).await;
+    app.decide(s2["links"]["upi"].as_str().unwrap(), "approve").await;
+    app.wait_for_attempt(&second, "succeeded").await;
+    // Bestin Pay now reports A's request as paid (the customer approved the first QR as well).
+    let data = json!({"mid": MID, "trx_id": trx_of(&started), "req_id": "x", "trx_type": "payin",
+                      "status": "success", "amount": "101.00", "ccy": "INR"});
+    assert_eq!(app.notify(&notification("N-late-a", &data)).await.status(), 200);
+    let a = app.session(&first).await;
+    let b = app.session(&second).await;
+    assert_eq!(b["status"], "paid");
+    assert_ne!(a["status"], "paid", "invoice {invoice} paid by two sessions: A={a}");
+    assert_eq!(a["attempts"][0]["status"], "review", "{a}");
+    assert_eq!(app.atk_outbox("payment.needs_review").await, 1);
+    assert_eq!(app.atk_outbox("session.paid").await, 1, "one session.paid per invoice");
+}
+
+// ----- one session charged twice -----
+
+/// The customer approved the UPI request; the bank is slow (`confirming`). Past our payin TTL the widget offers
+/// UPI again and a second payin is made while the first can still complete: rule 1 says a live UPI request
+/// must be cancelled (or reused) first.
+#[tokio::test]
+async fn attack_a_confirming_upi_request_past_our_ttl_does_not_stop_a_second_payin() {
+    let options = BestinOptions { confirm_delay: Some(Duration::from_secs(600)), ..BestinOptions::default() };
+    let app = spawn_with_bestin(options, outbox_only).await;
+    let id = app.create_inr_session("101.00").await;
+    let first = app.start_upi(&id).await;
+    app.decide(first["links"]["upi"].as_str().unwrap(), "approve").await;
+    app.wait_for_attempt(&id, "confirming").await;
+    let trx = trx_of(&first);
+    assert_eq!(app.bestin(&format!("payins/{trx}")).await["status"], "confirming");
+    app.advance(901).await;
+    assert_eq!(app.bestin(&format!("payins/{trx}")).await["status"], "confirming", "still able to complete");
+    let r = app.atk_post(&format!("/v1/checkout/{id}/upi")).await;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(app.bestin("counters").await["payin"], 1, "a second payin while the first is confirming: {text}");
+    assert_eq!(status, 409, "{text}");
+}
+
+// ----- secrets -----
+
+/// `req_id` is "a secret random value" (rule 2): it must not reach the browser. The UPI deep links handed to
+/// the widget carry the provider's transaction note as returned by Bestin Pay.
+#[tokio::test]
+async fn attack_the_secret_req_id_does_not_reach_the_browser() {
+    let app = spawn_app().await;
+    let id = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&id).await;
+    let req_id = app.atk_req_id(started["attempt_id"].as_str().unwrap()).await;
+    let view = app.checkout(&id).await;
+    let merchant = app.session(&id).await;
+    for (what, text) in
+        [("start_upi", started.to_string()), ("checkout", view.to_string()), ("merchant", merchant.to_string())]
+    {
+        assert!(!text.contains(&req_id), "req_id {req_id} in the {what} response: {text}");
+    }
+}
+
+/// Secrets never reach error text: a provider outage on create, a bad API key, an unknown route.
+#[tokio::test]
+async fn attack_no_credential_in_error_answers_or_metrics() {
+    let app = spawn_app().await;
+    let id = app.create_session("50.00").await;
+    app.fault(json!({"endpoint": "grant", "response": "garbage", "times": 3})).await;
+    let r = app.atk_post(&format!("/v1/checkout/{id}/bkash")).await;
+    let mut texts = vec![r.text().await.unwrap()];
+    texts.push(
+        app.http
+            .get(format!("{}/v1/sessions/{id}", app.url))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    texts.push(app.get("/metrics").await.text().await.unwrap());
+    texts.push(app.checkout(&id).await.to_string());
+    texts.push(app.session(&id).await.to_string());
+    let creds = deshpay_sandbox::BkashCredentials::public_sandbox();
+    let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
+    for text in &texts {
+        for secret in [API_KEY, creds.password.as_str(), creds.app_secret.as_str(), bestin.secret.as_str()] {
+            assert!(!text.contains(secret), "a secret in {text}");
+        }
+    }
+}
+
+// ----- replays (attacks that fail: gaps in money_rules.rs) -----
+
+/// A genuine success notification replayed under new notify_ids (notify_id is outside the signature), then a
+/// `failed` for the same order: the session is paid once, announced once, and never moves backwards.
+#[tokio::test]
+async fn attack_a_replayed_success_under_new_notify_ids_pays_and_announces_once() {
+    let app = spawn_app_with(outbox_only).await;
+    let id = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&id).await;
+    let data = json!({"mid": MID, "trx_id": trx_of(&started), "req_id": "x", "trx_type": "payin",
+                      "status": "success", "amount": "101.00", "ccy": "INR"});
+    for n in 0..3 {
+        assert_eq!(app.notify(&notification(&format!("N-replay-{n}"), &data)).await.status(), 200);
+    }
+    let failed = json!({"mid": MID, "trx_id": trx_of(&started), "req_id": "x", "trx_type": "payin",
+                        "status": "failed", "amount": "101.00", "ccy": "INR"});
+    assert_eq!(app.notify(&notification("N-replay-failed", &failed)).await.status(), 200);
+    let s = app.session(&id).await;
+    assert_eq!(s["status"], "paid", "{s}");
+    assert_eq!(s["attempts"][0]["status"], "completed", "{s}");
+    assert_eq!(app.atk_outbox("session.paid").await, 1);
+    assert_eq!(app.atk_outbox("payment.needs_review").await, 0);
+}
