@@ -262,7 +262,7 @@ impl BestinClient {
     ///
     /// # Errors
     /// Any [`BestinError`].
-    #[tracing::instrument(skip_all, fields(req_id = req_id))]
+    #[tracing::instrument(skip_all)]
     pub async fn payin(
         &self,
         req_id: &str,
@@ -281,7 +281,7 @@ impl BestinClient {
     ///
     /// # Errors
     /// Any [`BestinError`].
-    #[tracing::instrument(skip_all, fields(req_id = req_id))]
+    #[tracing::instrument(skip_all)]
     pub async fn payout(&self, req_id: &str, amount: Money, upi: &str, notify_url: &str) -> Result<Order, BestinError> {
         let body = serde_json::json!({
             "req_id": req_id, "ccy": "INR", "amount": amount.to_decimal(), "trx_method": "upi", "upi": upi,

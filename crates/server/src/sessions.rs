@@ -114,15 +114,13 @@ impl AppState {
         let now = self.clock.now_ms();
         let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())
             .map_err(AppError::nothing_done)?;
-        if let Some(existing) = self.store.live_session_for_invoice(&row.invoice, now).await? {
+        if let Some(existing) = self.store.insert_session_for_invoice(&row, now).await? {
             return Err(AppError::conflict(
                 ErrorCode::InvoiceInUse,
                 format!("invoice {} already has session {} ({})", row.invoice, existing.id, existing.status.as_str()),
             )
             .nothing_done());
         }
-        self.store.insert_session(&row).await?;
-        self.store.add_event(Some(&row.id), None, "session.created", &row.amount.to_string(), now).await?;
         tracing::info!(session = %row.id, amount = %row.amount, "session created");
         self.merchant_view(row).await
     }

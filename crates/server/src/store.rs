@@ -435,6 +435,25 @@ fn payout_from(row: &AnyRow) -> StoreResult<PayoutRow> {
     })
 }
 
+/// The session holding an invoice (`$1` invoice, `$2` now): see [`Store::live_session_for_invoice`].
+const LIVE_FOR_INVOICE: &str = "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' \
+     OR (status = 'open' AND expires_at > $2) OR executing_attempt_id IS NOT NULL \
+     OR EXISTS (SELECT 1 FROM attempts a WHERE a.session_id = sessions.id AND (a.status IN ('creating', 'executing') \
+     OR (a.status = 'created' AND a.method = 'upi')))) ORDER BY created_at DESC LIMIT 1";
+
+/// Takes the invoice's row lock (creating it on first use) for the rest of the transaction.
+async fn lock_invoice(tx: &mut sqlx::Transaction<'_, sqlx::Any>, invoice: &str, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO invoices (invoice, updated_at) VALUES ($1, $2) \
+         ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(invoice)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn state_list(states: &[AttemptState]) -> String {
     states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
@@ -550,31 +569,6 @@ impl Store {
 
     // ----- sessions -----
 
-    /// Inserts a new session.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
-        let methods = s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",");
-        sqlx::query(
-            "INSERT INTO sessions (id, amount_minor, currency, invoice, description, return_url, methods, status, \
-             paid_attempt_id, created_at, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9)",
-        )
-        .bind(s.id.as_str())
-        .bind(s.amount.minor())
-        .bind(s.amount.currency().code())
-        .bind(&s.invoice)
-        .bind(s.description.clone())
-        .bind(&s.return_url)
-        .bind(methods)
-        .bind(s.status.as_str())
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-    }
-
     /// Loads a session.
     ///
     /// # Errors
@@ -590,24 +584,55 @@ impl Store {
     }
 
     /// A session with this invoice that holds it: paid, open and not yet expired, or with an attempt that can
-    /// still take money (being created or confirmed, or a UPI request the customer may still approve).
+    /// still take money (being created or confirmed, or a UPI request Bestin Pay has not closed).
     ///
     /// # Errors
     /// Database errors.
     pub async fn live_session_for_invoice(&self, invoice: &str, now: i64) -> StoreResult<Option<SessionRow>> {
+        sqlx::query(LIVE_FOR_INVOICE)
+            .bind(invoice)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(session_from)
+            .transpose()
+    }
+
+    /// Inserts a session unless its invoice is held by another (see [`Store::live_session_for_invoice`]),
+    /// under the invoice's lock: concurrent creates for one invoice are serialised, and exactly one wins.
+    /// Returns the session that holds the invoice when it is not this one.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_session_for_invoice(&self, s: &SessionRow, now: i64) -> StoreResult<Option<SessionRow>> {
+        let mut tx = self.pool.begin().await?;
+        lock_invoice(&mut tx, &s.invoice, now).await?;
+        let holder = sqlx::query(LIVE_FOR_INVOICE).bind(&s.invoice).bind(now).fetch_optional(&mut *tx).await?;
+        if let Some(holder) = holder {
+            tx.rollback().await?;
+            return session_from(&holder).map(Some);
+        }
+        let methods = s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",");
         sqlx::query(
-            "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' OR (status = 'open' AND expires_at > $2) \
-             OR executing_attempt_id IS NOT NULL OR EXISTS (SELECT 1 FROM attempts a WHERE a.session_id = sessions.id \
-             AND (a.status IN ('creating', 'executing') OR (a.status = 'created' AND a.method = 'upi' \
-             AND (a.expires_at IS NULL OR a.expires_at > $2))))) ORDER BY created_at DESC LIMIT 1",
+            "INSERT INTO sessions (id, amount_minor, currency, invoice, description, return_url, methods, status, \
+             paid_attempt_id, created_at, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9)",
         )
-        .bind(invoice)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(session_from)
-        .transpose()
+        .bind(s.id.as_str())
+        .bind(s.amount.minor())
+        .bind(s.amount.currency().code())
+        .bind(&s.invoice)
+        .bind(s.description.clone())
+        .bind(&s.return_url)
+        .bind(methods)
+        .bind(s.status.as_str())
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, Some(&s.id), None, "session.created", &s.amount.to_string(), now).await?;
+        tx.commit().await?;
+        Ok(None)
     }
 
     // ----- attempts -----
@@ -862,7 +887,15 @@ impl Store {
         .bind(now)
         .bind(id.as_str())
         .execute(&mut *tx)
-        .await?;
+        .await;
+        let done = match done {
+            // Another of our refunds claimed this bKash refund first (the unique index): not this one's.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            other => other?,
+        };
         if done.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -1466,20 +1499,31 @@ impl Store {
                 .await?;
                 None
             }
-            SessionEffect::Pay => Some(
+            SessionEffect::Pay => Some({
+                // The invoice's lock first (then the session's, as everywhere): two sessions of one invoice are
+                // paid one after the other, and the second sees the first.
+                // A write as the first statement, so SQLite takes its write lock at once.
+                sqlx::query(
+                    "INSERT INTO invoices (invoice, updated_at) SELECT invoice, $2 FROM sessions WHERE id = $1 \
+                     ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
+                )
+                .bind(session)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "UPDATE sessions SET status = 'paid', paid_attempt_id = $1, executing_attempt_id = NULL, \
-                     updated_at = $2 WHERE id = $3 AND (status = 'open' OR (status = 'expired' AND NOT EXISTS \
+                     updated_at = $2 WHERE id = $3 AND status IN ('open', 'expired') AND NOT EXISTS \
                      (SELECT 1 FROM sessions other WHERE other.invoice = sessions.invoice AND other.id <> sessions.id \
-                     AND other.status = 'paid'))) AND (executing_attempt_id IS NULL OR executing_attempt_id = $1)",
+                     AND other.status = 'paid') AND (executing_attempt_id IS NULL OR executing_attempt_id = $1)",
                 )
                 .bind(attempt)
                 .bind(now)
                 .bind(session)
                 .execute(&mut *tx)
                 .await?
-                .rows_affected(),
-            ),
+                .rows_affected()
+            }),
         };
         if required.is_some_and(|n| n != 1) {
             tx.rollback().await?;
@@ -1540,9 +1584,10 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Begin::Reuse(Box::new(a)));
             }
+            // A UPI request is live until Bestin Pay closes it, whatever our own countdown says.
             if a.method == Method::Bkash && a.state != AttemptState::Executing {
                 supersede.push(a.id);
-            } else if !(a.method == Method::Upi && a.expires_at.is_some_and(|e| e <= now)) {
+            } else {
                 tx.rollback().await?;
                 return Ok(Begin::Busy);
             }
@@ -1616,6 +1661,19 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // PostgreSQL evaluated the NOT EXISTS above on the statement's snapshot: an attempt that a start committed
+        // while this update waited for the session row is seen only by a new statement.
+        let busy: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM attempts WHERE session_id = $1 AND status IN ({})",
+            state_list(&[AttemptState::Creating, AttemptState::Executing])
+        ))
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if busy > 0 {
             tx.rollback().await?;
             return Ok(false);
         }

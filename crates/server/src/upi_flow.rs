@@ -53,7 +53,30 @@ fn provider_error(e: &BestinError) -> AppError {
 fn links_of(order: &Order) -> Option<UpiLinks> {
     let links = order.links.clone().unwrap_or_default();
     let upi = links.upi.or_else(|| order.link.clone())?;
-    Some(UpiLinks { paytm: links.paytm, phonepe: links.phonepe, upi })
+    Some(UpiLinks {
+        paytm: links.paytm.as_deref().map(without_note),
+        phonepe: links.phonepe.as_deref().map(without_note),
+        upi: without_note(&upi),
+    })
+}
+
+/// A deep link without its transaction note (`tn`): Bestin Pay writes our `req_id` into it, and the links go
+/// to the browser. The note is optional in UPI deep links; payee, amount and reference stay as Bestin made them.
+fn without_note(link: &str) -> String {
+    let Some((base, query)) = link.split_once('?') else { return link.to_owned() };
+    let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("tn=")).collect();
+    format!("{base}?{}", kept.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_note_with_our_req_id_is_dropped_from_deep_links() {
+        let link = "upi://pay?pa=m@bank&pn=Shop&am=101.00&cu=INR&tr=PI01&tn=Payment%20dpSECRET";
+        assert_eq!(super::without_note(link), "upi://pay?pa=m@bank&pn=Shop&am=101.00&cu=INR&tr=PI01");
+        assert_eq!(super::without_note("upi://pay?tn=x&pa=a"), "upi://pay?pa=a");
+        assert_eq!(super::without_note("no-query"), "no-query");
+    }
 }
 
 /// Whether an order answer names our `req_id` (when it names one at all).
@@ -109,6 +132,7 @@ impl AppState {
     pub async fn start_upi(&self, id: &SessionId) -> Result<StartUpiResponse, AppError> {
         let bestin = self.bestin_client()?;
         let session = self.payable_session(id, Method::Upi).await?;
+        self.settle_stale_upi(id).await?;
         let now = self.clock.now_ms();
         let mut attempt = AttemptRow::new(ids::attempt_id(), id.clone(), Method::Upi, session.amount, now);
         // A secret of its own, so that a lost answer can be found by /query and no one can forge a match.
@@ -191,6 +215,41 @@ impl AppState {
             self.apply_upi_status(&fresh, &order.status, Some(&order.amount), "payin").await?;
         }
         Ok(upi_response(attempt.id, links, expires_at))
+    }
+
+    /// Asks Bestin Pay about the session's UPI requests that our countdown has passed and closes them there
+    /// when still pending, so that a new start never runs beside a request the customer could still approve.
+    /// What Bestin Pay cannot settle stays open (and the start answers `payment_in_progress`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn settle_stale_upi(&self, id: &SessionId) -> Result<(), AppError> {
+        let Some(bestin) = self.bestin.clone() else { return Ok(()) };
+        let now = self.clock.now_ms();
+        for attempt in self.store.attempts_of(id).await? {
+            let stale = attempt.method == Method::Upi
+                && attempt.state == AttemptState::Created
+                && attempt.expires_at.is_some_and(|e| e <= now);
+            let Some(trx_id) = attempt.provider_ref.clone().filter(|_| stale) else { continue };
+            match bestin.query(&trx_id, "payin").await {
+                Ok(order) if order.status != BestinStatus::Pending => {
+                    self.apply_upi_status(&attempt, &order.status, Some(&order.amount), "query").await?;
+                }
+                Ok(_) => {
+                    if bestin.cancel(&trx_id, "payin").await.is_ok() {
+                        let patch = AttemptPatch {
+                            failure_message: Some("The payment request expired.".into()),
+                            next_check_at: Some(None),
+                            ..Default::default()
+                        };
+                        self.move_attempt(&attempt, &[AttemptState::Created], AttemptState::Expired, patch, "closed")
+                            .await?;
+                    }
+                }
+                Err(e) => tracing::warn!(attempt = %attempt.id, error = %e, "could not settle a stale UPI request"),
+            }
+        }
+        Ok(())
     }
 
     /// Applies a status Bestin Pay reported for a payin we recorded (notification bound to our merchant and
