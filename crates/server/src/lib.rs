@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod qr;
+pub mod reasons;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
