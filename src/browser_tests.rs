@@ -391,7 +391,7 @@ async fn the_countdown_shows_minutes_and_seconds_to_the_expiry() {
     let timer = w.find("[role=timer]").expect("a timer");
     let text = timer.text_content().unwrap_or_default();
     assert!(text == "10:05" || text == "10:04", "{text}");
-    assert!(w.text(".dp-countdown").contains("Time left to approve"));
+    assert!(w.text(".dp-countdown").contains("Time left to pay"));
     // The timer is not a live region itself: it would be read every second.
     assert_eq!(timer.get_attribute("aria-live"), None);
     dom::sleep(1_100).await;
