@@ -1,7 +1,7 @@
 //! The outcome screens in Bengali and Hindi, as a customer sees them in Chromium: the theme gallery's previews
 //! (no backend) of the failed, review, still-confirming and expired states. No English reaches the customer
 //! except brand names and the merchant's own content, and nothing invites a second payment while money may have
-//! moved. Screenshots: artifacts/screenshots/words-<state>-<locale>.png.
+//! moved; every preset theme passes axe. Screenshots: artifacts/screenshots/words-<state>-<locale>.png.
 
 use anyhow::{Result, bail};
 use deshpay_e2e::{Browser, Device, Stack};
@@ -81,6 +81,8 @@ async fn outcomes_in_bengali_and_hindi_speak_about_money_in_the_customers_langua
             assert!(text.contains("Demo Tea House"), "the merchant is named: {text}");
         }
         browser.screenshot(&format!("words-{state}-{locale}")).await?;
+        let violations = browser.axe_serious_violations().await?;
+        assert!(violations.is_empty(), "{state}/{locale}: {violations:?}");
     }
     Ok(())
 }
