@@ -134,7 +134,10 @@ async fn success_shows_the_heading_and_the_transaction_id_and_fires_success() {
 async fn failure_shows_the_reason_and_try_again_returns_to_the_methods() {
     let w = Mounted::new(r#"{"preview":{"state":"failed"}}"#).await;
     assert_eq!(w.text("h2"), "Payment failed");
-    assert_eq!(w.text("[data-testid=deshpay-reason]"), "Insufficient Balance");
+    assert_eq!(
+        w.text("[data-testid=deshpay-reason]"),
+        "There is not enough balance in your account. No money was taken."
+    );
     assert_eq!(w.detail("deshpay:failure", "reason").as_deref(), Some("Insufficient Balance"));
     w.click("Try again");
     w.settle().await;
@@ -175,12 +178,29 @@ async fn bengali_and_hindi_texts_and_amounts() {
     let w = Mounted::new(r#"{"locale":"bn","preview":{"state":"choose"}}"#).await;
     assert_eq!(w.buttons(), vec!["বিকাশ দিয়ে পেমেন্ট করুন".to_string()]);
     let amount = w.text("[data-testid=deshpay-amount]");
-    assert!(amount.contains('৳') && amount.contains("২৫০"), "Bengali digits: {amount}");
+    assert_eq!(amount, "৳২৫০.০০", "symbol first, Bengali digits");
     assert_eq!(w.find(".dp").unwrap().get_attribute("lang").as_deref(), Some("bn"));
 
     let w = Mounted::new(r#"{"locale":"hi","preview":{"state":"failed"}}"#).await;
     assert_eq!(w.text("h2"), "भुगतान विफल रहा");
     assert_eq!(w.buttons(), vec!["फिर से कोशिश करें".to_string()]);
+}
+
+#[wasm_bindgen_test]
+async fn review_and_still_confirming_never_offer_to_pay_again() {
+    let w = Mounted::new(r#"{"preview":{"state":"review"}}"#).await;
+    assert_eq!(w.text("h2"), "We are checking your payment");
+    assert!(
+        w.text("[data-testid=deshpay-reason]").contains("Demo Tea House will check the payment"),
+        "the merchant's name"
+    );
+    assert!(w.buttons().is_empty());
+    assert!(!w.event_names().contains(&"deshpay:failure".to_string()));
+    let w = Mounted::new(r#"{"preview":{"state":"still-confirming"}}"#).await;
+    assert!(w.text("[data-testid=deshpay-reason]").contains("Do not pay again"));
+    assert_eq!(w.buttons(), vec!["Check status".to_string()]);
+    let w = Mounted::new(r#"{"locale":"bn","preview":{"state":"provider-error"}}"#).await;
+    assert_eq!(w.text("[data-testid=deshpay-error]"), "পেমেন্ট শুরু করা যায়নি। কোনো টাকা কাটা হয়নি। একটু পরে আবার চেষ্টা করুন।");
 }
 
 #[wasm_bindgen_test]
@@ -273,7 +293,7 @@ async fn inr_session_offers_pay_with_upi() {
     )
     .await;
     assert_eq!(w.buttons(), vec!["Pay with UPI".to_string()]);
-    assert!(w.text("[data-testid=deshpay-amount]").contains('₹'));
+    assert_eq!(w.text("[data-testid=deshpay-amount]"), "₹101.00", "rupees in Latin digits, as UPI apps show them");
     w.click("Pay with UPI");
     w.settle().await;
     assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "Waiting for approval");
@@ -371,7 +391,7 @@ async fn the_countdown_shows_minutes_and_seconds_to_the_expiry() {
     let timer = w.find("[role=timer]").expect("a timer");
     let text = timer.text_content().unwrap_or_default();
     assert!(text == "10:05" || text == "10:04", "{text}");
-    assert!(w.text(".dp-countdown").contains("Time left to approve"));
+    assert!(w.text(".dp-countdown").contains("Time left to pay"));
     // The timer is not a live region itself: it would be read every second.
     assert_eq!(timer.get_attribute("aria-live"), None);
     dom::sleep(1_100).await;
@@ -399,10 +419,10 @@ async fn cancel_shows_payment_cancelled_and_try_again_offers_upi_again() {
 #[wasm_bindgen_test]
 async fn upi_texts_in_hindi_and_bengali() {
     let w = Mounted::new(r#"{"locale":"hi","preview":{"state":"upi-apps"}}"#).await;
-    assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "स्वीकृति की प्रतीक्षा है");
+    assert_eq!(w.text("[data-testid=deshpay-status]").trim(), "आपके UPI ऐप में भुगतान का इंतज़ार है…");
     let names: Vec<String> = w.links().into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["Paytm", "PhonePe", "अन्य UPI ऐप"], "brand names stay as they are");
     let w = Mounted::new(r#"{"locale":"bn","preview":{"state":"upi-qr"}}"#).await;
     assert_eq!(w.attr("svg[role=img]", "aria-label").as_deref(), Some("UPI পেমেন্টের QR কোড"));
-    assert!(w.text("[data-testid=deshpay-amount]").contains('₹'));
+    assert_eq!(w.text("[data-testid=deshpay-amount]"), "₹101.00", "rupees in Latin digits, as UPI apps show them");
 }

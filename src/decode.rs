@@ -179,6 +179,7 @@ impl Decode for AttemptView {
             id: AttemptId::parse(&o.string("id")?).ok()?,
             method: Method::parse(&o.string("method")?)?,
             status: attempt_status(&o.string("status")?)?,
+            reason: o.opt_string("reason")?.map(|r| deshpay_api::ReasonCode::parse(&r)),
             message: o.opt_string("message")?,
             trx_id: o.opt_string("trx_id")?,
         })

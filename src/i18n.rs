@@ -102,25 +102,25 @@ keys! {
     /// Label of the method list.
     ChooseMethod "choose_method" {
         en: "Choose how to pay",
-        bn: "কীভাবে পেমেন্ট করবেন বেছে নিন",
+        bn: "পেমেন্টের মাধ্যম বেছে নিন",
         hi: "भुगतान का तरीका चुनें"
     }
     /// Label of the amount.
     Amount "amount" {
         en: "Amount",
-        bn: "পরিমাণ",
+        bn: "টাকার পরিমাণ",
         hi: "राशि"
     }
     /// Label of the merchant's invoice number.
     Invoice "invoice" {
         en: "Invoice",
-        bn: "ইনভয়েস",
-        hi: "इनवॉइस"
+        bn: "ইনভয়েস নং",
+        hi: "इनवॉइस नंबर"
     }
     /// After starting, before the browser leaves for bKash.
     Redirecting "redirecting" {
         en: "Taking you to bKash…",
-        bn: "আপনাকে বিকাশে নেওয়া হচ্ছে…",
+        bn: "বিকাশ পেমেন্ট পেজে নিয়ে যাওয়া হচ্ছে…",
         hi: "आपको bKash पर ले जाया जा रहा है…"
     }
     /// While the backend confirms the payment.
@@ -131,9 +131,27 @@ keys! {
     }
     /// Confirmation took longer than the widget waits.
     StillConfirming "still_confirming" {
-        en: "We're still confirming your payment. This can take a minute; please check again shortly.",
-        bn: "আমরা এখনও আপনার পেমেন্ট নিশ্চিত করছি। এতে এক মিনিট লাগতে পারে; একটু পরে আবার দেখুন।",
-        hi: "हम अभी भी आपके भुगतान की पुष्टि कर रहे हैं। इसमें एक मिनट लग सकता है; कृपया थोड़ी देर बाद फिर से देखें।"
+        en: "We're still confirming your payment. This can take a few minutes. Do not pay again; check the status in a moment.",
+        bn: "আপনার পেমেন্ট এখনও নিশ্চিত করা হচ্ছে। এতে কয়েক মিনিট লাগতে পারে। আবার পেমেন্ট করবেন না, একটু পরে স্ট্যাটাস দেখুন।",
+        hi: "आपके भुगतान की पुष्टि अभी हो रही है। इसमें कुछ मिनट लग सकते हैं। दोबारा भुगतान न करें, थोड़ी देर बाद स्टेटस देखें।"
+    }
+    /// The button below the still-confirming text: checks the status again (it never starts a payment).
+    CheckStatus "check_status" {
+        en: "Check status",
+        bn: "স্ট্যাটাস দেখুন",
+        hi: "स्टेटस देखें"
+    }
+    /// Outcome heading: money may have moved and the merchant checks the payment.
+    Review "review" {
+        en: "We are checking your payment",
+        bn: "পেমেন্ট যাচাই করা হচ্ছে",
+        hi: "भुगतान की जाँच हो रही है"
+    }
+    /// Below the review heading; `{merchant}` is the merchant's name.
+    ReviewBody "review_body" {
+        en: "Money may have been taken from your account. {merchant} will check the payment and confirm your order or return the money. Do not pay again.",
+        bn: "আপনার অ্যাকাউন্ট থেকে টাকা কেটে থাকতে পারে। {merchant} পেমেন্টটি যাচাই করে অর্ডার নিশ্চিত করবেন অথবা টাকা ফেরত দেবেন। আবার পেমেন্ট করবেন না।",
+        hi: "हो सकता है कि आपके खाते से पैसे कट गए हों। {merchant} भुगतान की जाँच करके ऑर्डर कन्फ़र्म करेगा या पैसे वापस करेगा। दोबारा भुगतान न करें।"
     }
     /// Outcome heading: paid.
     Success "success" {
@@ -153,37 +171,73 @@ keys! {
         bn: "পেমেন্ট ব্যর্থ হয়েছে",
         hi: "भुगतान विफल रहा"
     }
-    /// Shown when the provider gave no reason for a failure.
+    /// Below the failed heading when the reason has no text of its own (or is unknown).
     FailedNoReason "failed_no_reason" {
         en: "The payment was not completed. No money was taken.",
         bn: "পেমেন্ট সম্পন্ন হয়নি। কোনো টাকা কাটা হয়নি।",
-        hi: "भुगतान पूरा नहीं हुआ। कोई पैसा नहीं कटा।"
+        hi: "भुगतान पूरा नहीं हुआ। आपके खाते से कोई पैसा नहीं कटा है।"
+    }
+    /// Failure reason `insufficient_balance`.
+    ReasonBalance "reason_insufficient_balance" {
+        en: "There is not enough balance in your account. No money was taken.",
+        bn: "আপনার অ্যাকাউন্টে যথেষ্ট ব্যালেন্স নেই। কোনো টাকা কাটা হয়নি।",
+        hi: "आपके खाते में पर्याप्त बैलेंस नहीं है। कोई पैसा नहीं कटा है।"
+    }
+    /// Failure reason `verification_failed`: a wrong or expired verification code or PIN.
+    ReasonVerification "reason_verification_failed" {
+        en: "The verification code or PIN was wrong or too late. No money was taken.",
+        bn: "ভেরিফিকেশন কোড বা পিন ভুল ছিল অথবা সময় পেরিয়ে গেছে। কোনো টাকা কাটা হয়নি।",
+        hi: "वेरिफ़िकेशन कोड या पिन गलत था या उसका समय निकल गया। कोई पैसा नहीं कटा है।"
+    }
+    /// Failure reason `account_restricted` (bKash): the wallet may not pay now.
+    ReasonRestricted "reason_account_restricted" {
+        en: "Your bKash account cannot make this payment right now. No money was taken. Please call the bKash helpline 16247.",
+        bn: "আপনার বিকাশ অ্যাকাউন্ট থেকে এই মুহূর্তে পেমেন্ট করা যাচ্ছে না। কোনো টাকা কাটা হয়নি। বিকাশ হেল্পলাইন ১৬২৪৭-এ যোগাযোগ করুন।",
+        hi: "आपके bKash खाते से अभी भुगतान नहीं हो सकता। कोई पैसा नहीं कटा है। bKash हेल्पलाइन 16247 पर संपर्क करें।"
+    }
+    /// Failure reason `duplicate` (bKash refuses a repeat of the same amount within minutes).
+    ReasonDuplicate "reason_duplicate" {
+        en: "A payment of the same amount was made a moment ago, so bKash refused this one. No money was taken for it. If the earlier payment was for this order, do not pay again.",
+        bn: "কিছুক্ষণ আগে একই পরিমাণের আরেকটি পেমেন্ট হয়েছে, তাই বিকাশ এটি নেয়নি। এই পেমেন্টে কোনো টাকা কাটা হয়নি। আগের পেমেন্টটি এই অর্ডারের হলে আবার পেমেন্ট করবেন না।",
+        hi: "इसी राशि का एक भुगतान अभी-अभी हुआ है, इसलिए bKash ने यह भुगतान नहीं लिया। कोई पैसा नहीं कटा है। अगर पिछला भुगतान इसी ऑर्डर का था, तो दोबारा भुगतान न करें।"
+    }
+    /// A failed UPI payment: a debit the bank reverses is possible, so no absolute "no money was taken".
+    UpiFailedBody "upi_failed_body" {
+        en: "The payment was not completed in your UPI app. If money was taken, it will return to your account automatically.",
+        bn: "UPI অ্যাপে পেমেন্টটি সম্পন্ন হয়নি। টাকা কেটে থাকলে তা নিজে থেকেই আপনার অ্যাকাউন্টে ফেরত যাবে।",
+        hi: "UPI ऐप में भुगतान पूरा नहीं हुआ। अगर पैसे कट गए हैं, तो वे अपने-आप आपके खाते में वापस आ जाएँगे।"
+    }
+    /// Failure reason `already_paid`: another payment had paid the order; this one took nothing.
+    AlreadyPaid "already_paid" {
+        en: "This order has already been paid. No money was taken this time.",
+        bn: "এই অর্ডারের পেমেন্ট আগেই হয়ে গেছে। এবার কোনো টাকা কাটা হয়নি।",
+        hi: "इस ऑर्डर का भुगतान पहले ही हो चुका है। इस बार कोई पैसा नहीं कटा है।"
     }
     /// Outcome heading: the customer closed the provider's page.
     Cancelled "cancelled" {
         en: "Payment cancelled",
         bn: "পেমেন্ট বাতিল করা হয়েছে",
-        hi: "भुगतान रद्द किया गया"
+        hi: "भुगतान रद्द हो गया"
     }
     /// Below the cancelled heading.
     CancelledBody "cancelled_body" {
         en: "You cancelled the payment. No money was taken.",
         bn: "আপনি পেমেন্ট বাতিল করেছেন। কোনো টাকা কাটা হয়নি।",
-        hi: "आपने भुगतान रद्द कर दिया। कोई पैसा नहीं कटा।"
+        hi: "आपने भुगतान रद्द कर दिया। आपके खाते से कोई पैसा नहीं कटा है।"
     }
     /// Outcome heading: the attempt ran out of time.
     Expired "expired" {
         en: "Payment expired",
         bn: "পেমেন্টের সময় শেষ",
-        hi: "भुगतान की समय-सीमा समाप्त"
+        hi: "भुगतान का समय खत्म हो गया"
     }
     /// Below the expired heading.
     ExpiredBody "expired_body" {
         en: "The payment was not completed in time. No money was taken.",
         bn: "নির্ধারিত সময়ের মধ্যে পেমেন্ট সম্পন্ন হয়নি। কোনো টাকা কাটা হয়নি।",
-        hi: "भुगतान समय पर पूरा नहीं हुआ। कोई पैसा नहीं कटा।"
+        hi: "भुगतान समय पर पूरा नहीं हुआ। आपके खाते से कोई पैसा नहीं कटा है।"
     }
-    /// The retry button after failure, cancellation, expiry or errors.
+    /// The retry button after failure, cancellation, expiry or errors (never while money may have moved).
     TryAgain "try_again" {
         en: "Try again",
         bn: "আবার চেষ্টা করুন",
@@ -191,63 +245,69 @@ keys! {
     }
     /// Heading: the whole checkout session expired.
     SessionExpired "session_expired" {
-        en: "Checkout expired",
-        bn: "চেকআউটের মেয়াদ শেষ",
-        hi: "चेकआउट की समय-सीमा समाप्त"
+        en: "Payment link expired",
+        bn: "পেমেন্ট লিংকের মেয়াদ শেষ",
+        hi: "यह भुगतान लिंक अब मान्य नहीं है"
     }
-    /// Below the session-expired heading.
+    /// Below the session-expired heading; `{merchant}` is the merchant's name.
     SessionExpiredBody "session_expired_body" {
-        en: "This payment link has expired. Please return to the shop to start again.",
-        bn: "এই পেমেন্ট লিংকের মেয়াদ শেষ হয়ে গেছে। আবার শুরু করতে দোকানে ফিরে যান।",
-        hi: "इस भुगतान लिंक की समय-सीमा समाप्त हो गई है। फिर से शुरू करने के लिए दुकान पर लौटें।"
+        en: "This payment link has expired. Please return to {merchant}'s website to start again.",
+        bn: "এই পেমেন্ট লিংকের মেয়াদ শেষ হয়ে গেছে। আবার শুরু করতে {merchant}-এর ওয়েবসাইটে ফিরে যান।",
+        hi: "इस भुगतान लिंक की समय-सीमा खत्म हो गई है। फिर से शुरू करने के लिए कृपया {merchant} की वेबसाइट पर वापस जाएँ।"
     }
-    /// Heading: the merchant canceled the session.
+    /// Heading: the merchant cancelled the session.
     SessionCanceled "session_canceled" {
-        en: "Checkout canceled",
-        bn: "চেকআউট বাতিল",
-        hi: "चेकआउट रद्द"
+        en: "Checkout cancelled",
+        bn: "চেকআউট বাতিল করা হয়েছে",
+        hi: "चेकआउट रद्द कर दिया गया"
     }
-    /// Below the session-canceled heading.
+    /// Below the session-cancelled heading; `{merchant}` is the merchant's name.
     SessionCanceledBody "session_canceled_body" {
-        en: "The shop canceled this payment. Please return to the shop.",
-        bn: "দোকান এই পেমেন্টটি বাতিল করেছে। দোকানে ফিরে যান।",
-        hi: "दुकान ने यह भुगतान रद्द कर दिया है। कृपया दुकान पर लौटें।"
+        en: "{merchant} cancelled this payment. Please return to {merchant}'s website for details.",
+        bn: "{merchant} এই পেমেন্টটি বাতিল করেছেন। বিস্তারিত জানতে {merchant}-এর ওয়েবসাইটে ফিরে যান।",
+        hi: "{merchant} ने यह भुगतान रद्द कर दिया है। ज़्यादा जानकारी के लिए कृपया {merchant} की वेबसाइट पर वापस जाएँ।"
     }
-    /// The session id is unknown to the backend.
+    /// The session id is unknown to the backend (the merchant's name is unknown too).
     NotFound "not_found" {
-        en: "This checkout was not found. Please return to the shop and start again.",
-        bn: "এই চেকআউটটি পাওয়া যায়নি। আবার শুরু করতে দোকানে ফিরে যান।",
-        hi: "यह चेकआउट नहीं मिला। फिर से शुरू करने के लिए दुकान पर लौटें।"
+        en: "This payment link was not found. Please return to the seller's website and start again.",
+        bn: "এই পেমেন্ট লিংকটি খুঁজে পাওয়া যায়নি। আবার শুরু করতে বিক্রেতার ওয়েবসাইটে ফিরে যান।",
+        hi: "यह भुगतान लिंक नहीं मिला। फिर से शुरू करने के लिए कृपया विक्रेता की वेबसाइट पर वापस जाएँ।"
     }
     /// The backend cannot be reached or answered with a server error.
     Unreachable "unreachable" {
         en: "We can't reach the payment service. Check your connection and try again.",
-        bn: "আমরা পেমেন্ট সার্ভিসে পৌঁছাতে পারছি না। আপনার ইন্টারনেট সংযোগ দেখে আবার চেষ্টা করুন।",
-        hi: "हम भुगतान सेवा तक नहीं पहुँच पा रहे हैं। अपना कनेक्शन जाँचें और फिर से कोशिश करें।"
+        bn: "পেমেন্ট সার্ভিসের সাথে সংযোগ করা যাচ্ছে না। ইন্টারনেট সংযোগ চেক করে আবার চেষ্টা করুন।",
+        hi: "भुगतान सेवा से कनेक्ट नहीं हो पा रहा है। अपना इंटरनेट कनेक्शन जाँचें और फिर से कोशिश करें।"
+    }
+    /// A UPI "Cancel" did not reach the backend.
+    CancelFailed "cancel_failed" {
+        en: "The payment could not be cancelled. Check your internet connection and try again.",
+        bn: "পেমেন্ট বাতিল করা যায়নি। ইন্টারনেট সংযোগ চেক করে আবার চেষ্টা করুন।",
+        hi: "भुगतान रद्द नहीं हो सका। अपना इंटरनेट कनेक्शन जाँचें और फिर से कोशिश करें।"
     }
     /// bKash did not answer in time.
     ProviderUnavailable "provider_unavailable" {
-        en: "bKash is not responding right now. Please try again in a moment.",
-        bn: "বিকাশ এই মুহূর্তে সাড়া দিচ্ছে না। একটু পরে আবার চেষ্টা করুন।",
-        hi: "bKash अभी जवाब नहीं दे रहा है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
+        en: "bKash is not responding right now. No money was taken. Please try again in a moment.",
+        bn: "বিকাশ এই মুহূর্তে সাড়া দিচ্ছে না। কোনো টাকা কাটা হয়নি। একটু পরে আবার চেষ্টা করুন।",
+        hi: "bKash अभी जवाब नहीं दे रहा है। कोई पैसा नहीं कटा है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
     }
-    /// bKash refused to start; the provider's message follows.
+    /// The provider or backend refused to start a payment (its own words go to the console only).
     StartFailed "start_failed" {
-        en: "The payment could not be started.",
-        bn: "পেমেন্ট শুরু করা যায়নি।",
-        hi: "भुगतान शुरू नहीं किया जा सका।"
+        en: "The payment could not be started. No money was taken. Please try again in a moment.",
+        bn: "পেমেন্ট শুরু করা যায়নি। কোনো টাকা কাটা হয়নি। একটু পরে আবার চেষ্টা করুন।",
+        hi: "भुगतान शुरू नहीं हो सका। कोई पैसा नहीं कटा है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
     }
     /// UPI payments could not be started because Bestin Pay did not answer in time.
     UpiUnavailable "upi_unavailable" {
-        en: "UPI payments are not available right now. Please try again in a moment.",
-        bn: "এই মুহূর্তে UPI পেমেন্ট করা যাচ্ছে না। একটু পরে আবার চেষ্টা করুন।",
-        hi: "UPI भुगतान अभी उपलब्ध नहीं है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
+        en: "UPI payments are not available right now. No money was taken. Please try again in a moment.",
+        bn: "এই মুহূর্তে UPI পেমেন্ট করা যাচ্ছে না। কোনো টাকা কাটা হয়নি। একটু পরে আবার চেষ্টা করুন।",
+        hi: "UPI भुगतान अभी उपलब्ध नहीं है। कोई पैसा नहीं कटा है। कृपया थोड़ी देर बाद फिर से कोशिश करें।"
     }
     /// Status while the customer approves a UPI payment in their app.
     WaitingApproval "waiting_approval" {
         en: "Waiting for approval",
-        bn: "অনুমোদনের অপেক্ষায়",
-        hi: "स्वीकृति की प्रतीक्षा है"
+        bn: "আপনার UPI অ্যাপে পেমেন্টের অপেক্ষায়…",
+        hi: "आपके UPI ऐप में भुगतान का इंतज़ार है…"
     }
     /// Heading above the QR code (desktop).
     UpiScanTitle "upi_scan_title" {
@@ -281,9 +341,9 @@ keys! {
     }
     /// Below the app heading (phone).
     UpiAppsHint "upi_apps_hint" {
-        en: "Choose your app, approve the payment there, then come back here.",
-        bn: "আপনার অ্যাপ বেছে নিন, সেখানে পেমেন্ট অনুমোদন করুন, তারপর এখানে ফিরে আসুন।",
-        hi: "अपना ऐप चुनें, वहाँ भुगतान स्वीकृत करें, फिर यहाँ लौट आएँ।"
+        en: "Choose your UPI app, enter your UPI PIN there, then come back to this page.",
+        bn: "আপনার UPI অ্যাপ বেছে নিন, সেখানে UPI পিন দিয়ে পেমেন্ট সম্পন্ন করুন, তারপর এই পেজে ফিরে আসুন।",
+        hi: "अपना UPI ऐप चुनें, वहाँ UPI पिन डालकर भुगतान पूरा करें, फिर इस पेज पर वापस आएँ।"
     }
     /// The app button with the generic `upi://pay` link ("Paytm" and "PhonePe" are brand names, not translated).
     OtherUpiApp "upi_other_app" {
@@ -293,15 +353,16 @@ keys! {
     }
     /// Label of the countdown to the payment request's expiry.
     UpiTimeLeft "upi_time_left" {
-        en: "Time left to approve",
-        bn: "অনুমোদনের জন্য বাকি সময়",
-        hi: "स्वीकृति के लिए बचा समय"
+        en: "Time left to pay",
+        bn: "পেমেন্ট করার বাকি সময়",
+        hi: "भुगतान के लिए बचा समय"
     }
-    /// Announced (politely, once a minute) while waiting, after the number of minutes: "14 min left to approve".
+    /// Announced (politely, once a minute) while waiting, after the number of minutes: "14 min left to pay" (an
+    /// abbreviation and "शेष" read right for 1 and for 14).
     UpiMinutesLeft "upi_minutes_left" {
-        en: "min left to approve",
+        en: "min left to pay",
         bn: "মিনিট বাকি",
-        hi: "मिनट बचे हैं"
+        hi: "मिनट शेष"
     }
     /// Cancels a UPI payment request that is waiting for approval.
     Cancel "cancel" {
@@ -312,14 +373,14 @@ keys! {
     /// Heading: the session offers no method this widget supports.
     NoMethod "no_method" {
         en: "No payment method available",
-        bn: "কোনো পেমেন্ট পদ্ধতি উপলব্ধ নেই",
-        hi: "कोई भुगतान तरीका उपलब्ध नहीं"
+        bn: "পেমেন্টের কোনো মাধ্যম নেই",
+        hi: "भुगतान का कोई तरीका उपलब्ध नहीं है"
     }
-    /// Below the no-method heading.
+    /// Below the no-method heading; `{merchant}` is the merchant's name.
     NoMethodBody "no_method_body" {
-        en: "This checkout offers no payment method that can be used here. Please contact the shop.",
-        bn: "এই চেকআউটে এখানে ব্যবহারযোগ্য কোনো পেমেন্ট পদ্ধতি নেই। দোকানের সাথে যোগাযোগ করুন।",
-        hi: "इस चेकआउट में यहाँ इस्तेमाल होने वाला कोई भुगतान तरीका नहीं है। कृपया दुकान से संपर्क करें।"
+        en: "There is no way to pay here right now. Please contact {merchant}.",
+        bn: "এখানে পেমেন্ট করার কোনো মাধ্যম চালু নেই। অনুগ্রহ করে {merchant}-এর সাথে যোগাযোগ করুন।",
+        hi: "यहाँ भुगतान का कोई तरीका उपलब्ध नहीं है। कृपया {merchant} से संपर्क करें।"
     }
 }
 
@@ -328,6 +389,28 @@ impl Key {
     pub fn parse(name: &str) -> Option<Key> {
         Key::ALL.iter().copied().find(|k| k.as_str() == name)
     }
+}
+
+/// `text` with each `{merchant}` replaced by the merchant's `name` (other braces stay as they are). Searches
+/// for single characters only: a substring search would add a string searcher to the wasm.
+pub fn fill(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len() + name.len());
+    let mut rest = text;
+    while let Some((before, after)) = rest.split_once('{') {
+        out.push_str(before);
+        match after.split_once('}') {
+            Some(("merchant", tail)) => {
+                out.push_str(name);
+                rest = tail;
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A locale's texts in [`Key::ALL`] order, as `pkg/deshpay-<locale>.json` holds them (a JSON array of strings).
@@ -425,6 +508,29 @@ mod tests {
             // Bengali and Hindi are real translations, not English left behind.
             assert_ne!(key.text(Locale::Bn), key.text(Locale::En), "{key:?}");
             assert_ne!(key.text(Locale::Hi), key.text(Locale::En), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn the_merchants_name_fills_its_placeholder_in_every_language() {
+        assert_eq!(fill("Please contact {merchant}.", "Demo Shop"), "Please contact Demo Shop.");
+        assert_eq!(fill("{merchant} and {merchant}", "A"), "A and A");
+        assert_eq!(fill("{x} {merchant", "A"), "{x} {merchant");
+        assert_eq!(fill("no placeholder", "A"), "no placeholder");
+        let placeholders = |t: &str| t.matches("{merchant}").count();
+        for &key in Key::ALL {
+            let en = placeholders(key.text(Locale::En));
+            for locale in [Locale::Bn, Locale::Hi] {
+                assert_eq!(placeholders(key.text(locale)), en, "{key:?} {locale:?}");
+            }
+            // The shop is online: no physical "shop" (দোকান, दुकान) anywhere.
+            for locale in Locale::ALL {
+                let text = key.text(locale);
+                assert!(!text.contains("দোকান") && !text.contains("दुकान") && !text.contains("the shop"), "{key:?}");
+            }
+        }
+        for key in [Key::SessionExpiredBody, Key::SessionCanceledBody, Key::NoMethodBody, Key::ReviewBody] {
+            assert!(placeholders(key.text(Locale::En)) > 0, "{key:?} names the merchant");
         }
     }
 

@@ -1,8 +1,8 @@
 //! Amounts as customers read them: ৳ and ₹ in the customer's language.
 //!
-//! The amount stays integer minor units until the last step, which hands `Intl.NumberFormat` the exact decimal
-//! string ("250.00"); modern browsers format strings without going through a float. When `Intl` is missing
-//! or fails, the widget shows the symbol and the decimal ("৳250.00").
+//! The amount stays integer minor units until it is written out, digit by digit, with the symbol first and
+//! lakh grouping, in Bengali digits for taka in Bengali and Latin digits everywhere else ([`format`]). No
+//! floats, no `Intl` (whose output differs between browsers and misses what these customers expect).
 
 use crate::i18n::Locale;
 use deshpay_api::Currency;
@@ -43,47 +43,71 @@ pub fn push_digits(out: &mut String, mut n: i64, width: usize) {
     out.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
 }
 
-/// The plain form used when `Intl` is not available: symbol then decimal, "৳250.00".
-pub fn fallback(decimal: &str, currency: Currency) -> String {
-    crate::cat(&[currency.symbol(), decimal])
+/// The digits an amount is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digits {
+    /// 0123456789.
+    Latin,
+    /// ০১২৩৪৫৬৭৮৯, as Bangladeshi shops and bKash write taka in Bengali.
+    Bengali,
 }
 
-/// The `Intl` locale for a language and currency: the region follows the currency, so that English speakers
-/// in India get lakh grouping ("₹1,00,000.00") and Bengali speakers in Bangladesh get Bengali digits.
-pub fn intl_locale(locale: Locale, currency: Currency) -> &'static str {
-    match (locale, currency) {
-        (Locale::En, Currency::Bdt) => "en-BD",
-        (Locale::En, Currency::Inr) => "en-IN",
-        (Locale::Bn, Currency::Bdt) => "bn-BD",
-        (Locale::Bn, Currency::Inr) => "bn-IN",
-        (Locale::Hi, _) => "hi-IN",
+impl Digits {
+    /// The digits of a card in `locale` showing `currency`: Bengali for taka in Bengali, else Latin (UPI apps and
+    /// the UPI PIN screen show rupees in Latin digits in Bengali and Hindi too, and the customer compares the two).
+    /// Every number on one card uses them, so that one card never mixes two digit systems.
+    pub fn of(locale: Locale, currency: Currency) -> Digits {
+        match (locale, currency) {
+            (Locale::Bn, Currency::Bdt) => Digits::Bengali,
+            _ => Digits::Latin,
+        }
+    }
+
+    /// `text` with its ASCII digits in these digits.
+    pub fn apply(self, text: &str) -> String {
+        match self {
+            Digits::Latin => text.to_owned(),
+            Digits::Bengali => text
+                .chars()
+                .map(|c| match c.to_digit(10) {
+                    Some(d) if c.is_ascii_digit() => char::from_u32(0x09E6 + d).unwrap_or(c),
+                    _ => c,
+                })
+                .collect(),
+        }
     }
 }
 
-/// Formats an amount for display with `Intl.NumberFormat` (currency style, narrow symbol), falling back to
-/// [`fallback`].
-#[cfg(target_arch = "wasm32")]
-pub fn format(minor: i64, currency: Currency, locale: Locale) -> String {
-    use js_sys::{Array, Intl, Object, Reflect};
-    use wasm_bindgen::JsValue;
-
-    let Some(decimal) = decimal(minor, currency) else {
-        return String::new();
-    };
-    let intl = || -> Option<String> {
-        // A missing `Intl` would throw from the constructor; check first.
-        if !Reflect::has(&js_sys::global(), &"Intl".into()).ok()? {
-            return None;
+/// The digits of `n` (not negative) with lakh grouping, as Bangladesh and India write amounts: the last three
+/// digits, then groups of two ("1,00,000", "12,34,56,789").
+pub fn grouped(n: i64) -> String {
+    let plain = digits(n);
+    let mut out = String::with_capacity(plain.len() + plain.len() / 2);
+    let len = plain.len();
+    for (i, c) in plain.chars().enumerate() {
+        let left = len - i;
+        if i > 0 && (left == 3 || (left > 3 && (left - 3).is_multiple_of(2))) {
+            out.push(',');
         }
-        let options = Object::new();
-        Reflect::set(&options, &"style".into(), &"currency".into()).ok()?;
-        Reflect::set(&options, &"currency".into(), &currency.code().into()).ok()?;
-        Reflect::set(&options, &"currencyDisplay".into(), &"narrowSymbol".into()).ok()?;
-        let locales = Array::of1(&intl_locale(locale, currency).into());
-        let nf = Intl::NumberFormat::new(&locales, &options);
-        nf.format().call1(&JsValue::UNDEFINED, &JsValue::from_str(&decimal)).ok()?.as_string()
-    };
-    intl().filter(|s| !s.is_empty()).unwrap_or_else(|| fallback(&decimal, currency))
+        out.push(c);
+    }
+    out
+}
+
+/// An amount as customers read it: the symbol first, lakh grouping, two decimals, in the card's digits
+/// ([`Digits::of`]): "৳২৫০.০০" (Bengali, taka), "৳1,00,000.00" (English, taka), "₹250.00" (Bengali or Hindi,
+/// rupees). Written here rather than by `Intl.NumberFormat`, whose Bengali puts ৳ after the number and whose
+/// English for Bangladesh has no lakh grouping. Empty for an invalid amount.
+pub fn format(minor: i64, currency: Currency, locale: Locale) -> String {
+    if !(0..=MAX_MINOR).contains(&minor) {
+        return String::new();
+    }
+    let unit = 10_i64.pow(currency.exponent());
+    let mut out = String::from(currency.symbol());
+    out.push_str(&grouped(minor / unit));
+    out.push('.');
+    push_digits(&mut out, minor % unit, currency.exponent() as usize);
+    Digits::of(locale, currency).apply(&out)
 }
 
 #[cfg(test)]
@@ -109,15 +133,57 @@ mod tests {
     }
 
     #[test]
-    fn fallback_puts_the_symbol_first() {
-        assert_eq!(fallback("250.00", Currency::Bdt), "৳250.00");
-        assert_eq!(fallback("101.00", Currency::Inr), "₹101.00");
+    fn lakh_grouping_puts_a_comma_after_the_thousands_then_every_two_digits() {
+        let cases = [
+            (0, "0"),
+            (7, "7"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (99_999, "99,999"),
+            (100_000, "1,00,000"),
+            (1_234_567, "12,34,567"),
+            (10_000_000, "1,00,00,000"),
+            (1_000_000_000, "1,00,00,00,000"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text, "{n}");
+        }
     }
 
     #[test]
-    fn intl_region_follows_the_currency() {
-        assert_eq!(intl_locale(Locale::En, Currency::Inr), "en-IN");
-        assert_eq!(intl_locale(Locale::Bn, Currency::Bdt), "bn-BD");
-        assert_eq!(intl_locale(Locale::Hi, Currency::Bdt), "hi-IN");
+    fn every_locale_and_currency_shows_amounts_as_its_customers_wallets_do() {
+        use Currency::{Bdt, Inr};
+        use Locale::{Bn, En, Hi};
+        // (locale, currency, 250.00, 1,00,000.00, 12,34,567.89)
+        let cases = [
+            (En, Bdt, "৳250.00", "৳1,00,000.00", "৳12,34,567.89"),
+            (En, Inr, "₹250.00", "₹1,00,000.00", "₹12,34,567.89"),
+            (Bn, Bdt, "৳২৫০.০০", "৳১,০০,০০০.০০", "৳১২,৩৪,৫৬৭.৮৯"),
+            (Bn, Inr, "₹250.00", "₹1,00,000.00", "₹12,34,567.89"),
+            (Hi, Bdt, "৳250.00", "৳1,00,000.00", "৳12,34,567.89"),
+            (Hi, Inr, "₹250.00", "₹1,00,000.00", "₹12,34,567.89"),
+        ];
+        for (locale, currency, small, lakh, large) in cases {
+            assert_eq!(format(25_000, currency, locale), small, "{locale:?} {currency:?}");
+            assert_eq!(format(10_000_000, currency, locale), lakh, "{locale:?} {currency:?}");
+            assert_eq!(format(123_456_789, currency, locale), large, "{locale:?} {currency:?}");
+            assert_eq!(
+                format(5, currency, locale),
+                Digits::of(locale, currency).apply(&[currency.symbol(), "0.05"].concat())
+            );
+            assert_eq!(format(-1, currency, locale), "");
+        }
+        assert!(Locale::ALL.len() == 3 && Currency::Bdt != Currency::Inr, "every pair above");
+    }
+
+    #[test]
+    fn one_card_uses_one_digit_system() {
+        assert_eq!(Digits::of(Locale::Bn, Currency::Bdt).apply("14:05 ORD-1"), "১৪:০৫ ORD-১");
+        assert_eq!(Digits::of(Locale::Bn, Currency::Inr).apply("14:05"), "14:05");
+        assert_eq!(Digits::of(Locale::Hi, Currency::Inr).apply("14:05"), "14:05");
+        let bengali = format(123_456_789, Currency::Bdt, Locale::Bn);
+        assert!(!bengali.chars().any(|c| c.is_ascii_digit()), "{bengali}");
+        let hindi = format(123_456_789, Currency::Inr, Locale::Hi);
+        assert!(hindi.chars().filter(|c| c.is_numeric()).all(|c| c.is_ascii_digit()), "{hindi}");
     }
 }

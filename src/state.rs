@@ -5,7 +5,10 @@
 
 use crate::api::ApiError;
 use crate::i18n::Key;
-use deshpay_api::{AttemptStatus, CheckoutView, ErrorCode, Method, QrSvg, SessionStatus, StartUpiResponse, UpiLinks};
+use deshpay_api::{
+    AttemptStatus, AttemptView, CheckoutView, ErrorCode, Method, QrSvg, ReasonCode, SessionStatus, StartUpiResponse,
+    UpiLinks,
+};
 
 /// Why starting a payment failed, shown above the method list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +17,8 @@ pub enum StartProblem {
     Unreachable,
     /// The provider did not answer in time (503 `provider_unavailable`).
     ProviderUnavailable,
-    /// The provider or backend refused, with its message (502 `provider_error`: bKash's words).
+    /// The provider or backend refused, with its message (502 `provider_error`: bKash's words), which goes to the
+    /// console only: the customer reads the widget's own text.
     Refused(String),
 }
 
@@ -176,17 +180,21 @@ pub enum Screen {
         /// The last "Cancel" did not reach the backend.
         cancel_failed: bool,
     },
-    /// Polling gave up before a final status.
+    /// Polling gave up before a final status: "Check status", never "Try again".
     StillConfirming,
+    /// Money may have moved and the merchant checks it: "Do not pay again", and no button.
+    Review,
     /// Paid, with the provider's transaction id.
     Succeeded {
         /// bKash trxID or Bestin Pay's trx_id.
         trx_id: String,
     },
-    /// The attempt failed, with the provider's reason.
+    /// The attempt failed.
     Failed {
-        /// bKash's statusMessage, when it gave one.
-        reason: Option<String>,
+        /// What the paragraph says: the widget's words for the reason code ([`failure_text`]).
+        text: Key,
+        /// The provider's words (e.g. bKash's statusMessage), for the `deshpay:failure` detail only.
+        message: Option<String>,
     },
     /// The customer closed the provider's page.
     Cancelled,
@@ -232,7 +240,14 @@ impl Screen {
 
     /// A payment outcome with a heading that takes focus after the customer returns from the provider.
     pub fn is_outcome(&self) -> bool {
-        matches!(self, Screen::Succeeded { .. } | Screen::Failed { .. } | Screen::Cancelled | Screen::AttemptExpired)
+        matches!(
+            self,
+            Screen::Succeeded { .. }
+                | Screen::Failed { .. }
+                | Screen::Cancelled
+                | Screen::AttemptExpired
+                | Screen::Review
+        )
     }
 
     /// What the `role="status"` region says in this state.
@@ -243,6 +258,7 @@ impl Screen {
             Screen::Confirming => Key::Confirming,
             Screen::UpiWaiting { .. } => Key::WaitingApproval,
             Screen::StillConfirming => Key::StillConfirming,
+            Screen::Review => Key::Review,
             Screen::Succeeded { .. } => Key::Success,
             Screen::Failed { .. } => Key::Failed,
             Screen::Cancelled => Key::Cancelled,
@@ -255,17 +271,33 @@ impl Screen {
         })
     }
 
-    /// The host-page event this state fires, with `detail.reason` for failures.
+    /// The host-page event this state fires, with `detail.reason` for failures (the provider's words). A review
+    /// fires none: it is neither a failure the page may offer to retry nor a success.
     pub fn outcome(&self) -> Option<(Outcome, Option<String>)> {
         match self {
             Screen::Succeeded { .. } => Some((Outcome::Success, None)),
-            Screen::Failed { reason } => {
-                Some((Outcome::Failure, Some(reason.clone().unwrap_or_else(|| "failed".into()))))
+            Screen::Failed { message, .. } => {
+                Some((Outcome::Failure, Some(message.clone().unwrap_or_else(|| "failed".into()))))
             }
             Screen::AttemptExpired => Some((Outcome::Failure, Some("expired".into()))),
             Screen::Cancelled => Some((Outcome::Cancel, None)),
             _ => None,
         }
+    }
+
+    /// The words of an outcome screen, as keys: its heading (if any), its paragraph, and its button (if any:
+    /// "Try again" back to the methods, or "Check status" polling again). Every one says what happened to the
+    /// money, and none invites a second payment while money may have moved.
+    pub fn outcome_texts(&self) -> Option<(Option<Key>, Key, Option<Key>)> {
+        Some(match self {
+            Screen::Failed { text: Key::AlreadyPaid, .. } => (Some(Key::Failed), Key::AlreadyPaid, None),
+            Screen::Failed { text, .. } => (Some(Key::Failed), *text, Some(Key::TryAgain)),
+            Screen::Cancelled => (Some(Key::Cancelled), Key::CancelledBody, Some(Key::TryAgain)),
+            Screen::AttemptExpired => (Some(Key::Expired), Key::ExpiredBody, Some(Key::TryAgain)),
+            Screen::Review => (Some(Key::Review), Key::ReviewBody, None),
+            Screen::StillConfirming => (None, Key::StillConfirming, Some(Key::CheckStatus)),
+            _ => return None,
+        })
     }
 
     /// The screen a preview (gallery, component tests) asks for by name; `None` for an unknown name.
@@ -277,6 +309,7 @@ impl Screen {
             "provider-error" => Screen::Choose {
                 problem: Some(StartProblem::Refused("Payment could not be initiated. Please try again later.".into())),
             },
+            "review" => Screen::Review,
             "no-method" => Screen::NoMethod,
             "redirecting" => Screen::Redirecting,
             "confirming" => Screen::Confirming,
@@ -288,8 +321,9 @@ impl Screen {
             "success" => Screen::Succeeded {
                 trx_id: attempt.and_then(|a| a.trx_id.clone()).unwrap_or_else(|| "BKH7Q2M9XA".into()),
             },
-            "failed" => Screen::Failed {
-                reason: Some(attempt.and_then(|a| a.message.clone()).unwrap_or_else(|| "Insufficient Balance".into())),
+            "failed" => match attempt.filter(|a| a.status == AttemptStatus::Failed) {
+                Some(a) => failed(a),
+                None => Screen::Failed { text: Key::ReasonBalance, message: Some("Insufficient Balance".into()) },
             },
             "cancelled" => Screen::Cancelled,
             "expired" => Screen::AttemptExpired,
@@ -329,13 +363,38 @@ pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
     };
     match (attempt.status, returned) {
         (AttemptStatus::Succeeded, _) => Screen::Succeeded { trx_id: attempt.trx_id.clone().unwrap_or_default() },
-        // Money may have moved: never the method list or "Try again" (its own screen comes with the texts).
-        (AttemptStatus::Review, _) => Screen::StillConfirming,
+        // Money may have moved: never the method list or "Try again", on a later visit either.
+        (AttemptStatus::Review, _) => Screen::Review,
         (AttemptStatus::Confirming, _) | (AttemptStatus::Pending, true) => Screen::Confirming,
-        (AttemptStatus::Failed, true) => Screen::Failed { reason: attempt.message.clone().filter(|m| !m.is_empty()) },
+        (AttemptStatus::Failed, true) => failed(attempt),
         (AttemptStatus::Cancelled, true) => Screen::Cancelled,
         (AttemptStatus::Expired, true) => Screen::AttemptExpired,
         (_, false) => choose(),
+    }
+}
+
+/// The failure screen of a failed attempt: the widget's words for its reason, the provider's for the event.
+fn failed(attempt: &AttemptView) -> Screen {
+    Screen::Failed {
+        text: failure_text(attempt.reason, attempt.method),
+        message: attempt.message.clone().filter(|m| !m.is_empty()),
+    }
+}
+
+/// What the failure paragraph says for a reason code (`None`: from a backend without codes) and method. Every
+/// text says what happened to the money; unknown codes get the neutral "not completed, no money was taken".
+pub fn failure_text(reason: Option<ReasonCode>, method: Method) -> Key {
+    match (reason, method) {
+        (Some(ReasonCode::InsufficientBalance), _) => Key::ReasonBalance,
+        (Some(ReasonCode::VerificationFailed), _) => Key::ReasonVerification,
+        (Some(ReasonCode::AccountRestricted), Method::Bkash) => Key::ReasonRestricted,
+        (Some(ReasonCode::Duplicate), Method::Bkash) => Key::ReasonDuplicate,
+        (Some(ReasonCode::AlreadyPaid), _) => Key::AlreadyPaid,
+        (Some(ReasonCode::ProviderUnavailable), Method::Bkash) => Key::ProviderUnavailable,
+        (Some(ReasonCode::ProviderUnavailable), Method::Upi) => Key::UpiUnavailable,
+        // A declined or failed UPI payment may have been debited and is then reversed by the bank.
+        (_, Method::Upi) => Key::UpiFailedBody,
+        _ => Key::FailedNoReason,
     }
 }
 
@@ -469,6 +528,7 @@ mod tests {
             id: deshpay_api::AttemptId::from_random("ABCDEFGHIJKLMNOPQRSTUVWX").unwrap(),
             method: Method::Bkash,
             status,
+            reason: None,
             message: message.map(str::to_owned),
             trx_id: trx.map(str::to_owned),
         });
@@ -491,9 +551,9 @@ mod tests {
                 Failed,
                 Some("Insufficient Balance"),
                 None,
-                Screen::Failed { reason: Some("Insufficient Balance".into()) },
+                Screen::Failed { text: Key::FailedNoReason, message: Some("Insufficient Balance".into()) },
             ),
-            (Failed, Some(""), None, Screen::Failed { reason: None }),
+            (Failed, Some(""), None, Screen::Failed { text: Key::FailedNoReason, message: None }),
             (Cancelled, None, None, Screen::Cancelled),
             (Expired, None, None, Screen::AttemptExpired),
             (Pending, None, None, Screen::Confirming),
@@ -518,6 +578,95 @@ mod tests {
         }
         let confirming = view(SessionStatus::Open, Some((AttemptStatus::Confirming, None, None)));
         assert_eq!(screen_for(&confirming, false), Screen::Confirming);
+    }
+
+    #[test]
+    fn a_payment_under_review_has_its_own_screen_on_every_visit_without_a_way_to_pay_again() {
+        for returned in [true, false] {
+            let v = view(SessionStatus::Open, Some((AttemptStatus::Review, Some("amount mismatch"), None)));
+            assert_eq!(screen_for(&v, returned), Screen::Review, "returned: {returned}");
+        }
+        assert_eq!(
+            poll_result(&view(SessionStatus::Open, Some((AttemptStatus::Review, None, None)))),
+            Some(Screen::Review)
+        );
+        let mut upi = upi_view(SessionStatus::Open, AttemptStatus::Review, None, None);
+        assert_eq!(upi_progress(&upi, None), UpiProgress::Done(Screen::Review));
+        upi.status = SessionStatus::Paid;
+        assert!(matches!(upi_progress(&upi, None), UpiProgress::Done(Screen::Succeeded { .. })), "paid wins");
+        assert!(Screen::Review.is_outcome());
+        let (_, _, button) = Screen::Review.outcome_texts().unwrap();
+        assert_eq!(button, None);
+    }
+
+    #[test]
+    fn failures_show_the_widgets_words_for_the_backends_reason_code() {
+        use ReasonCode::*;
+        let cases = [
+            (Some(InsufficientBalance), Method::Bkash, Key::ReasonBalance),
+            (Some(VerificationFailed), Method::Bkash, Key::ReasonVerification),
+            (Some(AccountRestricted), Method::Bkash, Key::ReasonRestricted),
+            (Some(Duplicate), Method::Bkash, Key::ReasonDuplicate),
+            (Some(ProviderUnavailable), Method::Bkash, Key::ProviderUnavailable),
+            (Some(ProviderUnavailable), Method::Upi, Key::UpiUnavailable),
+            (Some(AlreadyPaid), Method::Bkash, Key::AlreadyPaid),
+            (Some(Declined), Method::Upi, Key::UpiFailedBody),
+            (Some(Failed), Method::Upi, Key::UpiFailedBody),
+            (Some(Declined), Method::Bkash, Key::FailedNoReason),
+            (Some(Failed), Method::Bkash, Key::FailedNoReason),
+            (Some(Other), Method::Bkash, Key::FailedNoReason),
+            (None, Method::Bkash, Key::FailedNoReason),
+        ];
+        for (reason, method, key) in cases {
+            assert_eq!(failure_text(reason, method), key, "{reason:?} {method:?}");
+        }
+        // The provider's English goes to the event only.
+        let mut v = view(SessionStatus::Open, Some((AttemptStatus::Failed, Some("Insufficient Balance"), None)));
+        v.attempt.as_mut().unwrap().reason = Some(InsufficientBalance);
+        let screen = screen_for(&v, true);
+        assert_eq!(screen, Screen::Failed { text: Key::ReasonBalance, message: Some("Insufficient Balance".into()) });
+        assert_eq!(screen.outcome(), Some((Outcome::Failure, Some("Insufficient Balance".into()))));
+        let (_, _, button) = Screen::Failed { text: Key::AlreadyPaid, message: None }.outcome_texts().unwrap();
+        assert_eq!(button, None, "an order already paid is not paid again");
+    }
+
+    /// Every outcome's paragraph in every language says what happened to the money (or not to pay again), and
+    /// only outcomes after which no money moved offer "Try again".
+    #[test]
+    fn each_outcomes_text_in_each_language_speaks_about_money_first() {
+        use crate::i18n::Locale;
+        let money = |locale: Locale, text: &str| match locale {
+            Locale::En => text.contains("money") || text.contains("pay again"),
+            Locale::Bn => text.contains("টাকা") || text.contains("আবার পেমেন্ট করবেন না"),
+            Locale::Hi => text.contains("पैसा") || text.contains("पैसे") || text.contains("दोबारा भुगतान न करें"),
+        };
+        let dont_pay_again = |locale: Locale, text: &str| match locale {
+            Locale::En => text.contains("Do not pay again"),
+            Locale::Bn => text.contains("আবার পেমেন্ট করবেন না"),
+            Locale::Hi => text.contains("दोबारा भुगतान न करें"),
+        };
+        let mut screens = vec![Screen::Cancelled, Screen::AttemptExpired, Screen::Review, Screen::StillConfirming];
+        for reason in deshpay_api::ReasonCode::ALL.into_iter().map(Some).chain([None]) {
+            for method in [Method::Bkash, Method::Upi] {
+                screens.push(Screen::Failed { text: failure_text(reason, method), message: None });
+            }
+        }
+        for screen in screens {
+            let (heading, body, button) = screen.outcome_texts().expect("an outcome");
+            for locale in Locale::ALL {
+                let text = body.text(locale);
+                assert!(money(locale, text), "{screen:?} {locale:?}: {text}");
+                if matches!(screen, Screen::Review | Screen::StillConfirming) {
+                    assert!(dont_pay_again(locale, text), "{screen:?} {locale:?}: {text}");
+                }
+                if let Some(heading) = heading {
+                    assert!(!heading.text(locale).is_empty());
+                }
+            }
+            let may_have_moved = matches!(screen, Screen::Review | Screen::StillConfirming);
+            assert_eq!(button == Some(Key::TryAgain), !may_have_moved && body != Key::AlreadyPaid, "{screen:?}");
+        }
+        assert_eq!(Screen::StillConfirming.outcome_texts().unwrap().2, Some(Key::CheckStatus));
     }
 
     #[test]
@@ -573,7 +722,10 @@ mod tests {
                 Failed,
                 Some("Declined by the customer"),
                 None,
-                UpiProgress::Done(Screen::Failed { reason: Some("Declined by the customer".into()) }),
+                UpiProgress::Done(Screen::Failed {
+                    text: Key::UpiFailedBody,
+                    message: Some("Declined by the customer".into()),
+                }),
             ),
             (SessionStatus::Open, Expired, None, None, UpiProgress::Done(Screen::AttemptExpired)),
             (SessionStatus::Open, Cancelled, Some("Payment cancelled"), None, UpiProgress::Done(Screen::Cancelled)),
@@ -677,9 +829,10 @@ mod tests {
     fn outcomes_fire_the_documented_events() {
         assert_eq!(Screen::Succeeded { trx_id: "T".into() }.outcome(), Some((Outcome::Success, None)));
         assert_eq!(
-            Screen::Failed { reason: Some("Wrong PIN".into()) }.outcome(),
+            Screen::Failed { text: Key::ReasonVerification, message: Some("Wrong PIN".into()) }.outcome(),
             Some((Outcome::Failure, Some("Wrong PIN".into())))
         );
+        assert_eq!(Screen::Review.outcome(), None, "a review is neither a failure nor a success for the page");
         assert_eq!(Screen::Cancelled.outcome().map(|o| o.0.event()), Some("deshpay:cancel"));
         assert_eq!(Screen::Choose { problem: None }.outcome(), None);
         assert_eq!(Screen::Confirming.status_key(), Some(Key::Confirming));
@@ -707,6 +860,7 @@ mod tests {
             "upi-qr",
             "upi-apps",
             "still-confirming",
+            "review",
             "success",
             "failed",
             "cancelled",

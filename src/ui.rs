@@ -109,9 +109,13 @@ impl Checkout {
         (config.endpoint.clone(), config.session.clone())
     }
 
-    /// A text in the widget's locale, with the merchant's override.
+    /// A text in the widget's locale, with the merchant's override, naming the merchant where it says `{merchant}`.
     fn t(self, key: Key) -> String {
-        self.fixed().config.strings.get(key).to_owned()
+        let text = self.fixed().config.strings.get(key).to_owned();
+        if !text.contains('{') {
+            return text;
+        }
+        self.view.with_untracked(|v| crate::i18n::fill(&text, v.as_ref().map_or("", |v| &v.merchant_name)))
     }
 
     fn is_preview(self) -> bool {
@@ -550,8 +554,8 @@ struct Body {
     receipt: Option<String>,
     /// A paragraph.
     para: Option<Para>,
-    /// A "Try again" button.
-    retry: Option<Retry>,
+    /// A "Try again" (or "Check status") button: what it does and its label.
+    retry: Option<(Retry, Key)>,
     /// A UPI payment waiting for approval: its request, layout, and whether the last "Cancel" failed.
     upi: Option<(UpiPayment, UpiLayout, bool)>,
 }
@@ -563,10 +567,7 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
         para: Some(Para::plain(t(body))),
         ..Body::default()
     };
-    let retry = |mut body: Body, retry| {
-        body.retry = Some(retry);
-        body
-    };
+    let outcome = screen.outcome_texts();
     let body = match screen {
         Screen::Loading | Screen::Redirecting | Screen::Confirming => Body::default(),
         Screen::UpiWaiting { payment, layout, cancel_failed } => {
@@ -579,27 +580,31 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
         Screen::Succeeded { trx_id } => {
             Body { heading: Some((Icon::Success, Key::Success)), receipt: Some(trx_id), ..Body::default() }
         }
-        Screen::Failed { reason } => Body {
-            heading: Some((Icon::Error, Key::Failed)),
-            para: Some(Para {
-                testid: Some("deshpay-reason"),
-                ..Para::plain(reason.unwrap_or_else(|| t(Key::FailedNoReason)))
-            }),
-            retry: Some(Retry::Choose),
-            ..Body::default()
-        },
-        Screen::Cancelled => retry(info(Icon::Info, Key::Cancelled, Key::CancelledBody), Retry::Choose),
-        Screen::AttemptExpired => retry(info(Icon::Info, Key::Expired, Key::ExpiredBody), Retry::Choose),
-        Screen::StillConfirming => {
-            Body { para: Some(Para::plain(t(Key::StillConfirming))), retry: Some(Retry::Poll), ..Body::default() }
+        // Outcomes: their words come from `Screen::outcome_texts` (tested natively in every language).
+        Screen::Failed { .. }
+        | Screen::Cancelled
+        | Screen::AttemptExpired
+        | Screen::Review
+        | Screen::StillConfirming => {
+            let (heading, para, button) = outcome.unwrap_or((None, Key::FailedNoReason, None));
+            let icon = if matches!(screen, Screen::Failed { .. }) { Icon::Error } else { Icon::Info };
+            let retry = if screen == Screen::StillConfirming { Retry::Poll } else { Retry::Choose };
+            Body {
+                heading: heading.map(|h| (icon, h)),
+                para: Some(Para { testid: Some("deshpay-reason"), ..Para::plain(t(para)) }),
+                retry: button.map(|b| (retry, b)),
+                ..Body::default()
+            }
         }
         Screen::SessionExpired => info(Icon::Info, Key::SessionExpired, Key::SessionExpiredBody),
         Screen::SessionCanceled => info(Icon::Info, Key::SessionCanceled, Key::SessionCanceledBody),
         Screen::NoMethod => info(Icon::Info, Key::NoMethod, Key::NoMethodBody),
         Screen::NotFound => Body { para: Some(Para::alert(t(Key::NotFound))), ..Body::default() },
-        Screen::Unreachable => {
-            Body { para: Some(Para::alert(t(Key::Unreachable))), retry: Some(Retry::Load), ..Body::default() }
-        }
+        Screen::Unreachable => Body {
+            para: Some(Para::alert(t(Key::Unreachable))),
+            retry: Some((Retry::Load, Key::TryAgain)),
+            ..Body::default()
+        },
     };
     let Body { choose, heading, receipt, para, retry, upi } = body;
     view! {
@@ -613,7 +618,7 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
             </p>
         })}
         {para.map(|p| view! { <p class=p.class role=p.role data-testid=p.testid>{p.text}</p> })}
-        {retry.map(|retry| try_again(checkout, retry))}
+        {retry.map(|(retry, label)| try_again(checkout, retry, label))}
         {upi.map(|(payment, layout, cancel_failed)| upi_pay(checkout, payment, layout, cancel_failed))}
     }
 }
@@ -644,14 +649,19 @@ fn choose_method(checkout: Checkout, methods: Vec<Method>, problem: Option<Start
             StartProblem::Unreachable => t(Key::Unreachable),
             StartProblem::ProviderUnavailable if methods.first() == Some(&Method::Upi) => t(Key::UpiUnavailable),
             StartProblem::ProviderUnavailable => t(Key::ProviderUnavailable),
-            StartProblem::Refused(message) if message.is_empty() => t(Key::StartFailed),
-            StartProblem::Refused(message) => crate::cat(&[&t(Key::StartFailed), " ", &message]),
+            // The provider's words (English, for developers) go to the console, not after the customer's text.
+            StartProblem::Refused(message) => {
+                if !message.is_empty() {
+                    dom::warn(&message);
+                }
+                t(Key::StartFailed)
+            }
         };
         let retry = methods.first().copied();
         view! {
             <div class="dp-alert" role="alert">
                 <p data-testid="deshpay-error">{text}</p>
-                {retry.map(|m| try_again(checkout, Retry::Start(m)))}
+                {retry.map(|m| try_again(checkout, Retry::Start(m), Key::TryAgain))}
             </div>
         }
     });
@@ -727,8 +737,8 @@ fn heading_view(icon: Icon, text: String) -> impl IntoView {
     }
 }
 
-/// The "Try again" button.
-fn try_again(checkout: Checkout, retry: Retry) -> impl IntoView {
+/// The "Try again" (or "Check status") button: `label` names what `retry` does.
+fn try_again(checkout: Checkout, retry: Retry, label: Key) -> impl IntoView {
     let on_click = move |_| match retry {
         Retry::Choose => checkout.show(Screen::Choose { problem: None }),
         Retry::Poll => checkout.poll(),
@@ -737,7 +747,7 @@ fn try_again(checkout: Checkout, retry: Retry) -> impl IntoView {
     };
     view! {
         <button type="button" class="dp-btn" on:click=on_click>
-            {checkout.t(Key::TryAgain)}
+            {checkout.t(label)}
         </button>
     }
 }
@@ -778,7 +788,7 @@ fn upi_pay(checkout: Checkout, payment: UpiPayment, layout: UpiLayout, cancel_fa
         }
     });
     let problem = cancel_failed
-        .then(|| view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::Unreachable)}</p> });
+        .then(|| view! { <p class="dp-alert" role="alert" data-testid="deshpay-error">{t(Key::CancelFailed)}</p> });
     view! {
         <h2 tabindex="-1" class="dp-title">{t(title)}</h2>
         {code.map(|code| qr_code(code, t(Key::UpiQrLabel)))}

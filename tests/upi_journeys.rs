@@ -142,7 +142,7 @@ async fn declining_in_the_app_shows_payment_failed_and_try_again_starts_a_new_pa
     browser.wait_for_text("Payment failed", WAIT).await?;
     assert!(page_was_not_reloaded(&browser).await?);
     let reason = browser.in_widget("[data-testid=deshpay-reason]").await?.text().await?;
-    assert!(!reason.trim().is_empty(), "a reason is shown");
+    assert!(reason.contains("If money was taken, it will return to your account"), "{reason}");
     let failure = event(&browser, "deshpay:failure").await?.context("deshpay:failure fired")?;
     assert_eq!(failure["detail"]["method"], "upi");
     browser.screenshot("upi-07-failed").await?;
@@ -190,12 +190,12 @@ async fn cancel_shows_payment_cancelled_and_cancels_the_payin() -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start(Device::Desktop).await?;
     let session = start_upi(&browser, &stack, "bkash", "hi").await?;
-    browser.wait_for_text("स्वीकृति की प्रतीक्षा है", WAIT).await?;
+    browser.wait_for_text("आपके UPI ऐप में भुगतान का इंतज़ार है", WAIT).await?;
     browser.screenshot("upi-11-qr-hindi").await?;
     let link = pending_payin(&stack, &session).await?["qr"].as_str().context("qr")?.to_owned();
 
     browser.click_widget_button("रद्द करें").await?;
-    let text = browser.wait_for_text("भुगतान रद्द किया गया", WAIT).await?;
+    let text = browser.wait_for_text("भुगतान रद्द हो गया", WAIT).await?;
     assert!(text.contains("फिर से कोशिश करें"), "Try again: {text}");
     let cancel = event(&browser, "deshpay:cancel").await?.context("deshpay:cancel fired")?;
     assert_eq!(cancel["detail"]["method"], "upi");

@@ -35,9 +35,11 @@ export interface DeshPayTheme {
 /** Keys of the texts a merchant can override with `strings`. */
 export type DeshPayStringKey =
   | 'pay_with_bkash' | 'pay_with_upi' | 'loading' | 'choose_method' | 'amount' | 'invoice' | 'redirecting'
-  | 'confirming' | 'still_confirming' | 'success' | 'trx_id' | 'failed' | 'failed_no_reason' | 'cancelled'
+  | 'confirming' | 'still_confirming' | 'check_status' | 'review' | 'review_body' | 'success' | 'trx_id' | 'failed' | 'failed_no_reason'
+  | 'reason_insufficient_balance' | 'reason_verification_failed' | 'reason_account_restricted' | 'reason_duplicate'
+  | 'upi_failed_body' | 'already_paid' | 'cancelled'
   | 'cancelled_body' | 'expired' | 'expired_body' | 'try_again' | 'session_expired' | 'session_expired_body'
-  | 'session_canceled' | 'session_canceled_body' | 'not_found' | 'unreachable' | 'provider_unavailable'
+  | 'session_canceled' | 'session_canceled_body' | 'not_found' | 'unreachable' | 'cancel_failed' | 'provider_unavailable'
   | 'start_failed' | 'no_method' | 'no_method_body' | 'upi_unavailable' | 'waiting_approval' | 'upi_scan_title'
   | 'upi_qr_label' | 'upi_scan_hint' | 'upi_pay_on_device' | 'upi_apps_title' | 'upi_apps_hint' | 'upi_other_app'
   | 'upi_time_left' | 'upi_minutes_left' | 'cancel';
@@ -45,7 +47,7 @@ export type DeshPayStringKey =
 /** Names of the states a preview can show. */
 export type DeshPayPreviewState =
   | 'loading' | 'choose' | 'provider-error' | 'no-method' | 'redirecting' | 'confirming' | 'still-confirming'
-  | 'success' | 'failed' | 'cancelled' | 'expired' | 'session-expired' | 'session-canceled' | 'not-found'
+  | 'review' | 'success' | 'failed' | 'cancelled' | 'expired' | 'session-expired' | 'session-canceled' | 'not-found'
   | 'unreachable' | 'upi-qr' | 'upi-apps';
 
 /** The public session view of `GET {endpoint}/v1/checkout/{id}` (for previews). */
@@ -63,7 +65,11 @@ export interface DeshPayCheckoutView {
   attempt?: {
     id: string;
     method: 'bkash' | 'upi';
-    status: 'pending' | 'confirming' | 'succeeded' | 'failed' | 'cancelled' | 'expired';
+    status: 'pending' | 'confirming' | 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'review';
+    /** Why it ended: the widget shows its own words for it (unknown codes: a neutral text). */
+    reason?: 'insufficient_balance' | 'verification_failed' | 'account_restricted' | 'duplicate' | 'declined'
+      | 'provider_unavailable' | 'cancelled' | 'expired' | 'already_paid' | 'review' | 'failed' | null;
+    /** The provider's words, passed on in `deshpay:failure` `detail.reason`; never shown to the customer. */
     message?: string | null;
     trx_id?: string | null;
   } | null;

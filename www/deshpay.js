@@ -32,7 +32,12 @@ const COLORS = {
   primary: 'primary', onPrimary: 'on-primary', 'on-primary': 'on-primary', bg: 'bg', background: 'bg', text: 'text',
   muted: 'muted', border: 'border', error: 'error', success: 'success', focus: 'focus',
 };
-const FALLBACK = 'The payment form could not load. Please refresh the page or contact the shop.';
+// Shown when the widget cannot start, in the language it would have spoken (it cannot say this itself).
+const FALLBACK = {
+  en: 'The payment form could not load. Please refresh the page or contact the seller.',
+  bn: 'পেমেন্ট ফর্মটি লোড হয়নি। পেজটি রিফ্রেশ করুন অথবা বিক্রেতার সাথে যোগাযোগ করুন।',
+  hi: 'भुगतान फ़ॉर्म लोड नहीं हो सका। कृपया पेज रीफ़्रेश करें या विक्रेता से संपर्क करें।',
+};
 const HANDLE = Symbol('deshpay');
 
 let glue; // Promise of the initialised wasm-bindgen module, shared by every widget on the page.
@@ -92,10 +97,11 @@ function applyTheme(host, theme) {
   return [theme.base, set];
 }
 
-function fallback(host, root, session, reason) {
+function fallback(host, root, session, reason, locale) {
   const box = document.createElement('div');
   box.setAttribute('role', 'alert');
-  box.textContent = FALLBACK;
+  box.lang = locale;
+  box.textContent = FALLBACK[locale];
   // CSSOM, not a style attribute: allowed by a strict CSP.
   for (const [k, v] of Object.entries({ padding: '16px', border: '1px solid #b3261e', 'border-radius': '8px', color: '#1a1a1a', background: '#fff', font: '16px/1.5 system-ui, sans-serif' })) {
     box.style.setProperty(k, v);
@@ -141,14 +147,14 @@ export function mount(element, options = {}) {
         return true;
       } catch (error) {
         console.error(error);
-        fallback(host, root, session, 'invalid_options');
+        fallback(host, root, session, 'invalid_options', locale);
         return false;
       }
     },
     (error) => {
       if (gone) return false;
       console.error('DeshPay: WebAssembly could not start:', error);
-      fallback(host, root, session, 'wasm_unavailable');
+      fallback(host, root, session, 'wasm_unavailable', locale);
       return false;
     },
   );

@@ -310,10 +310,88 @@ pub struct AttemptView {
     pub method: Method,
     /// Coarse status.
     pub status: AttemptStatus,
-    /// The provider's reason for a failure, in the provider's words (e.g. bKash's statusMessage).
+    /// Why a final attempt ended as it did, as a code the widget words in the customer's language (`None`
+    /// while the attempt is live or paid).
+    #[serde(default)]
+    pub reason: Option<ReasonCode>,
+    /// The provider's reason for a failure, in the provider's words (e.g. bKash's statusMessage): for the
+    /// merchant's page (`deshpay:failure` detail), never shown to the customer.
     pub message: Option<String>,
     /// Provider transaction id once paid.
     pub trx_id: Option<String>,
+}
+
+/// Why an attempt ended, in words of our own rather than the provider's (mapped by the backend from the
+/// provider's codes and messages). Unknown codes from a newer backend read as [`ReasonCode::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The customer's wallet or account has too little money (bKash 2023).
+    InsufficientBalance,
+    /// A wrong or expired verification code or PIN (bKash 2010 to 2019).
+    VerificationFailed,
+    /// The customer's account may not make this payment now (bKash 2037, 2038, 2044, 2046).
+    AccountRestricted,
+    /// The provider refused a repeat of a recent payment of the same amount (bKash 2029).
+    Duplicate,
+    /// The customer or their bank declined it (UPI).
+    Declined,
+    /// The provider did not answer.
+    ProviderUnavailable,
+    /// The customer cancelled.
+    Cancelled,
+    /// Not finished in time.
+    Expired,
+    /// Another attempt had already paid the session; this one took no money.
+    AlreadyPaid,
+    /// Money may have moved and needs the merchant's check.
+    Review,
+    /// Not completed, with no more precise reason.
+    Failed,
+    /// A code this version does not know yet.
+    #[serde(other)]
+    Other,
+}
+
+impl ReasonCode {
+    /// Every code.
+    pub const ALL: [ReasonCode; 12] = [
+        ReasonCode::InsufficientBalance,
+        ReasonCode::VerificationFailed,
+        ReasonCode::AccountRestricted,
+        ReasonCode::Duplicate,
+        ReasonCode::Declined,
+        ReasonCode::ProviderUnavailable,
+        ReasonCode::Cancelled,
+        ReasonCode::Expired,
+        ReasonCode::AlreadyPaid,
+        ReasonCode::Review,
+        ReasonCode::Failed,
+        ReasonCode::Other,
+    ];
+
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::InsufficientBalance => "insufficient_balance",
+            ReasonCode::VerificationFailed => "verification_failed",
+            ReasonCode::AccountRestricted => "account_restricted",
+            ReasonCode::Duplicate => "duplicate",
+            ReasonCode::Declined => "declined",
+            ReasonCode::ProviderUnavailable => "provider_unavailable",
+            ReasonCode::Cancelled => "cancelled",
+            ReasonCode::Expired => "expired",
+            ReasonCode::AlreadyPaid => "already_paid",
+            ReasonCode::Review => "review",
+            ReasonCode::Failed => "failed",
+            ReasonCode::Other => "other",
+        }
+    }
+
+    /// Reads a wire name; unknown names are [`ReasonCode::Other`], as with serde.
+    pub fn parse(s: &str) -> ReasonCode {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s).unwrap_or(ReasonCode::Other)
+    }
 }
 
 /// `GET /v1/checkout/{id}`: the public view of a session (no return URL, no payer details).
@@ -372,6 +450,22 @@ mod tests {
         assert_eq!(serde_json::to_string(&AttemptStatus::Cancelled).unwrap(), "\"cancelled\"");
         assert_eq!(serde_json::to_string(&Method::Bkash).unwrap(), "\"bkash\"");
         assert!(AttemptStatus::Failed.is_final() && !AttemptStatus::Confirming.is_final());
+    }
+
+    #[test]
+    fn reason_codes_read_back_and_unknown_ones_are_other() {
+        for code in ReasonCode::ALL {
+            let wire = serde_json::to_string(&code).unwrap();
+            assert_eq!(wire, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ReasonCode>(&wire).unwrap(), code);
+            assert_eq!(ReasonCode::parse(code.as_str()), code);
+        }
+        assert_eq!(serde_json::from_str::<ReasonCode>("\"card_stolen\"").unwrap(), ReasonCode::Other);
+        assert_eq!(ReasonCode::parse("card_stolen"), ReasonCode::Other);
+        // A view from an older backend, without `reason`, still reads.
+        let attempt = r#"{"id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","method":"bkash","status":"failed","message":null,
+            "trx_id":null}"#;
+        assert_eq!(serde_json::from_str::<AttemptView>(attempt).unwrap().reason, None);
     }
 }
 

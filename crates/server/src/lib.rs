@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod payments;
 pub mod preflight;
 pub mod qr;
+pub mod reasons;
 pub mod routes;
 pub mod sessions;
 pub mod startup;

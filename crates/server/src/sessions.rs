@@ -220,6 +220,7 @@ impl AppState {
             id: a.id.clone(),
             method: a.method,
             status: attempt_status(a.state),
+            reason: crate::reasons::reason_for(a.state, a.failure_code.as_deref(), a.failure_message.as_deref()),
             message: match a.state {
                 AttemptState::Superseded => Some("This order has already been paid.".into()),
                 AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
