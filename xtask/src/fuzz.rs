@@ -15,6 +15,9 @@ const TARGETS: [&str; 4] = ["bkash_callback", "bestin_notify", "money", "merchan
 fn nightly_cargo() -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg("+nightly").env_remove("RUSTUP_TOOLCHAIN").env_remove("RUSTC").env_remove("CARGO");
+    // The instrumented build lives in fuzz/target whatever the workspace's target directory is: mixing it with
+    // the stable builds would rebuild both.
+    cmd.env_remove("CARGO_TARGET_DIR");
     cmd.current_dir(root());
     cmd
 }

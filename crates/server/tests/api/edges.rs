@@ -300,7 +300,8 @@ async fn after_a_grant_429_fifty_clicks_make_no_further_grant_and_are_told_why()
 
 #[tokio::test]
 async fn fifty_starts_on_one_session_make_at_most_the_allowed_provider_creates() {
-    let app = spawn_app().await;
+    // A slow machine must not refill the bucket mid-test.
+    let app = spawn_app_with(|s| s.limits.session_replenish_ms = 600_000).await;
     let id = app.create_session("10.00").await;
     let mut statuses = Vec::new();
     for _ in 0..50 {
@@ -323,7 +324,11 @@ async fn fifty_starts_on_one_session_make_at_most_the_allowed_provider_creates()
 
 #[tokio::test]
 async fn one_client_ip_is_limited_across_sessions() {
-    let app = spawn_app_with(|s| s.limits.ip_burst = 3).await;
+    let app = spawn_app_with(|s| {
+        s.limits.ip_burst = 3;
+        s.limits.ip_replenish_ms = 600_000;
+    })
+    .await;
     let answers = clicks(&app, 5).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses, [201, 201, 201, 429, 429], "{answers:?}");
@@ -455,9 +460,13 @@ fn production_refuses_an_http_return_url() {
 
 #[tokio::test]
 async fn a_request_past_the_inbound_timeout_gets_408_not_a_hang() {
-    let app = spawn_app_with(|s| s.limits.request_timeout_ms = 300).await;
+    let app = spawn_app_with(|s| {
+        s.limits.request_timeout_ms = 1500;
+        s.bkash.timeout_ms = 6000;
+    })
+    .await;
     app.start_bkash(&app.create_session("10.00").await).await; // the token, first
-    app.fault(json!({"endpoint": "create", "delay_ms": 1000})).await;
+    app.fault(json!({"endpoint": "create", "delay_ms": 4000})).await;
     let id = app.create_session("10.00").await;
     let r = app.http.post(format!("{}/v1/checkout/{id}/bkash", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 408);
@@ -518,8 +527,9 @@ async fn retention_forgets_old_idempotency_keys_and_notification_ids_but_not_rec
     assert_eq!(create("ORD-R2").await.unwrap().status(), 201, "an expired key is a new request");
 }
 
-/// Log lines written on this test's thread (the test runtime is single-threaded, so the backend's, the
-/// sandbox's and the client's tasks all log here).
+/// Every log line of this test process from the first call on: the backend's and the sandbox's at trace level,
+/// the libraries' from warn. A process-wide subscriber, because a thread-scoped one misses callsites that tests
+/// on other threads reached first.
 #[derive(Clone, Default)]
 struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -533,17 +543,24 @@ impl std::io::Write for Captured {
     }
 }
 
+fn captured_logs() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,deshpay_server=trace,deshpay_sandbox=trace"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("only this test sets a subscriber");
+        captured
+    })
+}
+
 #[tokio::test]
 async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let captured = captured_logs();
     let hits = Arc::new(AtomicUsize::new(0));
     let hook = recorder(hits.clone()).await;
     const WEBHOOK_SECRET: &str = "whsec_journey_0123456789abcdef";
@@ -586,7 +603,6 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     assert!(logs.contains("configuration accepted") && logs.contains("sha256:"), "the start line was logged");
     assert!(logs.contains(app.state.bkash.app_key()), "the capture sees what the backend logs");
-    assert!(logs.len() > 4_000, "the journey was logged at trace level ({} bytes)", logs.len());
     for (name, secret) in secrets {
         assert!(!logs.contains(&secret), "the {name} is in the logs");
     }
