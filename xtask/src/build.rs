@@ -1,6 +1,9 @@
 //! `cargo xtask build` for the widget: wasm32 release build, wasm-bindgen, wasm-opt, and the npm package in
 //! `pkg/`; and the widget's component tests in headless Chromium.
 //!
+//! The release wasm is compiled by the nightly toolchain with the size options when it is installed (see
+//! [`compile_widget`]), else by stable with a warning; everything else builds on stable.
+//!
 //! Tools are pinned and installed under `target/tools/` on first use:
 //! - wasm-bindgen-cli at exactly the `wasm-bindgen` version of Cargo.lock (the CLI and the library must match),
 //!   from crates.io with `cargo install`;
@@ -148,9 +151,7 @@ fn minify(terser: &Path, file: &Path, banner: Option<&str>) -> Result<()> {
 
 /// Builds the widget into `pkg/`: wasm, JS glue, loader, types and package.json; prints the sizes.
 pub fn widget() -> Result<()> {
-    run(cargo()
-        .args(["build", "-p", "deshpay-widget", "--target", TARGET, "--profile", PROFILE])
-        .env("CARGO_ENCODED_RUSTFLAGS", remap_paths()?))?;
+    let (toolchain, input) = compile_widget()?;
     let bindgen = ensure_wasm_bindgen()?;
     let wasm_opt = ensure_wasm_opt()?;
     let terser = ensure_terser()?;
@@ -158,7 +159,6 @@ pub fn widget() -> Result<()> {
     let pkg = root.join("pkg");
     clean_pkg(&pkg)?;
 
-    let input = target_dir().join(TARGET).join(PROFILE).join("deshpay_widget.wasm");
     run(Command::new(bindgen.join("wasm-bindgen"))
         .args(["--target", "web", "--out-name", "deshpay_widget", "--out-dir"])
         .arg(&pkg)
@@ -188,7 +188,75 @@ pub fn widget() -> Result<()> {
 
     let sizes = precompress(&pkg)?;
     print_sizes(&sizes);
+    println!("built with: {}", toolchain.describe());
+    if let Toolchain::Stable { why } = &toolchain {
+        eprintln!(
+            "warning: the widget was built on stable because {why}: its wasm is about {NIGHTLY_SAVING_GZ} bytes gzip \
+             larger than the nightly build's (measured, see BENCHMARKS.md); pkg/ is not the size we ship"
+        );
+    }
     Ok(())
+}
+
+/// Which compiler built the wasm.
+#[derive(Debug)]
+enum Toolchain {
+    /// Nightly with the size options ([`NIGHTLY_FLAGS`], `build-std`).
+    Nightly,
+    /// Stable, and why nightly was not used.
+    Stable { why: String },
+}
+
+impl Toolchain {
+    fn describe(&self) -> String {
+        match self {
+            Toolchain::Nightly => format!("{} with build-std and {}", crate::tools::NIGHTLY, NIGHTLY_FLAGS.join(" ")),
+            Toolchain::Stable { why } => format!("stable ({why})"),
+        }
+    }
+}
+
+/// rustc options of the nightly build: panics abort at once without formatting a message
+/// (`-Cpanic=immediate-abort`, which needs std rebuilt with it: `-Z build-std`), no file/line/column strings for
+/// panic locations, and `{:?}` formatting compiled to nothing. None of them changes what the widget does; a
+/// panic in release aborted before too (`panic = "abort"`), and the console hook is debug-only.
+const NIGHTLY_FLAGS: &[&str] =
+    &["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none"];
+
+/// What the nightly size options save, gzip (zopfli) of the shipped wasm, measured on this widget with
+/// `DESHPAY_WIDGET_TOOLCHAIN=stable cargo xtask build` against `cargo xtask build`.
+const NIGHTLY_SAVING_GZ: usize = 9_200;
+
+/// Compiles the widget to wasm32 (release, size profile): on nightly with the size options when that toolchain is
+/// installed (its `rust-src` and wasm32 target are added when missing), else on stable.
+/// `DESHPAY_WIDGET_TOOLCHAIN=stable` forces stable (to compare). Returns the toolchain and the wasm's path.
+fn compile_widget() -> Result<(Toolchain, PathBuf)> {
+    let flags = remap_paths()?;
+    let args = ["build", "-p", "deshpay-widget", "--target", TARGET, "--profile", PROFILE];
+    let nightly = match std::env::var("DESHPAY_WIDGET_TOOLCHAIN").as_deref() {
+        Ok("stable") => Err("DESHPAY_WIDGET_TOOLCHAIN=stable".to_owned()),
+        _ => crate::tools::nightly_for_wasm(),
+    };
+    let why = match nightly {
+        Ok(()) => {
+            // Its own target directory: the stable builds (tests, clippy) and this one do not evict each other.
+            let dir = target_dir().join("nightly");
+            let flags = [flags.as_str()].into_iter().chain(NIGHTLY_FLAGS.iter().copied()).collect::<Vec<_>>();
+            let built = run(crate::tools::nightly_cargo()
+                .args(args)
+                .args(["-Z", "build-std=std,panic_abort"])
+                .env("CARGO_TARGET_DIR", &dir)
+                .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}")));
+            match built {
+                Ok(()) => return Ok((Toolchain::Nightly, dir.join(TARGET).join(PROFILE).join("deshpay_widget.wasm"))),
+                Err(e) => format!("the nightly build failed ({e})"),
+            }
+        }
+        Err(why) => why,
+    };
+    eprintln!("warning: building the widget on stable: {why}");
+    run(cargo().args(args).env("CARGO_ENCODED_RUSTFLAGS", flags))?;
+    Ok((Toolchain::Stable { why }, target_dir().join(TARGET).join(PROFILE).join("deshpay_widget.wasm")))
 }
 
 /// rustc flags that shorten the source paths kept in the wasm for panic locations: dependencies' paths start at
