@@ -50,16 +50,22 @@ fn target_dir() -> PathBuf {
 
 /// The `wasm-bindgen` version in Cargo.lock.
 pub fn locked_wasm_bindgen_version() -> Result<String> {
+    locked_version("wasm-bindgen")
+}
+
+/// The version of `package` in Cargo.lock (its first entry).
+fn locked_version(package: &str) -> Result<String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let name = format!("name = \"{package}\"");
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == "name = \"wasm-bindgen\""
+        if line.trim() == name
             && let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \""))
         {
             return Ok(version.trim_end_matches('"').to_owned());
         }
     }
-    bail!("Cargo.lock has no wasm-bindgen package")
+    bail!("Cargo.lock has no {package} package")
 }
 
 /// `program --version` output, if it runs.
@@ -94,6 +100,25 @@ pub fn ensure_wasm_bindgen() -> Result<PathBuf> {
 
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).find(|dir| dir.join(program).is_file())
+}
+
+/// `wasm-split-cli` from `wasm_split_cli_support` of the locked `wasm_split_helpers` version, installed into
+/// `target/tools/bin` (the tool has no `--version`: a stamp file beside it records the version).
+pub fn ensure_wasm_split() -> Result<PathBuf> {
+    // The splitting tool must match Leptos' lazy-loading runtime.
+    let version = locked_version("wasm_split_helpers")?;
+    let bin = tools_dir().join("bin").join("wasm-split-cli");
+    let stamp = tools_dir().join("wasm-split-cli.version");
+    if bin.exists() && std::fs::read_to_string(&stamp).is_ok_and(|v| v == version) {
+        return Ok(bin);
+    }
+    eprintln!("installing wasm_split_cli_support {version} into target/tools (takes a few minutes, once)");
+    run(cargo()
+        .args(["install", "--locked", "wasm_split_cli_support", "--features", "build-binary", "--version", &version])
+        .arg("--root")
+        .arg(tools_dir()))?;
+    std::fs::write(&stamp, &version)?;
+    Ok(bin)
 }
 
 /// wasm-opt from npm's binaryen, installed into `target/tools/npm`.
@@ -151,16 +176,52 @@ fn minify(terser: &Path, file: &Path, banner: Option<&str>) -> Result<()> {
 
 /// Builds the widget into `pkg/`: wasm, JS glue, loader, types and package.json; prints the sizes.
 pub fn widget() -> Result<()> {
-    let (toolchain, input) = compile_widget()?;
+    let (toolchain, compiled) = compile_widget()?;
     let bindgen = ensure_wasm_bindgen()?;
     let wasm_opt = ensure_wasm_opt()?;
     let terser = ensure_terser()?;
+    let wasm_split = ensure_wasm_split()?;
     let root = root();
     let pkg = root.join("pkg");
     clean_pkg(&pkg)?;
 
+    // The UPI screen's code into its own module (see `upi_screen` in src/ui.rs): wasm-split writes the main
+    // module for wasm-bindgen, the UPI module and the JS that loads it, which the glue imports.
+    let split = target_dir().join("wasm-split");
+    if split.exists() {
+        std::fs::remove_dir_all(&split)?;
+    }
+    run(Command::new(&wasm_split).arg(&compiled).arg(&split).args([
+        "--out-name",
+        "deshpay_widget",
+        "--target",
+        "web",
+    ]))?;
+    let input = split.join("deshpay_widget.wasm");
+    for name in UPI_ON_TAP {
+        let optimised = pkg.join(name);
+        run(Command::new(&wasm_opt)
+            .args(WASM_OPT)
+            .args(WASM_FEATURES)
+            .arg("--strip-debug")
+            .arg(split.join(name))
+            .arg("-o")
+            .arg(&optimised))?;
+    }
+    let link = std::fs::read_to_string(split.join(SPLIT_LINK))?;
+    // Prefetched after the first screen (src/ui.rs): it must not compete with what the page itself loads.
+    let fetch = "fetch(new URL(";
+    if !link.contains(fetch) {
+        bail!("wasm-split's {SPLIT_LINK} no longer fetches with {fetch:?}; update xtask/src/build.rs");
+    }
+    let link = link.replace(fetch, "fetch_low(new URL(");
+    let fetch_low = "const fetch_low = (url) => fetch(url, { priority: 'low' });\n";
+    std::fs::write(pkg.join(SPLIT_LINK), [fetch_low, &link].concat())?;
+    minify(&terser, &pkg.join(SPLIT_LINK), None)?;
+
+    // `--keep-lld-exports`: the split module reaches the main module's function table through its export.
     run(Command::new(bindgen.join("wasm-bindgen"))
-        .args(["--target", "web", "--out-name", "deshpay_widget", "--out-dir"])
+        .args(["--target", "web", "--keep-lld-exports", "--out-name", "deshpay_widget", "--out-dir"])
         .arg(&pkg)
         .arg(&input))?;
 
@@ -232,7 +293,10 @@ const NIGHTLY_SAVING_GZ: usize = 9_200;
 /// `DESHPAY_WIDGET_TOOLCHAIN=stable` forces stable (to compare). Returns the toolchain and the wasm's path.
 fn compile_widget() -> Result<(Toolchain, PathBuf)> {
     let flags = remap_paths()?;
-    let args = ["build", "-p", "deshpay-widget", "--target", TARGET, "--profile", PROFILE];
+    let args = ["rustc", "-p", "deshpay-widget", "--target", TARGET, "--profile", PROFILE];
+    // For the widget crate only (dependencies keep their build): the split point on, relocations kept and
+    // symbols not stripped, which wasm-split reads; wasm-opt strips what is left afterwards.
+    let split = ["--", "--cfg", "deshpay_split", "-Clink-arg=--emit-relocs", "-Cstrip=none"];
     let nightly = match std::env::var("DESHPAY_WIDGET_TOOLCHAIN").as_deref() {
         Ok("stable") => Err("DESHPAY_WIDGET_TOOLCHAIN=stable".to_owned()),
         _ => crate::tools::nightly_for_wasm(),
@@ -245,6 +309,7 @@ fn compile_widget() -> Result<(Toolchain, PathBuf)> {
             let built = run(crate::tools::nightly_cargo()
                 .args(args)
                 .args(["-Z", "build-std=std,panic_abort"])
+                .args(split)
                 .env("CARGO_TARGET_DIR", &dir)
                 .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}")));
             match built {
@@ -255,7 +320,7 @@ fn compile_widget() -> Result<(Toolchain, PathBuf)> {
         Err(why) => why,
     };
     eprintln!("warning: building the widget on stable: {why}");
-    run(cargo().args(args).env("CARGO_ENCODED_RUSTFLAGS", flags))?;
+    run(cargo().args(args).args(split).env("CARGO_ENCODED_RUSTFLAGS", flags))?;
     Ok((Toolchain::Stable { why }, target_dir().join(TARGET).join(PROFILE).join("deshpay_widget.wasm")))
 }
 
@@ -296,6 +361,8 @@ fn package_json() -> String {
         "deshpay_widget.d.ts",
         "deshpay_widget_bg.wasm",
         "deshpay_widget_bg.wasm.d.ts",
+        "__wasm_split.js",
+        "split_*.wasm",
         "*.gz",
         "*.br",
     ];
@@ -321,10 +388,14 @@ fn package_json() -> String {
 
 /// What the browser downloads before the first interaction (the CSS is inside the wasm): the wasm, the JS glue
 /// and the loader; plus, for Bengali and Hindi, that locale's texts ([`LAZY_LOCALES`]).
-pub const FIRST_INTERACTION: [&str; 3] = ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js"];
+pub const FIRST_INTERACTION: [&str; 4] = ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js", SPLIT_LINK];
 
-/// What "Pay with UPI" loads on top of [`FIRST_INTERACTION`] (nothing while the UPI screens are in the main wasm).
-pub const UPI_ON_TAP: [&str; 0] = [];
+/// What "Pay with UPI" loads on top of [`FIRST_INTERACTION`]: the UPI screen's wasm module, split off by
+/// wasm-split (prefetched once the first screen shows when the session offers UPI; never on the bKash path).
+pub const UPI_ON_TAP: [&str; 1] = ["split_upi.wasm"];
+
+/// The module wasm-split writes beside the glue, which imports it: it loads the split modules.
+const SPLIT_LINK: &str = "__wasm_split.js";
 
 /// Locales whose texts the wasm does not carry: the loader fetches `pkg/deshpay-<locale>.json` when one is used.
 const LAZY_LOCALES: [Locale; 2] = [Locale::Bn, Locale::Hi];
