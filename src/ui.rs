@@ -14,7 +14,10 @@ use crate::state::{self, AfterStartError, AppLabel, Screen, StartProblem, UpiLay
 use deshpay_api::{CheckoutView, ErrorCode, Method, QrSvg};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos::wasm_split::SplitLoaderError;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use web_sys::HtmlElement;
 
@@ -132,6 +135,18 @@ impl Checkout {
         if !self.alive() {
             return;
         }
+        // The UPI screen's code may still be downloading: show it once it is there.
+        if matches!(next, Screen::UpiWaiting { .. }) && !upi_loaded() {
+            spawn_local(async move {
+                if load_upi().await.is_ok() {
+                    self.show(next);
+                } else {
+                    self.stop_live();
+                    self.show(Screen::Choose { problem: Some(StartProblem::Unreachable) });
+                }
+            });
+            return;
+        }
         self.screen.set(next.clone());
         let returned = self.fixed().config.returned;
         spawn_local(async move {
@@ -147,6 +162,15 @@ impl Checkout {
             if first_load {
                 fixed.ready_sent.set(true);
                 dom::dispatch(&fixed.host, "deshpay:ready", &self.detail(None, None));
+                // Fetched now, after the first screen, so that "Pay with UPI" does not wait for it.
+                let upi = self
+                    .view
+                    .with_untracked(|v| v.as_ref().is_some_and(|v| state::usable_methods(v).contains(&Method::Upi)));
+                if upi {
+                    spawn_local(async move {
+                        let _ = load_upi().await;
+                    });
+                }
             }
             if let Some((outcome, reason)) = next.outcome() {
                 let trx_id = match &next {
@@ -307,6 +331,19 @@ impl Checkout {
     /// Starts a UPI payin (the backend returns the pending one if there is one), shows the QR code or the app
     /// buttons, and follows the attempt.
     async fn start_upi(self) {
+        // The rest is in the UPI module (usually prefetched already); the button keeps its spinner meanwhile.
+        #[cfg(deshpay_split)]
+        let start = start_upi_payin(self).await;
+        #[cfg(not(deshpay_split))]
+        let start = start_upi_payin(self);
+        match start {
+            Ok(start) => start.await,
+            Err(_) => self.show(Screen::Choose { problem: Some(StartProblem::Unreachable) }),
+        }
+    }
+
+    /// Starts the UPI payin, follows it and shows it: [`Checkout::start_upi`] once the UPI module is loaded.
+    async fn start_upi_payin(self) {
         let layout = if dom::is_phone() { UpiLayout::Apps } else { UpiLayout::Qr };
         if self.is_preview() {
             self.show(Screen::UpiWaiting { payment: UpiPayment::demo(), layout, cancel_failed: false });
@@ -619,7 +656,7 @@ fn body(checkout: Checkout, screen: Screen) -> impl IntoView {
         })}
         {para.map(|p| view! { <p class=p.class role=p.role data-testid=p.testid>{p.text}</p> })}
         {retry.map(|(retry, label)| try_again(checkout, retry, label))}
-        {upi.map(|(payment, layout, cancel_failed)| upi_pay(checkout, payment, layout, cancel_failed))}
+        {upi.and_then(|(payment, layout, cancel_failed)| upi_view(checkout, payment, layout, cancel_failed))}
     }
 }
 
@@ -750,6 +787,74 @@ fn try_again(checkout: Checkout, retry: Retry, label: Key) -> impl IntoView {
             {checkout.t(label)}
         </button>
     }
+}
+
+/// Whether the UPI screen's wasm module has been loaded (always, when it is not split off).
+fn upi_loaded() -> bool {
+    UPI_LOADED.with(Cell::get)
+}
+
+thread_local! {
+    static UPI_LOADED: Cell<bool> = const { Cell::new(!cfg!(deshpay_split)) };
+}
+
+/// Loads the UPI screen's wasm module (once; a failed download is tried again on the next call).
+async fn load_upi() -> Result<(), SplitLoaderError> {
+    if upi_loaded() {
+        return Ok(());
+    }
+    #[cfg(deshpay_split)]
+    preload_upi_screen().await?;
+    UPI_LOADED.with(|loaded| loaded.set(true));
+    Ok(())
+}
+
+/// Calls a function of the UPI module once it is loaded: its future is then ready at the first poll (`None`
+/// before).
+#[cfg(deshpay_split)]
+fn loaded<T>(future: impl Future<Output = Result<T, SplitLoaderError>>) -> Option<T> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result.ok(),
+        Poll::Pending => None,
+    }
+}
+
+#[cfg(not(deshpay_split))]
+fn loaded<T>(result: Result<T, SplitLoaderError>) -> Option<T> {
+    result.ok()
+}
+
+/// The UPI screen, or nothing before its module is loaded ([`Checkout::show`] waits for it).
+fn upi_view(checkout: Checkout, payment: UpiPayment, layout: UpiLayout, cancel_failed: bool) -> Option<AnyView> {
+    loaded(upi_screen(checkout, payment, layout, cancel_failed))
+}
+
+/// The UPI screen, in its own wasm module in the release build: built with `--cfg deshpay_split`, wasm-split cuts
+/// this function and everything only it uses out of the main module (see `xtask/src/build.rs`), and the widget
+/// fetches it when the session offers UPI, so the bKash path never downloads it. Other builds (component tests,
+/// debug) keep it in the main module.
+#[cfg_attr(
+    deshpay_split,
+    leptos::wasm_split::wasm_split(upi, wasm_split_path = ::leptos::wasm_split, preload(preload_upi_screen), fallible)
+)]
+fn upi_screen(
+    checkout: Checkout,
+    payment: UpiPayment,
+    layout: UpiLayout,
+    cancel_failed: bool,
+) -> Result<AnyView, SplitLoaderError> {
+    Ok(upi_pay(checkout, payment, layout, cancel_failed).into_any())
+}
+
+/// [`Checkout::start_upi_payin`] and what only it uses (the payin's decoding, following it live), in the UPI
+/// module too. A boxed future: split functions cannot be `async`.
+#[cfg_attr(
+    deshpay_split,
+    leptos::wasm_split::wasm_split(upi, wasm_split_path = ::leptos::wasm_split, preload(preload_upi_start), fallible)
+)]
+fn start_upi_payin(checkout: Checkout) -> Result<Pin<Box<dyn Future<Output = ()>>>, SplitLoaderError> {
+    Ok(Box::pin(checkout.start_upi_payin()))
 }
 
 /// A UPI payment request waiting for approval: the QR code (desktop) or the app buttons (phone), the countdown

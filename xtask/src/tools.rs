@@ -65,3 +65,51 @@ pub fn require(program: &str, install: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The rustup toolchain the release widget is built with when it is installed: the size options (`build-std`,
+/// `-Cpanic=immediate-abort`, `-Zlocation-detail=none`, `-Zfmt-debug=none`) are nightly-only.
+pub const NIGHTLY: &str = "nightly";
+
+/// Whether the nightly toolchain is installed and has (or was just given) `rust-src` and the wasm32 target.
+/// Never installs the toolchain itself (a few hundred MB): without it the widget builds on stable.
+pub fn nightly_for_wasm() -> Result<(), String> {
+    let runs =
+        rustup().args(["run", NIGHTLY, "rustc", "--version"]).output().map_err(|_| "rustup not found".to_owned())?;
+    if !runs.status.success() {
+        return Err(format!("no {NIGHTLY} toolchain (rustup toolchain install {NIGHTLY} --profile minimal)"));
+    }
+    let has = |list: &[&str], wanted: &str| {
+        let out = rustup().args(list).output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(wanted)))
+    };
+    let add = |args: &[&str]| run(rustup().args(args)).map_err(|e| e.to_string());
+    match has(&["component", "list", "--installed", "--toolchain", NIGHTLY], "rust-src") {
+        Some(true) => {}
+        Some(false) => add(&["component", "add", "rust-src", "--toolchain", NIGHTLY])?,
+        None => return Err("rustup component list failed".into()),
+    }
+    match has(&["target", "list", "--installed", "--toolchain", NIGHTLY], "wasm32-unknown-unknown") {
+        Some(true) => {}
+        Some(false) => add(&["target", "add", "wasm32-unknown-unknown", "--toolchain", NIGHTLY])?,
+        None => return Err("rustup target list failed".into()),
+    }
+    Ok(())
+}
+
+/// `rustup`, never installing a toolchain on its own (rustup's auto-install).
+fn rustup() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.env("RUSTUP_AUTO_INSTALL", "0");
+    cmd
+}
+
+/// `cargo` of the nightly toolchain, whatever toolchain runs xtask.
+pub fn nightly_cargo() -> Command {
+    let mut cmd = rustup();
+    cmd.args(["run", NIGHTLY, "cargo"]);
+    // Set by the stable cargo (or rustup proxy) that runs xtask; they would pick stable's compiler.
+    for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "CARGO"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
