@@ -241,3 +241,105 @@ async fn attack_a_replayed_success_under_new_notify_ids_pays_and_announces_once(
     assert_eq!(app.atk_outbox("session.paid").await, 1);
     assert_eq!(app.atk_outbox("payment.needs_review").await, 0);
 }
+
+// ----- second review -----
+
+/// The first fix strips the `tn` note from the `upi://` and Paytm links, but Bestin Pay's PhonePe link carries
+/// the same note inside its base64 `data` JSON (`p2pPaymentCheckoutParams.note = "Payment <req_id>"`). The
+/// widget gets it unchanged: rule 2's secret `req_id` reaches the browser (base64, so a plain search misses it).
+#[tokio::test]
+async fn attack_the_phonepe_link_carries_the_secret_req_id_to_the_browser() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let id = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&id).await;
+    let req_id = app.atk_req_id(started["attempt_id"].as_str().unwrap()).await;
+    let view = app.checkout(&id).await;
+    for (what, links) in [("start_upi", &started["links"]), ("checkout", &view["attempt"]["links"])] {
+        let Some(phonepe) = links["phonepe"].as_str() else { continue };
+        let data = query_param(phonepe, "data").unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(data.as_bytes()).unwrap_or_default();
+        let decoded = String::from_utf8_lossy(&decoded);
+        assert!(!decoded.contains(&req_id), "req_id {req_id} in the {what} PhonePe link's data: {decoded}");
+    }
+}
+
+/// Rule 6: "an invoice stays locked while an attempt of an earlier session can still take money". Session A's
+/// bKash Execute answered 9999 and Query said "not completed": the attempt is `failed`, with the one re-check
+/// 10 minutes later scheduled precisely because bKash may still complete it. A expires; the invoice check
+/// ignores failed attempts with a re-check pending, so session B is made for the invoice. The re-check finds
+/// A paid (late success), and B, still open, takes the customer's money again.
+#[tokio::test]
+async fn attack_a_failed_bkash_attempt_awaiting_its_re_check_does_not_hold_the_invoice() {
+    let app = spawn_app_with(outbox_only).await;
+    let invoice = format!("RECHECK-{}", rand_suffix());
+    let body = |expires_in: u32| {
+        json!({"amount": "120.00", "currency": "BDT", "invoice": invoice, "return_url": "http://shop.test/r",
+               "methods": ["bkash"], "expires_in": expires_in})
+    };
+    let r = app.post_json("/v1/sessions", &body(300)).await;
+    assert_eq!(r.status(), 201);
+    let first = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let url = app.start_bkash(&first).await;
+    let first_payment = query_param(&url, "paymentID").unwrap();
+    let callback = app.atk_approve_bkash(&url, WALLET).await;
+    app.fault(json!({"endpoint": "execute", "response": "code", "code": "9999", "message": "System Error",
+                     "process": false}))
+        .await;
+    app.follow_callback(&callback).await;
+    assert_eq!(app.session(&first).await["attempts"][0]["status"], "failed");
+    // bKash completes A's payment after all (a delayed Execute).
+    let token = app.state.tokens.id_token().await.unwrap();
+    app.state.bkash.execute(&token, &first_payment).await.unwrap();
+    app.advance(301).await;
+    let r = app.post_json("/v1/sessions", &body(1800)).await;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    if status == 201 {
+        // Show the consequence: the re-check pays A late, and B is still offered to the customer and paid.
+        let second = serde_json::from_str::<Value>(&text).unwrap()["id"].as_str().unwrap().to_owned();
+        app.advance(11 * 60 - 301).await;
+        app.state.reconcile_once().await.unwrap();
+        assert_eq!(app.session(&first).await["status"], "paid", "late success");
+        let r = app.atk_post(&format!("/v1/checkout/{second}/bkash")).await;
+        let started = r.status();
+        if started == 201 {
+            let url = r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned();
+            let cb = app.atk_approve_bkash(&url, WALLET).await;
+            app.follow_callback(&cb).await;
+        }
+        let b = app.session(&second).await;
+        panic!(
+            "invoice {invoice}: B was created while A's attempt awaited its re-check; A paid late, then B's start \
+             answered {started} and B's attempts are {}",
+            b["attempts"]
+        );
+    }
+    assert_eq!(status, 409, "{text}");
+}
+
+/// Rule 8: "keys are forgotten after 24 hours" (as Stripe's). A merchant reuses a refund key a day later for a
+/// new refund of another amount: the key is retaken, but the refund looks up the old refund by the same key
+/// and answers it (202, 10.00), so the new 20.00 refund is silently never made.
+#[tokio::test]
+async fn attack_a_refund_key_reused_after_24_hours_replays_the_old_refund() {
+    let app = spawn_app().await;
+    let (id, payment_id, _) = app.pay("310.00", WALLET).await;
+    let send = |amount: &'static str| {
+        app.http
+            .post(format!("{}/v1/sessions/{id}/refunds", app.url))
+            .bearer_auth(API_KEY)
+            .header("Idempotency-Key", "refund-reused-key")
+            .json(&json!({"amount": amount}))
+            .send()
+    };
+    let first = send("10.00").await.unwrap();
+    assert_eq!(first.status(), 201);
+    app.advance(25 * 3600).await;
+    let again = send("20.00").await.unwrap();
+    let status = again.status();
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(status, 201, "a new refund after the key was forgotten: {body}");
+    assert_eq!(body["amount"], "20.00", "{body}");
+    assert_eq!(app.sandbox_payment(&payment_id).await["refunds"].as_array().unwrap().len(), 2);
+}
