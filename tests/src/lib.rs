@@ -101,6 +101,7 @@ impl Stack {
             },
             bestin: Some(BestinSettings {
                 base_url: sandbox.bestin_base_url(),
+                backup_base_url: None,
                 app_id: bestin.app_id,
                 secret: bestin.secret.into(),
                 merchant_id: bestin.mid,

@@ -1,8 +1,9 @@
 //! `cargo xtask fuzz [SECONDS]`: runs every cargo-fuzz target in `fuzz/` for SECONDS each (default 60) on the
 //! nightly toolchain and prints, per target, the inputs executed and whether it crashed. Installs cargo-fuzz
 //! (crates.io) and the nightly toolchain (rustup) when they are missing. A crash fails the command; its input is
-//! kept under `fuzz/artifacts/<target>/` and the corpus under `fuzz/corpus/<target>/` (a later run starts from
-//! it, so a short run in CI replays every input found before).
+//! kept under `fuzz/artifacts/<target>/` (copy it into `fuzz/seeds/<target>/crash-...` once fixed). Each run
+//! starts from the committed seeds `fuzz/seeds/<target>/` and the local corpus `fuzz/corpus/<target>/`, where it
+//! also keeps what it found. `cargo test` replays the seeds on stable (`deshpay_server::fuzz_checks`).
 
 use crate::{describe, root};
 use anyhow::{Context, Result, bail};
@@ -47,11 +48,16 @@ pub fn run(rest: &[String]) -> Result<()> {
     let mut report = Vec::new();
     let mut crashed = Vec::new();
     for target in TARGETS {
-        std::fs::create_dir_all(root().join("fuzz/corpus").join(target))?;
+        let corpus = root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
         let mut cmd = nightly_cargo();
         // No sanitizer: the code has no `unsafe`, so what fuzzing finds is panics and overflows
-        // (debug assertions on), and the build is several times faster.
-        cmd.args(["fuzz", "run", target, "--sanitizer", "none", "--debug-assertions", "--"])
+        // (debug assertions on), and the build is several times faster. libFuzzer writes new inputs to the
+        // first corpus directory and only reads the committed seeds.
+        cmd.args(["fuzz", "run", target, "--sanitizer", "none", "--debug-assertions"])
+            .arg(&corpus)
+            .arg(root().join("fuzz/seeds").join(target))
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .args(["-print_final_stats=1", "-max_len=4096"]);
         eprintln!("$ {}", describe(&cmd));

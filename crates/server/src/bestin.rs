@@ -32,9 +32,12 @@ pub enum BestinError {
     /// No answer in time.
     #[error("Bestin Pay did not answer in time")]
     Timeout,
-    /// Connection problems.
+    /// Connection problems after the request may have been sent.
     #[error("could not reach Bestin Pay: {0}")]
     Transport(String),
+    /// No connection could be made: the request was never sent.
+    #[error("could not connect to Bestin Pay: {0}")]
+    Connect(String),
     /// Bestin Pay's error envelope.
     #[error("Bestin Pay error {code}: {message}")]
     Provider {
@@ -63,6 +66,7 @@ impl BestinError {
         match self {
             BestinError::Timeout => "timeout",
             BestinError::Transport(_) => "transport",
+            BestinError::Connect(_) => "connect",
             BestinError::Provider { .. } => "provider_error",
             BestinError::Decode { .. } => "decode",
         }
@@ -171,11 +175,17 @@ pub fn parse_amount(text: &str) -> Result<Money, deshpay_api::MoneyError> {
     Money::parse(text, Currency::Inr)
 }
 
+/// Calls that change nothing at Bestin Pay and may be sent again to the backup URL after a 5xx or no answer
+/// (`query` also serves the query by req_id). Payin, payout and cancel go to the backup only when no connection
+/// could be made to the primary: once sent, a lost answer is settled by a query, which fails over.
+const REPEATABLE: [&str; 2] = ["query", "balance"];
+
 /// The Bestin Pay client.
 #[derive(Debug)]
 pub struct BestinClient {
     http: reqwest::Client,
-    base_url: String,
+    /// The primary base URL, then the backup.
+    base_urls: Vec<String>,
     app_id: String,
     secret: SecretString,
     clock: Clock,
@@ -202,7 +212,10 @@ impl BestinClient {
             .build()?;
         Ok(BestinClient {
             http,
-            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            base_urls: std::iter::once(&settings.base_url)
+                .chain(&settings.backup_base_url)
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
             app_id: settings.app_id.clone(),
             secret: settings.secret.clone(),
             clock,
@@ -221,23 +234,47 @@ impl BestinClient {
     }
 
     async fn call<T: DeserializeOwned>(&self, endpoint: &'static str, body: &Value) -> Result<T, BestinError> {
-        let started = Instant::now();
-        let result = self.call_inner(endpoint, body).await;
-        let outcome = result.as_ref().map_or_else(BestinError::outcome, |_| "ok");
-        self.metrics.provider_call("bestinpay", endpoint, outcome, started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            tracing::warn!(endpoint, error = %e, "bestin call failed");
+        let repeatable = REPEATABLE.contains(&endpoint);
+        let mut bases = self.base_urls.iter().enumerate().peekable();
+        loop {
+            let Some((i, base)) = bases.next() else { unreachable!("there is always a primary base URL") };
+            let started = Instant::now();
+            let (status, result) = match self.send(base, endpoint, body).await {
+                Ok((status, text)) => (Some(status), interpret(status, &text)),
+                Err(e) => (None, Err(e)),
+            };
+            let outcome = result.as_ref().map_or_else(BestinError::outcome, |_| "ok");
+            self.metrics.provider_call("bestinpay", endpoint, outcome, started.elapsed().as_secs_f64());
+            let Err(e) = &result else { return result };
+            // Nothing was sent, or a call that is safe to repeat got a 5xx or no answer.
+            let failover = match (e, status) {
+                (BestinError::Connect(_), _) => true,
+                (_, None) => repeatable,
+                (_, Some(status)) => repeatable && status >= 500,
+            };
+            if failover && bases.peek().is_some() {
+                tracing::warn!(endpoint, base = i, error = %e, "bestin call failed; trying the backup URL");
+                continue;
+            }
+            tracing::warn!(endpoint, base = i, error = %e, "bestin call failed");
+            return result;
         }
-        result
     }
 
-    async fn call_inner<T: DeserializeOwned>(&self, endpoint: &'static str, body: &Value) -> Result<T, BestinError> {
+    /// Sends one call to one base URL: the HTTP status and the body's text.
+    async fn send(&self, base: &str, endpoint: &'static str, body: &Value) -> Result<(u16, String), BestinError> {
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() { BestinError::Timeout } else { BestinError::Transport(e.without_url().to_string()) }
+            if e.is_timeout() {
+                BestinError::Timeout
+            } else if e.is_connect() {
+                BestinError::Connect(e.without_url().to_string())
+            } else {
+                BestinError::Transport(e.without_url().to_string())
+            }
         };
         let response = self
             .http
-            .post(format!("{}/{endpoint}", self.base_url))
+            .post(format!("{base}/{endpoint}"))
             .headers(self.headers())
             .json(body)
             .send()
@@ -245,17 +282,7 @@ impl BestinClient {
             .map_err(transport)?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(transport)?;
-        let value: Value =
-            serde_json::from_str(&text).map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
-        let code = value.get("code").cloned().unwrap_or(Value::Null);
-        let ok = code.as_str() == Some("0000") || code.as_i64() == Some(200);
-        if !ok {
-            let code = code.as_str().map_or_else(|| code.to_string(), str::to_owned);
-            let message = value.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
-            return Err(BestinError::Provider { code, message });
-        }
-        let data = value.get("data").cloned().unwrap_or(Value::Null);
-        serde_json::from_value(data).map_err(|e| BestinError::Decode { status, reason: e.to_string() })
+        Ok((status, text))
     }
 
     /// Creates a UPI payin in API mode.
@@ -321,6 +348,21 @@ impl BestinClient {
     pub async fn balance(&self) -> Result<Vec<BalanceRow>, BestinError> {
         self.call("balance", &serde_json::json!({})).await
     }
+}
+
+/// Reads Bestin Pay's envelope `{code, msg, data}`: `data` on success (`"0000"`, or `200` on /balance), its
+/// error otherwise.
+fn interpret<T: DeserializeOwned>(status: u16, text: &str) -> Result<T, BestinError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
+    let code = value.get("code").cloned().unwrap_or(Value::Null);
+    let ok = code.as_str() == Some("0000") || code.as_i64() == Some(200);
+    if !ok {
+        let code = code.as_str().map_or_else(|| code.to_string(), str::to_owned);
+        let message = value.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
+        return Err(BestinError::Provider { code, message });
+    }
+    let data = value.get("data").cloned().unwrap_or(Value::Null);
+    serde_json::from_value(data).map_err(|e| BestinError::Decode { status, reason: e.to_string() })
 }
 
 /// Builds the string Bestin Pay signs: `data`'s fields that are neither null nor empty, sorted by key

@@ -106,6 +106,11 @@ fn default_webhook_timeout_ms() -> u64 {
 pub struct BestinSettings {
     /// API base URL, e.g. "https://api.bestinpay.com" (the sandbox: "http://127.0.0.1:8082/bestin").
     pub base_url: String,
+    /// A backup base URL: tried when no connection can be made to `base_url`, and, for calls that are safe to
+    /// repeat (query, query by req_id, balance), after a 5xx or no answer. Payin, payout and cancel are never
+    /// repeated on it once sent.
+    #[serde(default)]
+    pub backup_base_url: Option<String>,
     /// `x-app-id`.
     pub app_id: String,
     /// `x-secret`.

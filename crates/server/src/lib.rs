@@ -14,6 +14,7 @@ pub mod clock;
 pub mod configuration;
 pub mod edge;
 pub mod error;
+pub mod fuzz_checks;
 pub mod ids;
 pub mod metrics;
 pub mod payments;

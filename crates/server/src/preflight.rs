@@ -99,6 +99,9 @@ pub fn check(settings: &Settings) -> Result<(), Refusals> {
     }
     if let Some(b) = &settings.bestin {
         urls.push(("bestin.base_url", &b.base_url));
+        if let Some(backup) = &b.backup_base_url {
+            urls.push(("bestin.backup_base_url", backup));
+        }
     }
     if let Some(w) = &settings.webhook {
         urls.push(("webhook.url", &w.url));

@@ -44,6 +44,10 @@ type Change = fn(&mut Settings);
 async fn production_refuses_weak_keys_sandbox_credentials_and_http_urls_naming_the_setting() {
     let sandbox = deshpay_sandbox::Sandbox::spawn(Default::default()).await.unwrap();
     assert_eq!(preflight::check(&production(&sandbox)), Ok(()), "the production baseline is accepted");
+    let mut with_backups = production(&sandbox);
+    with_backups.bkash.backup_base_url = Some("https://tokenized2.pay.bka.sh/v1.2.0-beta".into());
+    with_backups.bestin.as_mut().unwrap().backup_base_url = Some("https://api2.bestinpay.com".into());
+    assert_eq!(preflight::check(&with_backups), Ok(()), "https backup URLs are accepted");
     let cases: &[(&str, &str, Change)] = &[
         ("empty key", "merchant.api_key", |s| s.merchant.api_key = "".into()),
         ("short key", "merchant.api_key", |s| s.merchant.api_key = "sk_live_short".into()),
@@ -66,6 +70,12 @@ async fn production_refuses_weak_keys_sandbox_credentials_and_http_urls_naming_t
         }),
         ("http bKash", "bkash.base_url", |s| s.bkash.base_url = "http://tokenized.pay.bka.sh/v1.2.0-beta".into()),
         ("http Bestin", "bestin.base_url", |s| s.bestin.as_mut().unwrap().base_url = "http://api.bestinpay.com".into()),
+        ("http Bestin backup", "bestin.backup_base_url", |s| {
+            s.bestin.as_mut().unwrap().backup_base_url = Some("http://api2.bestinpay.com".into())
+        }),
+        ("http bKash backup", "bkash.backup_base_url", |s| {
+            s.bkash.backup_base_url = Some("http://tokenized2.pay.bka.sh/v1.2.0-beta".into())
+        }),
         ("http webhook", "webhook.url", |s| s.webhook.as_mut().unwrap().url = "http://shop.example/hook".into()),
         ("short webhook secret", "webhook.secret", |s| s.webhook.as_mut().unwrap().secret = "sixteen-bytes-ok".into()),
         ("http public URL", "server.public_url", |s| s.server.public_url = Some("http://pay.shop.example".into())),
@@ -101,6 +111,7 @@ async fn the_sandbox_environment_refuses_an_empty_key_and_bad_origins_but_allows
         ("server.allowed_origins", |s| s.server.allowed_origins = vec!["shop.example".into()]),
         ("server.allowed_origins", |s| s.server.allowed_origins = vec!["https://shop.example/checkout".into()]),
         ("bkash.base_url", |s| s.bkash.base_url = "ftp://bkash".into()),
+        ("bestin.backup_base_url", |s| s.bestin.as_mut().unwrap().backup_base_url = Some("ftp://bestin".into())),
         ("server.admin_listen", |s| s.server.admin_listen = Some("loopback".into())),
     ];
     for (setting, change) in cases {
@@ -608,6 +619,12 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
     }
 }
 
+/// A URL on a port nobody listens on (the listener is dropped at once): connections are refused.
+fn closed_url(path: &str) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}{path}", l.local_addr().unwrap())
+}
+
 /// A server that answers every request with 503 and counts them.
 async fn down_gateway(hits: Arc<AtomicUsize>) -> String {
     let app = axum::Router::new().fallback(move || {
@@ -619,10 +636,7 @@ async fn down_gateway(hits: Arc<AtomicUsize>) -> String {
 
 #[tokio::test]
 async fn when_the_primary_bkash_url_refuses_connections_the_backup_serves_the_whole_payment() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1.2.0-beta", l.local_addr().unwrap())
-    };
+    let closed = closed_url("/v1.2.0-beta");
     let app = spawn_app_with(|s| {
         s.bkash.backup_base_url = Some(s.bkash.base_url.clone());
         s.bkash.base_url = closed.clone();
@@ -677,4 +691,116 @@ fn the_widget_package_and_the_pages_hold_no_configured_secret() {
         }
     }
     assert!(scanned > 0, "the loader in www/ at least");
+}
+
+/// Bestin Pay behind a gateway the test controls: every call is forwarded to the sandbox, except calls to the
+/// endpoints in `failing`, which get a 503 and are recorded in `refused`.
+#[derive(Clone, Default)]
+struct BestinGateway {
+    target: Arc<std::sync::OnceLock<String>>,
+    failing: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    refused: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BestinGateway {
+    async fn serve(&self) -> String {
+        let gateway = self.clone();
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (gateway, client) = (gateway.clone(), client.clone());
+                async move {
+                    let endpoint = uri.path().trim_start_matches('/').to_owned();
+                    if gateway.failing.lock().unwrap().contains(&endpoint.as_str()) {
+                        gateway.refused.lock().unwrap().push(endpoint);
+                        return (StatusCode::SERVICE_UNAVAILABLE, r#"{"message":"Service Unavailable"}"#.to_owned());
+                    }
+                    let target = gateway.target.get().expect("the sandbox is known");
+                    let r = client.post(format!("{target}/{endpoint}")).headers(headers).body(body).send().await;
+                    let r = r.unwrap();
+                    (r.status(), r.text().await.unwrap())
+                }
+            },
+        );
+        serve(app).await
+    }
+
+    fn fail(&self, endpoints: &[&'static str]) {
+        *self.failing.lock().unwrap() = endpoints.to_vec();
+    }
+
+    fn refused(&self, endpoint: &str) -> usize {
+        self.refused.lock().unwrap().iter().filter(|e| *e == endpoint).count()
+    }
+}
+
+#[tokio::test]
+async fn when_the_primary_bestin_url_refuses_connections_the_backup_serves_payins_payouts_and_balance() {
+    let closed = closed_url("/bestin");
+    let app = spawn_app_with(|s| {
+        let bestin = s.bestin.as_mut().unwrap();
+        bestin.backup_base_url = Some(bestin.base_url.clone());
+        bestin.base_url = closed.clone();
+    })
+    .await;
+    let id = app.create_inr_session("101.00").await;
+    let started = app.start_upi(&id).await;
+    app.decide(started["links"]["upi"].as_str().unwrap(), "approve").await;
+    assert_eq!(app.wait_for_attempt(&id, "succeeded").await["status"], "paid");
+
+    let balance = app.get("/v1/balance").await;
+    assert_eq!(balance.status(), 200);
+    let body = json!({"amount": "5.00", "currency": "INR", "upi": "asha@okaxis", "reference": "PO-FAILOVER"});
+    assert_eq!(app.post_json("/v1/payouts", &body).await.status(), 201);
+    let c = app.bestin("counters").await;
+    assert_eq!((c["payin"].as_i64(), c["payout"].as_i64()), (Some(1), Some(1)), "{c}");
+}
+
+#[tokio::test]
+async fn a_failing_primary_bestin_gets_queries_and_balance_repeated_on_the_backup_but_never_a_payin_payout_or_cancel() {
+    let gateway = BestinGateway::default();
+    let primary = gateway.serve().await;
+    let app = spawn_app_with(|s| {
+        let bestin = s.bestin.as_mut().unwrap();
+        gateway.target.set(bestin.base_url.clone()).unwrap();
+        bestin.backup_base_url = Some(bestin.base_url.clone());
+        bestin.base_url = primary.clone();
+    })
+    .await;
+    // A payin made through the primary while it works...
+    let id = app.create_inr_session("90.00").await;
+    app.start_upi(&id).await;
+    // ...then the primary fails every call with 503.
+    gateway.fail(&["payin", "payout", "cancel", "query", "balance"]);
+
+    let balance = app.get("/v1/balance").await;
+    assert_eq!(balance.status(), 200, "balance is safe to repeat: the backup answered");
+    assert_eq!(balance.json::<Value>().await.unwrap()[0]["currency"], "INR");
+    assert_eq!(gateway.refused("balance"), 1, "asked the primary first");
+
+    let r = app.http.post(format!("{}/v1/checkout/{id}/cancel", app.url)).send().await.unwrap();
+    assert_ne!(r.status(), 200, "the cancel was sent to the primary and failed: not repeated elsewhere");
+
+    let body = json!({"amount": "5.00", "currency": "INR", "upi": "asha@okaxis", "reference": "PO-DOWN"});
+    assert!(!app.post_json("/v1/payouts", &body).await.status().is_success());
+
+    let other = app.create_inr_session("20.00").await;
+    let r = app.http.post(format!("{}/v1/checkout/{other}/upi", app.url)).send().await.unwrap();
+    assert!(!r.status().is_success(), "the payin was sent to the primary and failed: not repeated elsewhere");
+
+    // The poller's /query fails over and finds the first payin still pending.
+    app.advance(26).await;
+    app.state.reconcile_once().await.unwrap();
+
+    let c = app.bestin("counters").await;
+    assert_eq!(
+        (c["payin"].as_i64(), c["cancel"].as_i64(), c["payout"].as_i64()),
+        (Some(1), Some(0), Some(0)),
+        "the backup never saw a second payin, a cancel or a payout: {c}"
+    );
+    assert!(c["query"].as_i64().unwrap() >= 1 && c["balance"].as_i64().unwrap() >= 1, "{c}");
+    for endpoint in ["payin", "payout", "cancel"] {
+        assert_eq!(gateway.refused(endpoint), 1, "the primary saw one {endpoint}");
+    }
+    assert!(gateway.refused("query") >= 1, "the poller asked the primary first");
 }

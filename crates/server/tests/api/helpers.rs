@@ -62,6 +62,7 @@ pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
         },
         bestin: Some(BestinSettings {
             base_url: sandbox.bestin_base_url(),
+            backup_base_url: None,
             app_id: bestin.app_id,
             secret: bestin.secret.into(),
             merchant_id: bestin.mid,
