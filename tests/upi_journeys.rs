@@ -232,15 +232,20 @@ async fn a_phone_shows_the_three_app_buttons_with_the_payins_links() -> Result<(
     let names: Vec<&str> = links.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["Paytm", "PhonePe", "Other UPI app"]);
 
-    // Exactly the payin's links, as Bestin Pay (the sandbox) made them.
+    // The payin's links as Bestin Pay (the sandbox) made them, less the transaction note that carries our
+    // secret req_id (`tn`, and the `note` inside PhonePe's data): payee, amount and reference are unchanged.
     let upi = &links[2].1;
     let payin = stack.sandbox_get(&format!("/__sandbox/bestin/payins/{}", trx_id(upi)?)).await?;
-    assert_eq!(links[0].1, payin["links"]["paytm"].as_str().context("paytm link")?);
-    assert_eq!(links[1].1, payin["links"]["phonepe"].as_str().context("phonepe link")?);
-    assert_eq!(*upi, payin["links"]["upi"].as_str().context("upi link")?);
-    assert!(links[0].1.starts_with("paytmmp://") && links[1].1.starts_with("phonepe://"), "{links:?}");
+    let without_tn = |link: &str| link.split('&').filter(|p| !p.starts_with("tn=")).collect::<Vec<_>>().join("&");
+    assert_eq!(links[0].1, without_tn(payin["links"]["paytm"].as_str().context("paytm link")?));
+    assert_eq!(*upi, without_tn(payin["links"]["upi"].as_str().context("upi link")?));
+    assert!(links[1].1.starts_with("phonepe://native?data=") && links[1].1.ends_with("&id=p2ppayment"), "{links:?}");
+    assert!(links.iter().all(|(_, l)| !l.contains("tn=")), "{links:?}");
+    assert!(links[0].1.starts_with("paytmmp://"), "{links:?}");
     let backend = pending_payin(&stack, &session).await?;
-    assert_eq!(backend["links"], payin["links"], "the backend passes them on unchanged");
+    let shown: Vec<&str> = links.iter().map(|(_, l)| l.as_str()).collect();
+    let given = [&backend["links"]["paytm"], &backend["links"]["phonepe"], &backend["links"]["upi"]];
+    assert_eq!(shown, given.map(|v| v.as_str().unwrap_or_default()), "the widget shows the backend's links");
     browser.screenshot("upi-13-phone-apps").await?;
     assert_no_serious_violations(&browser, "waiting state, phone").await?;
 

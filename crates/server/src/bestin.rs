@@ -353,6 +353,11 @@ impl BestinClient {
 /// Reads Bestin Pay's envelope `{code, msg, data}`: `data` on success (`"0000"`, or `200` on /balance), its
 /// error otherwise.
 fn interpret<T: DeserializeOwned>(status: u16, text: &str) -> Result<T, BestinError> {
+    // A server error decides nothing, whatever its body says (a gateway's 503, or Bestin's envelope on a 5xx):
+    // the operation may or may not have happened, so it is settled by /query, never taken as a refusal.
+    if status >= 500 {
+        return Err(BestinError::Decode { status, reason: "server error".into() });
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| BestinError::Decode { status, reason: e.to_string() })?;
     let code = value.get("code").cloned().unwrap_or(Value::Null);
     let ok = code.as_str() == Some("0000") || code.as_i64() == Some(200);

@@ -152,7 +152,12 @@ where
         }
         Ok(None) => {}
     }
-    let response = handler(Some(key.clone())).await;
+    // The handler's records carry the key's life, so a key reused after it expired is a new request.
+    let generation = match state.store.idempotency_generation(&key).await {
+        Ok(g) => g,
+        Err(e) => return AppError::from(e).into_response(),
+    };
+    let response = handler(Some(format!("{key}@{generation}"))).await;
     if response.extensions().get::<NothingDone>().is_some() {
         if let Err(e) = state.store.release_idempotency_key(&key).await {
             tracing::error!(error = %e, "could not release an idempotency key");

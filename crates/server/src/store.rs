@@ -439,7 +439,23 @@ fn payout_from(row: &AnyRow) -> StoreResult<PayoutRow> {
 const LIVE_FOR_INVOICE: &str = "SELECT * FROM sessions WHERE invoice = $1 AND (status = 'paid' \
      OR (status = 'open' AND expires_at > $2) OR executing_attempt_id IS NOT NULL \
      OR EXISTS (SELECT 1 FROM attempts a WHERE a.session_id = sessions.id AND (a.status IN ('creating', 'executing') \
-     OR (a.status = 'created' AND a.method = 'upi')))) ORDER BY created_at DESC LIMIT 1";
+     OR (a.status = 'created' AND a.method = 'upi') OR (a.status = 'failed' AND a.next_check_at IS NOT NULL)))) \
+     ORDER BY created_at DESC LIMIT 1";
+
+/// Takes the lock of a session's invoice for the rest of the transaction: the invoice row before the session
+/// row, everywhere, so that no two transactions wait for each other. A write, so that it can open a SQLite
+/// transaction (which then holds the write lock at once).
+async fn lock_invoice_of(tx: &mut sqlx::Transaction<'_, sqlx::Any>, session: &str, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO invoices (invoice, updated_at) SELECT invoice, $2 FROM sessions WHERE id = $1 \
+         ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(session)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// Takes the invoice's row lock (creating it on first use) for the rest of the transaction.
 async fn lock_invoice(tx: &mut sqlx::Transaction<'_, sqlx::Any>, invoice: &str, now: i64) -> StoreResult<()> {
@@ -1173,7 +1189,8 @@ impl Store {
         let claimed = sqlx::query(
             "INSERT INTO idempotency (key, request_hash, status, body, created_at, locked_until) \
              VALUES ($1, $2, NULL, NULL, $3, $4) ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, \
-             status = NULL, body = NULL, created_at = excluded.created_at, locked_until = excluded.locked_until \
+             status = NULL, body = NULL, locked_until = excluded.locked_until, \
+             created_at = CASE WHEN idempotency.created_at < $5 THEN excluded.created_at ELSE idempotency.created_at END \
              WHERE idempotency.created_at < $5 OR (idempotency.status IS NULL \
              AND COALESCE(idempotency.locked_until, 0) < $3 AND idempotency.request_hash = excluded.request_hash)",
         )
@@ -1198,6 +1215,15 @@ impl Store {
             _ => None,
         };
         Ok(Some((row.try_get("request_hash")?, response)))
+    }
+
+    /// When a key was first claimed in its current life (a retake after its request died keeps it; a key
+    /// reused after it expired starts a new life): what the handler's own records are keyed by.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn idempotency_generation(&self, key: &str) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT created_at FROM idempotency WHERE key = $1").bind(key).fetch_one(&self.pool).await
     }
 
     /// Stores the response for a claimed key.
@@ -1475,18 +1501,21 @@ impl Store {
         // lock at once instead of upgrading a read lock).
         let required = match c.session {
             SessionEffect::None => None,
-            SessionEffect::Claim => Some(
+            SessionEffect::Claim => Some({
+                lock_invoice_of(&mut tx, session, now).await?;
                 sqlx::query(
                     "UPDATE sessions SET executing_attempt_id = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
-                     AND expires_at > $2 AND (executing_attempt_id IS NULL OR executing_attempt_id = $1)",
+                     AND expires_at > $2 AND (executing_attempt_id IS NULL OR executing_attempt_id = $1) \
+                     AND NOT EXISTS (SELECT 1 FROM sessions other WHERE other.invoice = sessions.invoice \
+                     AND other.id <> sessions.id AND other.status = 'paid')",
                 )
                 .bind(attempt)
                 .bind(now)
                 .bind(session)
                 .execute(&mut *tx)
                 .await?
-                .rows_affected(),
-            ),
+                .rows_affected()
+            }),
             SessionEffect::Release => {
                 sqlx::query(
                     "UPDATE sessions SET executing_attempt_id = NULL, updated_at = $2 WHERE id = $3 \
@@ -1502,15 +1531,7 @@ impl Store {
             SessionEffect::Pay => Some({
                 // The invoice's lock first (then the session's, as everywhere): two sessions of one invoice are
                 // paid one after the other, and the second sees the first.
-                // A write as the first statement, so SQLite takes its write lock at once.
-                sqlx::query(
-                    "INSERT INTO invoices (invoice, updated_at) SELECT invoice, $2 FROM sessions WHERE id = $1 \
-                     ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
-                )
-                .bind(session)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                lock_invoice_of(&mut tx, session, now).await?;
                 sqlx::query(
                     "UPDATE sessions SET status = 'paid', paid_attempt_id = $1, executing_attempt_id = NULL, \
                      updated_at = $2 WHERE id = $3 AND status IN ('open', 'expired') AND NOT EXISTS \
@@ -1552,9 +1573,11 @@ impl Store {
     /// Database errors.
     pub async fn begin_attempt(&self, new: &AttemptRow, now: i64) -> StoreResult<Begin> {
         let mut tx = self.pool.begin().await?;
+        lock_invoice_of(&mut tx, new.session_id.as_str(), now).await?;
         let open = sqlx::query(
             "UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'open' AND expires_at > $2 \
-             AND executing_attempt_id IS NULL",
+             AND executing_attempt_id IS NULL AND NOT EXISTS (SELECT 1 FROM sessions other \
+             WHERE other.invoice = sessions.invoice AND other.id <> sessions.id AND other.status = 'paid')",
         )
         .bind(new.session_id.as_str())
         .bind(now)

@@ -50,22 +50,56 @@ fn provider_error(e: &BestinError) -> AppError {
     }
 }
 
-fn links_of(order: &Order) -> Option<UpiLinks> {
+fn links_of(order: &Order, req_id: &str) -> Option<UpiLinks> {
     let links = order.links.clone().unwrap_or_default();
-    let upi = links.upi.or_else(|| order.link.clone())?;
+    let upi = without_note(&links.upi.or_else(|| order.link.clone())?, req_id)?;
     Some(UpiLinks {
-        paytm: links.paytm.as_deref().map(without_note),
-        phonepe: links.phonepe.as_deref().map(without_note),
-        upi: without_note(&upi),
+        paytm: links.paytm.as_deref().and_then(|l| without_note(l, req_id)),
+        phonepe: links.phonepe.as_deref().and_then(|l| without_note(l, req_id)),
+        upi,
     })
 }
 
-/// A deep link without its transaction note (`tn`): Bestin Pay writes our `req_id` into it, and the links go
-/// to the browser. The note is optional in UPI deep links; payee, amount and reference stay as Bestin made them.
-fn without_note(link: &str) -> String {
-    let Some((base, query)) = link.split_once('?') else { return link.to_owned() };
-    let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("tn=")).collect();
-    format!("{base}?{}", kept.join("&"))
+/// A deep link without the transaction notes Bestin Pay writes our `req_id` into (the links go to the browser):
+/// the `tn` parameter, and the `note` fields of PhonePe's base64 JSON `data`. Every other parameter stays as
+/// Bestin Pay wrote it. A link that still names the `req_id` is dropped (`None`).
+fn without_note(link: &str, req_id: &str) -> Option<String> {
+    let cleaned = match link.split_once('?') {
+        None => link.to_owned(),
+        Some((base, query)) => {
+            let kept: Vec<String> = query
+                .split('&')
+                .filter(|pair| !pair.starts_with("tn="))
+                .map(|pair| match pair.strip_prefix("data=") {
+                    Some(data) => format!("data={}", clean_data(data).unwrap_or_else(|| data.to_owned())),
+                    None => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", kept.join("&"))
+        }
+    };
+    (req_id.is_empty() || !cleaned.contains(req_id)).then_some(cleaned)
+}
+
+/// PhonePe's `data` (percent-encoded base64 of a JSON object) without its `note` fields.
+fn clean_data(data: &str) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = url::form_urlencoded::parse(format!("d={data}").as_bytes()).next()?.1.into_owned();
+    let json = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).ok()?;
+    let mut value: Value = serde_json::from_slice(&json).ok()?;
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("note");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value.to_string());
+    Some(url::form_urlencoded::byte_serialize(encoded.as_bytes()).collect())
 }
 
 #[cfg(test)]
@@ -73,9 +107,22 @@ mod tests {
     #[test]
     fn the_note_with_our_req_id_is_dropped_from_deep_links() {
         let link = "upi://pay?pa=m@bank&pn=Shop&am=101.00&cu=INR&tr=PI01&tn=Payment%20dpSECRET";
-        assert_eq!(super::without_note(link), "upi://pay?pa=m@bank&pn=Shop&am=101.00&cu=INR&tr=PI01");
-        assert_eq!(super::without_note("upi://pay?tn=x&pa=a"), "upi://pay?pa=a");
-        assert_eq!(super::without_note("no-query"), "no-query");
+        let clean = |l: &str| super::without_note(l, "dpSECRET");
+        assert_eq!(clean(link).as_deref(), Some("upi://pay?pa=m@bank&pn=Shop&am=101.00&cu=INR&tr=PI01"));
+        assert_eq!(clean("upi://pay?tn=x&pa=a").as_deref(), Some("upi://pay?pa=a"));
+        assert_eq!(clean("no-query").as_deref(), Some("no-query"));
+        assert_eq!(clean("upi://pay?pa=a&other=dpSECRET"), None, "a link that still names it is dropped");
+        // PhonePe: base64 JSON with a note inside.
+        use base64::Engine as _;
+        let data = serde_json::json!({"p2pPaymentCheckoutParams": {"note": "Payment dpSECRET", "amount": 10100}});
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data.to_string());
+        let enc: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
+        let cleaned = clean(&format!("phonepe://native?data={enc}&id=p2ppayment")).expect("kept");
+        let got = cleaned.split("data=").nth(1).unwrap().split('&').next().unwrap();
+        let got = url::form_urlencoded::parse(format!("d={got}").as_bytes()).next().unwrap().1.into_owned();
+        let json = base64::engine::general_purpose::STANDARD.decode(got).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json, serde_json::json!({"p2pPaymentCheckoutParams": {"amount": 10100}}));
     }
 }
 
@@ -177,7 +224,7 @@ impl AppState {
             }
         };
         let amount_ok = parse_amount(&order.amount).ok() == Some(session.amount) && req_id_matches(&order, &req_id);
-        let Some(links) = links_of(&order).filter(|_| amount_ok) else {
+        let Some(links) = links_of(&order, &req_id).filter(|_| amount_ok) else {
             tracing::error!(trx_id = %order.trx_id, "bestin payin answer does not match the request");
             // The customer never sees these links; the payin is cancelled at Bestin Pay as far as it can be.
             let patch = AttemptPatch {
@@ -408,7 +455,7 @@ impl AppState {
         let patch = AttemptPatch {
             provider_ref: Some(order.trx_id.clone()),
             expires_at: Some(expires_at),
-            links: links_of(&order).and_then(|l| serde_json::to_string(&l).ok()),
+            links: links_of(&order, &req_id).and_then(|l| serde_json::to_string(&l).ok()),
             ..Default::default()
         };
         if !self
