@@ -76,6 +76,19 @@ fn provider_app_error(e: &CallError) -> AppError {
     }
 }
 
+/// The widget's error for a failed Create: bKash's own words only for a customer decline; any other provider
+/// text (configuration, gateway, system) stays in the logs and the merchant API.
+fn start_error(e: &CallError) -> AppError {
+    match e.provider() {
+        Some((code, _)) if bkash_codes::execute_code(code) != ExecuteCode::Declined => AppError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::ProviderError,
+            "bKash could not start the payment; nothing was charged. Please try again later.",
+        ),
+        _ => provider_app_error(e),
+    }
+}
+
 /// How a callback ended, for the redirect back to the shop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -202,7 +215,7 @@ impl AppState {
                     e.to_string(),
                 )
                 .await?;
-                return Err(provider_app_error(&e));
+                return Err(start_error(&e));
             }
         };
         let patch = AttemptPatch {

@@ -221,11 +221,7 @@ impl AppState {
             method: a.method,
             status: attempt_status(a.state),
             reason: crate::reasons::reason_for(a.state, a.failure_code.as_deref(), a.failure_message.as_deref()),
-            message: match a.state {
-                AttemptState::Superseded => Some("This order has already been paid.".into()),
-                AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
-                _ => a.failure_message.clone(),
-            },
+            message: public_message(&a),
             trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
         });
         Ok(CheckoutView {
@@ -248,6 +244,22 @@ fn method_unavailable_message(method: Method) -> &'static str {
     match method {
         Method::Bkash => "this session does not offer bKash",
         Method::Upi => "this session does not offer UPI",
+    }
+}
+
+/// The text the public widget view may carry for an attempt: our own words, or a provider's message only when
+/// it is bKash's customer-facing answer to a definitive decline (e.g. "Insufficient Balance"). Any other
+/// provider text (configuration errors, gateway or system messages) stays in the merchant API.
+fn public_message(a: &AttemptRow) -> Option<String> {
+    use crate::bkash_codes::{ExecuteCode, execute_code};
+    match a.state {
+        AttemptState::Superseded => Some("This order has already been paid.".into()),
+        AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
+        _ => match a.failure_code.as_deref() {
+            Some(code) if execute_code(code) == ExecuteCode::Declined => a.failure_message.clone(),
+            Some(_) => Some("Payment failed".into()),
+            None => a.failure_message.clone(),
+        },
     }
 }
 

@@ -212,8 +212,13 @@ impl AppState {
             Err(e) => {
                 // A payin that may exist without our knowing stays "creating" for the poller to find by req_id.
                 if !e.is_no_response() {
+                    let (code, message) = match &e {
+                        BestinError::Provider { code, message } => (Some(code.clone()), message.clone()),
+                        other => (None, other.to_string()),
+                    };
                     let patch = AttemptPatch {
-                        failure_message: Some(e.to_string()),
+                        failure_code: code,
+                        failure_message: Some(message),
                         next_check_at: Some(None),
                         ..Default::default()
                     };

@@ -661,3 +661,21 @@ async fn the_merchant_sees_the_insufficient_balance_attempt_and_bkashs_reason() 
     assert!(attempt["payment_id"].as_str().is_some());
     assert_eq!(attempt["amount"], "200.00");
 }
+
+#[tokio::test]
+async fn the_widget_sees_no_provider_text_beyond_a_customer_decline_and_the_merchant_sees_it_all() {
+    let app = spawn_app().await;
+    let id = app.create_session("41.00").await;
+    app.fault(json!({"endpoint": "create", "response": "code", "code": "2001", "message": "Invalid App Key",
+                     "process": false}))
+        .await;
+    let r = app.post_empty(&format!("/v1/checkout/{id}/bkash")).await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("Invalid App Key"), "{body}");
+    let view = app.checkout(&id).await;
+    assert_eq!(view["attempt"]["message"], "Payment failed", "{view}");
+    let s = app.session(&id).await;
+    assert_eq!(s["attempts"][0]["code"], "2001");
+    assert_eq!(s["attempts"][0]["message"], "Invalid App Key", "the merchant keeps bKash's words");
+}
