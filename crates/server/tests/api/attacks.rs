@@ -3,26 +3,12 @@
 //! A failing test here is a finding; see the review report for the code at fault.
 
 use crate::helpers::*;
-use crate::upi::sign;
+use crate::money_rules::{MID, notification, trx_of};
 use deshpay_sandbox::{BestinOptions, Sandbox, SandboxConfig};
 use deshpay_server::clock::Clock;
-use deshpay_server::configuration::{Settings, WebhookSettings};
+use deshpay_server::configuration::Settings;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const MID: &str = "M01KDESHPAYSANDBXX000000001";
-
-/// Webhooks to a port nothing listens on: the outbox rows are written (and can be read) all the same.
-fn outbox_only(settings: &mut Settings) {
-    settings.webhook = Some(WebhookSettings {
-        url: "http://127.0.0.1:9/hook".into(),
-        secret: "whsec-test-0123456789abcdef".into(),
-        secret_next: None,
-        retry_ms: 3_600_000,
-        max_attempts: 1,
-        timeout_ms: 200,
-    });
-}
 
 /// A backend against a sandbox built with `options` for Bestin Pay.
 async fn spawn_with_bestin(options: BestinOptions, configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -38,40 +24,10 @@ async fn spawn_with_bestin(options: BestinOptions, configure: impl FnOnce(&mut S
 }
 
 impl TestApp {
-    async fn atk_outbox(&self, event_type: &str) -> usize {
-        self.state.store.webhooks().await.unwrap().into_iter().filter(|w| w.1 == event_type).count()
-    }
-
-    async fn atk_post(&self, path: &str) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.url)).send().await.unwrap()
-    }
-
-    async fn atk_approve_bkash(&self, bkash_url: &str, wallet: &str) -> String {
-        let payment_id = query_param(bkash_url, "paymentID").unwrap();
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
-            .json(&json!({"wallet": wallet}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
-    }
-
     async fn atk_req_id(&self, attempt_id: &str) -> String {
         let id = deshpay_api::AttemptId::parse(attempt_id).unwrap();
         self.state.store.attempt(&id).await.unwrap().expect("attempt").req_id.expect("req_id")
     }
-}
-
-fn notification(id: &str, data: &Value) -> Value {
-    json!({"notify_id": id, "event_type": "trx_update", "data": data, "timestamp": 1, "sign": sign(data)})
-}
-
-fn trx_of(started: &Value) -> String {
-    let upi = started["links"]["upi"].as_str().unwrap();
-    upi.split("tr=").nth(1).unwrap().split('&').next().unwrap().to_owned()
 }
 
 // ----- one invoice charged twice -----
@@ -97,7 +53,7 @@ async fn attack_concurrent_session_creation_for_one_invoice_lets_the_invoice_be_
         // Show the consequence: the customer pays two of them.
         for (id, wallet) in created.iter().take(2).zip([WALLET, "01929918378"]) {
             let url = app.start_bkash(id).await;
-            let cb = app.atk_approve_bkash(&url, wallet).await;
+            let cb = app.approve(&url, wallet).await;
             app.follow_callback(&cb).await;
         }
         let paid = [app.session(&created[0]).await, app.session(&created[1]).await]
@@ -139,7 +95,7 @@ async fn attack_a_upi_request_past_our_countdown_keeps_its_invoice_locked_until_
     assert_eq!(app.notify(&notification("N-late-a", &data)).await.status(), 200);
     let a = app.session(&first).await;
     assert_eq!(a["status"], "paid", "{a}");
-    assert_eq!(app.atk_outbox("session.paid").await, 1, "one session.paid per invoice");
+    assert_eq!(app.outbox_count("session.paid").await, 1, "one session.paid per invoice");
     let r = app.post_json("/v1/sessions", &body).await;
     assert_eq!(r.status(), 409, "a paid invoice stays taken");
 }
@@ -161,7 +117,7 @@ async fn attack_a_confirming_upi_request_past_our_ttl_does_not_stop_a_second_pay
     assert_eq!(app.bestin(&format!("payins/{trx}")).await["status"], "confirming");
     app.advance(901).await;
     assert_eq!(app.bestin(&format!("payins/{trx}")).await["status"], "confirming", "still able to complete");
-    let r = app.atk_post(&format!("/v1/checkout/{id}/upi")).await;
+    let r = app.post_empty(&format!("/v1/checkout/{id}/upi")).await;
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
     assert_eq!(app.bestin("counters").await["payin"], 1, "a second payin while the first is confirming: {text}");
@@ -193,7 +149,7 @@ async fn attack_no_credential_in_error_answers_or_metrics() {
     let app = spawn_app().await;
     let id = app.create_session("50.00").await;
     app.fault(json!({"endpoint": "grant", "response": "garbage", "times": 3})).await;
-    let r = app.atk_post(&format!("/v1/checkout/{id}/bkash")).await;
+    let r = app.post_empty(&format!("/v1/checkout/{id}/bkash")).await;
     let mut texts = vec![r.text().await.unwrap()];
     texts.push(
         app.http
@@ -238,8 +194,8 @@ async fn attack_a_replayed_success_under_new_notify_ids_pays_and_announces_once(
     let s = app.session(&id).await;
     assert_eq!(s["status"], "paid", "{s}");
     assert_eq!(s["attempts"][0]["status"], "completed", "{s}");
-    assert_eq!(app.atk_outbox("session.paid").await, 1);
-    assert_eq!(app.atk_outbox("payment.needs_review").await, 0);
+    assert_eq!(app.outbox_count("session.paid").await, 1);
+    assert_eq!(app.outbox_count("payment.needs_review").await, 0);
 }
 
 // ----- second review -----
@@ -282,7 +238,7 @@ async fn attack_a_failed_bkash_attempt_awaiting_its_re_check_does_not_hold_the_i
     let first = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let url = app.start_bkash(&first).await;
     let first_payment = query_param(&url, "paymentID").unwrap();
-    let callback = app.atk_approve_bkash(&url, WALLET).await;
+    let callback = app.approve(&url, WALLET).await;
     app.fault(json!({"endpoint": "execute", "response": "code", "code": "9999", "message": "System Error",
                      "process": false}))
         .await;
@@ -301,11 +257,11 @@ async fn attack_a_failed_bkash_attempt_awaiting_its_re_check_does_not_hold_the_i
         app.advance(11 * 60 - 301).await;
         app.state.reconcile_once().await.unwrap();
         assert_eq!(app.session(&first).await["status"], "paid", "late success");
-        let r = app.atk_post(&format!("/v1/checkout/{second}/bkash")).await;
+        let r = app.post_empty(&format!("/v1/checkout/{second}/bkash")).await;
         let started = r.status();
         if started == 201 {
             let url = r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned();
-            let cb = app.atk_approve_bkash(&url, WALLET).await;
+            let cb = app.approve(&url, WALLET).await;
             app.follow_callback(&cb).await;
         }
         let b = app.session(&second).await;

@@ -276,6 +276,44 @@ impl TestApp {
     }
 }
 
+/// Webhooks to a port nothing listens on: the outbox rows are written (and can be read) all the same.
+pub fn outbox_only(settings: &mut Settings) {
+    settings.webhook = Some(deshpay_server::configuration::WebhookSettings {
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "whsec-test-0123456789abcdef".into(),
+        secret_next: None,
+        retry_ms: 3_600_000,
+        max_attempts: 1,
+        timeout_ms: 200,
+    });
+}
+
+impl TestApp {
+    /// How many webhooks of `event_type` are in the outbox.
+    pub async fn outbox_count(&self, event_type: &str) -> usize {
+        self.state.store.webhooks().await.unwrap().into_iter().filter(|w| w.1 == event_type).count()
+    }
+
+    /// The customer approves on bKash's page (the sandbox's shortcut) with `wallet`; returns the callback URL.
+    pub async fn approve(&self, bkash_url: &str, wallet: &str) -> String {
+        let payment_id = query_param(bkash_url, "paymentID").unwrap();
+        let r = self
+            .http
+            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
+            .json(&json!({"wallet": wallet}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
+    }
+
+    /// A widget API POST without a body.
+    pub async fn post_empty(&self, path: &str) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.url)).send().await.unwrap()
+    }
+}
+
 pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
 }

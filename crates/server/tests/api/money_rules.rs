@@ -4,58 +4,16 @@
 
 use crate::helpers::*;
 use crate::upi::sign;
-use deshpay_server::configuration::WebhookSettings;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const MID: &str = "M01KDESHPAYSANDBXX000000001";
+pub(crate) const MID: &str = "M01KDESHPAYSANDBXX000000001";
 /// A second sandbox wallet that pays (the first is [`WALLET`]).
 const OTHER_WALLET: &str = "01929918378";
 
-/// Webhooks to a port nothing listens on: the outbox rows are written (and can be read) all the same.
-fn outbox_only(settings: &mut deshpay_server::configuration::Settings) {
-    settings.webhook = Some(WebhookSettings {
-        url: "http://127.0.0.1:9/hook".into(),
-        secret: "whsec-test-0123456789abcdef".into(),
-        secret_next: None,
-        retry_ms: 3_600_000,
-        max_attempts: 1,
-        timeout_ms: 200,
-    });
-}
-
 impl TestApp {
-    async fn outbox(&self, event_type: &str) -> Vec<Value> {
-        let rows = self.state.store.webhooks().await.unwrap();
-        let mut out = Vec::new();
-        for (id, kind, ..) in rows {
-            if kind == event_type {
-                out.push(json!({"id": id}));
-            }
-        }
-        out
-    }
-
     async fn execute_calls(&self, payment_id: &str) -> i64 {
         self.sandbox_payment(payment_id).await["execute_calls"].as_i64().unwrap_or(0)
-    }
-
-    /// The customer approves on bKash's page (the sandbox's shortcut) with `wallet`; returns the callback URL.
-    async fn approve(&self, bkash_url: &str, wallet: &str) -> String {
-        let payment_id = query_param(bkash_url, "paymentID").unwrap();
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
-            .json(&json!({"wallet": wallet}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
-    }
-
-    async fn post_empty(&self, path: &str) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.url)).send().await.unwrap()
     }
 
     async fn bestin_fault(&self, fault: Value) {
@@ -69,11 +27,11 @@ impl TestApp {
     }
 }
 
-fn notification(id: &str, data: &Value) -> Value {
+pub(crate) fn notification(id: &str, data: &Value) -> Value {
     json!({"notify_id": id, "event_type": "trx_update", "data": data, "timestamp": 1, "sign": sign(data)})
 }
 
-fn trx_of(started: &Value) -> String {
+pub(crate) fn trx_of(started: &Value) -> String {
     let upi = started["links"]["upi"].as_str().unwrap();
     upi.split("tr=").nth(1).unwrap().split('&').next().unwrap().to_owned()
 }
@@ -141,7 +99,7 @@ async fn rule_2_only_the_provider_says_paid_a_notification_for_another_merchant_
     let r = app.notify(&notification("N-foreign", &data)).await;
     assert_eq!(r.status(), 403);
     assert_eq!(app.checkout(&id).await["status"], "open");
-    assert!(app.outbox("session.paid").await.is_empty());
+    assert!(app.outbox_count("session.paid").await == 0);
 }
 
 #[tokio::test]
@@ -162,7 +120,7 @@ async fn rule_2_only_the_provider_says_paid_an_unknown_trx_id_with_our_req_id_is
         app.attempt_row(started["attempt_id"].as_str().unwrap()).await.provider_ref.as_deref(),
         Some(trx_of(&started).as_str())
     );
-    assert!(app.outbox("session.paid").await.is_empty());
+    assert!(app.outbox_count("session.paid").await == 0);
 }
 
 #[tokio::test]
@@ -205,7 +163,7 @@ async fn rule_3_money_that_moved_is_never_dropped_a_success_after_cancel_pays_th
     assert_eq!(s["status"], "paid", "{s}");
     assert_eq!(s["attempts"][0]["status"], "completed");
     assert_eq!(s["attempts"][0]["late"], true);
-    assert_eq!(app.outbox("session.paid").await.len(), 1);
+    assert_eq!(app.outbox_count("session.paid").await, 1);
 }
 
 #[tokio::test]
@@ -228,7 +186,7 @@ async fn rule_3_money_that_moved_is_never_dropped_a_second_success_goes_to_revie
     let review = s["attempts"].as_array().unwrap().iter().find(|a| a["id"] == first["attempt_id"]).unwrap();
     assert_eq!(review["status"], "review", "{s}");
     assert_eq!(review["trx_id"], trx_of(&first).as_str());
-    assert_eq!(app.outbox("payment.needs_review").await.len(), 1);
+    assert_eq!(app.outbox_count("payment.needs_review").await, 1);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("outcome=\"review\""), "{metrics}");
 }
@@ -245,7 +203,7 @@ async fn rule_3_a_success_for_a_different_amount_is_held_for_review_and_never_sh
     assert_eq!(view["status"], "open");
     assert_eq!(view["attempt"]["status"], "review", "the widget shows review, not failed: {view}");
     assert_eq!(app.session(&id).await["attempts"][0]["status"], "review");
-    assert_eq!(app.outbox("payment.needs_review").await.len(), 1);
+    assert_eq!(app.outbox_count("payment.needs_review").await, 1);
     let again = app.post_empty(&format!("/v1/checkout/{id}/upi")).await;
     assert_eq!(again.status(), 201, "the session stays payable; the merchant settles the review");
 }
@@ -282,8 +240,8 @@ async fn rule_3_a_bkash_duplicate_found_by_the_later_re_check_is_refunded_automa
     let review = &s["attempts"][0];
     assert_eq!(review["status"], "review", "{s}");
     assert_eq!(s["payment"]["payment_id"], query_param(&second, "paymentID").unwrap().as_str());
-    assert_eq!(app.outbox("payment.needs_review").await.len(), 1);
-    assert_eq!(app.outbox("refund.succeeded").await.len(), 1, "{s}");
+    assert_eq!(app.outbox_count("payment.needs_review").await, 1);
+    assert_eq!(app.outbox_count("refund.succeeded").await, 1, "{s}");
     let refunds = app.sandbox_payment(&first_payment).await["refunds"].clone();
     assert_eq!(refunds.as_array().unwrap().len(), 1, "the duplicate was refunded: {refunds}");
     assert_eq!(s["refunded"], "0.00", "the session's own payment is untouched");
@@ -401,7 +359,7 @@ async fn rule_5_a_refund_whose_answer_and_later_status_are_both_lost_stays_pendi
     }
     let s = app.session(&id).await;
     assert_eq!(s["refunds"][0]["status"], "pending", "never failed on silence: {s}");
-    assert!(app.outbox("refund.failed").await.is_empty());
+    assert!(app.outbox_count("refund.failed").await == 0);
     assert_eq!(app.sandbox_payment(&payment_id).await["refunds"].as_array().unwrap().len(), 1);
 }
 
@@ -506,7 +464,7 @@ async fn rule_7_every_transition_writes_its_event_and_webhook_in_the_same_transa
     for kind in ["attempt.creating", "attempt.created", "attempt.executing", "attempt.completed"] {
         assert!(events.iter().any(|e| e == kind), "{kind} in {events:?}");
     }
-    assert_eq!(app.outbox("session.paid").await.len(), 1);
+    assert_eq!(app.outbox_count("session.paid").await, 1);
     if app.db_url.starts_with("sqlite:") {
         assert_eq!(app.state.store.sqlite_synchronous().await.unwrap(), Some(2), "synchronous = FULL");
     }
@@ -633,7 +591,7 @@ async fn rule_10_the_reconciler_never_stalls_a_failing_row_is_skipped_and_the_bu
     }
     let statuses = futures_statuses(&app, &stuck).await;
     assert!(statuses.iter().any(|s| s == "review"), "{statuses:?}");
-    assert_eq!(app.outbox("payment.needs_review").await.len(), 1);
+    assert_eq!(app.outbox_count("payment.needs_review").await, 1);
 }
 
 async fn futures_statuses(app: &TestApp, ids: &[String]) -> Vec<Value> {
