@@ -37,9 +37,15 @@ async fn run() -> Result<()> {
         "Machine: {} cores. Command: `cargo xtask bench`.\n",
         std::thread::available_parallelism()?.get()
     );
-    widget_sizes(&mut report)?;
-    ready_times(&mut report).await?;
-    backend_load(&mut report).await?;
+    // `DESHPAY_BENCH_ONLY=widget` or `=backend` runs one half (while working on it); the default runs both.
+    let only = std::env::var("DESHPAY_BENCH_ONLY").unwrap_or_default();
+    if only != "backend" {
+        widget_sizes(&mut report)?;
+        ready_times(&mut report).await?;
+    }
+    if only != "widget" {
+        backend_load(&mut report).await?;
+    }
     println!("\n{report}");
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;

@@ -4,8 +4,12 @@
 //! (`... WHERE status IN (...)`), so exactly-once holds across connections and instances alike.
 
 use deshpay_api::{AttemptId, Currency, Method, Money, RefundId, RefundStatus, SessionId, SessionStatus};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::any::{AnyPoolOptions, AnyQueryResult, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+mod group_commit;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +25,50 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's one writer (group commit); `None` on PostgreSQL, whose transactions run on the pool.
+    writer: Option<Arc<group_commit::GroupCommit>>,
+}
+
+/// A write transaction: on PostgreSQL a pooled transaction, on SQLite a unit of the group commit. It
+/// dereferences to the connection the statements run on; `commit` returns once the writes are durable.
+enum Tx {
+    Pool(sqlx::Transaction<'static, sqlx::Any>),
+    Group(group_commit::Unit),
+}
+
+impl Tx {
+    async fn commit(self) -> StoreResult<()> {
+        match self {
+            Tx::Pool(tx) => tx.commit().await,
+            Tx::Group(unit) => unit.commit().await,
+        }
+    }
+
+    async fn rollback(self) -> StoreResult<()> {
+        match self {
+            Tx::Pool(tx) => tx.rollback().await,
+            Tx::Group(unit) => unit.rollback().await,
+        }
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Tx::Pool(tx) => tx,
+            Tx::Group(unit) => unit,
+        }
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Tx::Pool(tx) => tx,
+            Tx::Group(unit) => unit,
+        }
+    }
 }
 
 /// Store errors carry sqlx's cause; callers map them to `internal` (logged, not shown).
@@ -445,27 +493,27 @@ const LIVE_FOR_INVOICE: &str = "SELECT * FROM sessions WHERE invoice = $1 AND (s
 /// Takes the lock of a session's invoice for the rest of the transaction: the invoice row before the session
 /// row, everywhere, so that no two transactions wait for each other. A write, so that it can open a SQLite
 /// transaction (which then holds the write lock at once).
-async fn lock_invoice_of(tx: &mut sqlx::Transaction<'_, sqlx::Any>, session: &str, now: i64) -> StoreResult<()> {
+async fn lock_invoice_of(tx: &mut AnyConnection, session: &str, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO invoices (invoice, updated_at) SELECT invoice, $2 FROM sessions WHERE id = $1 \
          ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
     )
     .bind(session)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Takes the invoice's row lock (creating it on first use) for the rest of the transaction.
-async fn lock_invoice(tx: &mut sqlx::Transaction<'_, sqlx::Any>, invoice: &str, now: i64) -> StoreResult<()> {
+async fn lock_invoice(tx: &mut AnyConnection, invoice: &str, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO invoices (invoice, updated_at) VALUES ($1, $2) \
          ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
     )
     .bind(invoice)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -478,7 +526,39 @@ const ATTEMPT_COLUMNS: &str = "id, session_id, method, status, amount_minor, cur
      trx_id, payer, failure_code, failure_message, execute_started_at, created_at, updated_at, req_id, links, expires_at, \
      late, checks, next_check_at";
 
+/// Every SQLite connection's settings. WAL lets the pool's readers run beside the one writer (the group
+/// commit); the busy timeout covers another process on the same file; FULL: a committed payment survives a power
+/// cut, not only a crash of the process.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 15000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = FULL",
+];
+
 impl Store {
+    /// A write transaction (see [`Tx`]).
+    async fn begin(&self) -> StoreResult<Tx> {
+        match &self.writer {
+            Some(group) => Ok(Tx::Group(group.unit().await?)),
+            None => Ok(Tx::Pool(self.pool.begin().await?)),
+        }
+    }
+
+    /// One write statement, durable when this returns.
+    async fn exec<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> StoreResult<AnyQueryResult> {
+        if self.writer.is_none() {
+            return query.execute(&self.pool).await;
+        }
+        let mut tx = self.begin().await?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// Connects and runs the migrations. A `sqlite://` file is created if missing.
     ///
     /// # Errors
@@ -502,12 +582,9 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes writers queue.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 15000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // FULL: a committed payment survives a power cut, not only a crash of the process.
-                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(*pragma).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -515,7 +592,16 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, backend })
+        let writer = if backend == Backend::Sqlite {
+            let mut conn = AnyConnection::connect(&url).await?;
+            for pragma in SQLITE_PRAGMAS {
+                conn.execute(*pragma).await?;
+            }
+            Some(group_commit::GroupCommit::new(conn))
+        } else {
+            None
+        };
+        Ok(Store { pool, backend, writer })
     }
 
     /// Which database this is.
@@ -555,7 +641,7 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
+        self.exec(sqlx::query(
             "INSERT INTO events (id, session_id, attempt_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(crate::ids::event_id())
@@ -564,7 +650,7 @@ impl Store {
         .bind(kind)
         .bind(detail)
         .bind(now)
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -622,7 +708,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_session_for_invoice(&self, s: &SessionRow, now: i64) -> StoreResult<Option<SessionRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         lock_invoice(&mut tx, &s.invoice, now).await?;
         let holder = sqlx::query(LIVE_FOR_INVOICE).bind(&s.invoice).bind(now).fetch_optional(&mut *tx).await?;
         if let Some(holder) = holder {
@@ -658,7 +744,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_attempt(&self, a: &AttemptRow) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         insert_attempt_in(&mut tx, a).await?;
         tx.commit().await
     }
@@ -677,7 +763,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         let sql = transition_sql(from);
-        let done = bind_transition(sqlx::query(&sql), attempt, to, patch, now).execute(&self.pool).await?;
+        let done = self.exec(bind_transition(sqlx::query(&sql), attempt, to, patch, now)).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -821,7 +907,7 @@ impl Store {
         request_key: Option<&str>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // Serialise refunds of one payment across instances: read-committed sums would race.
             sqlx::query("SELECT id FROM attempts WHERE id = $1 FOR UPDATE")
@@ -871,11 +957,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn count_refund_check(&self, id: &RefundId, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE refunds SET checks = checks + 1, updated_at = $1 WHERE id = $2 AND status = 'pending'")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        self.exec(
+            sqlx::query("UPDATE refunds SET checks = checks + 1, updated_at = $1 WHERE id = $2 AND status = 'pending'")
+                .bind(now)
+                .bind(id.as_str()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -892,7 +979,7 @@ impl Store {
         webhook: Option<&WebhookRow>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE refunds SET status = $1, refund_trx_id = COALESCE($2, refund_trx_id), \
              failure_message = COALESCE($3, failure_message), updated_at = $4 WHERE id = $5 AND status = 'pending'",
@@ -975,7 +1062,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn save_token(&self, name: &str, t: &StoredToken, now: i64) -> StoreResult<()> {
-        sqlx::query(
+        self.exec(sqlx::query(
             "INSERT INTO provider_tokens (name, id_token, refresh_token, expires_at, refresh_expires_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET id_token = excluded.id_token, \
              refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, \
@@ -987,7 +1074,7 @@ impl Store {
         .bind(t.expires_at)
         .bind(t.refresh_expires_at)
         .bind(now)
-        .execute(&self.pool)
+        )
         .await
         .map(|_| ())
     }
@@ -1006,7 +1093,7 @@ impl Store {
         outcome: &str,
         now: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.exec(sqlx::query(
             "INSERT INTO notifications (notify_id, trx_id, status, outcome, received_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (notify_id) DO NOTHING",
         )
@@ -1015,7 +1102,7 @@ impl Store {
         .bind(status)
         .bind(outcome)
         .bind(now)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1027,7 +1114,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn insert_payout(&self, p: &PayoutRow) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.exec(sqlx::query(
             "INSERT INTO payouts (id, reference, req_id, amount_minor, currency, upi, status, trx_id, failure_message, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $8) ON CONFLICT (reference) DO NOTHING",
         )
@@ -1039,7 +1126,7 @@ impl Store {
         .bind(&p.upi)
         .bind(p.status.as_str())
         .bind(p.created_at)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1104,7 +1191,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         let from = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
-        let done = sqlx::query(&format!(
+        let done = self.exec(sqlx::query(&format!(
             "UPDATE payouts SET status = $1, trx_id = COALESCE($2, trx_id), failure_message = COALESCE($3, failure_message), \
              updated_at = $4 WHERE id = $5 AND status IN ({from})"
         ))
@@ -1113,7 +1200,7 @@ impl Store {
         .bind(failure_message.map(str::to_owned))
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1142,17 +1229,19 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+        let done = self
+            .exec(
+                sqlx::query(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
              WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(until)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until)
+                .bind(now),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1161,10 +1250,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
+        self.exec(sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2").bind(name).bind(holder))
             .await
             .map(|_| ())
     }
@@ -1186,7 +1272,7 @@ impl Store {
         locked_until: i64,
         expired_before: i64,
     ) -> StoreResult<Option<(String, Option<(u16, String)>)>> {
-        let claimed = sqlx::query(
+        let claimed = self.exec(sqlx::query(
             "INSERT INTO idempotency (key, request_hash, status, body, created_at, locked_until) \
              VALUES ($1, $2, NULL, NULL, $3, $4) ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, \
              status = NULL, body = NULL, locked_until = excluded.locked_until, \
@@ -1199,7 +1285,7 @@ impl Store {
         .bind(now)
         .bind(locked_until)
         .bind(expired_before)
-        .execute(&self.pool)
+        )
         .await?;
         if claimed.rows_affected() == 1 {
             return Ok(None);
@@ -1231,13 +1317,14 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn finish_idempotency_key(&self, key: &str, status: u16, body: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE idempotency SET status = $1, body = $2 WHERE key = $3")
-            .bind(i32::from(status))
-            .bind(body)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.exec(
+            sqlx::query("UPDATE idempotency SET status = $1, body = $2 WHERE key = $3")
+                .bind(i32::from(status))
+                .bind(body)
+                .bind(key),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Releases a claimed key whose request failed before doing anything, so a retry can run.
@@ -1245,11 +1332,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status IS NULL")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        self.exec(sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status IS NULL").bind(key)).await.map(|_| ())
     }
 }
 
@@ -1268,7 +1351,7 @@ pub struct WebhookRow {
     pub attempts: i64,
 }
 
-async fn insert_webhook(tx: &mut sqlx::Transaction<'_, sqlx::Any>, w: &WebhookRow) -> StoreResult<()> {
+async fn insert_webhook(tx: &mut AnyConnection, w: &WebhookRow) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, event_type, payload, created_at, attempts, next_attempt_at) \
          VALUES ($1, $2, $3, $4, 0, $4)",
@@ -1277,7 +1360,7 @@ async fn insert_webhook(tx: &mut sqlx::Transaction<'_, sqlx::Any>, w: &WebhookRo
     .bind(&w.event_type)
     .bind(&w.payload)
     .bind(w.created_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -1316,15 +1399,17 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn lease_webhook(&self, id: &str, now: i64, until: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND delivered_at IS NULL \
+        let done = self
+            .exec(
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND delivered_at IS NULL \
              AND gave_up_at IS NULL AND (lease_until IS NULL OR lease_until < $3)",
-        )
-        .bind(until)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(until)
+                .bind(id)
+                .bind(now),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1340,18 +1425,19 @@ impl Store {
         retry_at: Option<i64>,
         now: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_error = $1, \
+        self.exec(
+            sqlx::query(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_error = $1, \
              delivered_at = CASE WHEN $2 = 1 THEN $3 ELSE NULL END, \
              gave_up_at = CASE WHEN $2 = 0 AND $4 < 0 THEN $3 ELSE NULL END, \
              next_attempt_at = CASE WHEN $4 < 0 THEN next_attempt_at ELSE $4 END WHERE id = $5",
+            )
+            .bind(error.map(str::to_owned))
+            .bind(i64::from(delivered))
+            .bind(now)
+            .bind(retry_at.unwrap_or(-1))
+            .bind(id),
         )
-        .bind(error.map(str::to_owned))
-        .bind(i64::from(delivered))
-        .bind(now)
-        .bind(retry_at.unwrap_or(-1))
-        .bind(id)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -1494,7 +1580,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn apply(&self, c: &Change<'_>, now: i64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let session = c.attempt.session_id.as_str();
         let attempt = c.attempt.id.as_str();
         // The session row is written first: it serialises the attempts of one session (and SQLite takes its write
@@ -1572,7 +1658,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn begin_attempt(&self, new: &AttemptRow, now: i64) -> StoreResult<Begin> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         lock_invoice_of(&mut tx, new.session_id.as_str(), now).await?;
         let open = sqlx::query(
             "UPDATE sessions SET updated_at = $2 WHERE id = $1 AND status = 'open' AND expires_at > $2 \
@@ -1639,13 +1725,13 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn claim_execute(&self, attempt: &AttemptId, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.exec(sqlx::query(
             "UPDATE attempts SET execute_started_at = $1, updated_at = $1 WHERE id = $2 AND status = 'executing' \
              AND execute_started_at IS NULL",
         )
         .bind(now)
         .bind(attempt.as_str())
-        .execute(&self.pool)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1655,14 +1741,16 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn lease_attempt(&self, attempt: &AttemptId, now: i64, until: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE attempts SET lease_until = $1 WHERE id = $2 AND (lease_until IS NULL OR lease_until < $3)",
-        )
-        .bind(until)
-        .bind(attempt.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .exec(
+                sqlx::query(
+                    "UPDATE attempts SET lease_until = $1 WHERE id = $2 AND (lease_until IS NULL OR lease_until < $3)",
+                )
+                .bind(until)
+                .bind(attempt.as_str())
+                .bind(now),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1672,7 +1760,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn expire_session(&self, id: &SessionId, webhook: Option<&WebhookRow>, now: i64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(&format!(
             "UPDATE sessions SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'open' \
              AND expires_at <= $2 AND executing_attempt_id IS NULL \
@@ -1759,21 +1847,22 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn schedule_check(&self, attempt: &AttemptId, next: Option<i64>, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE attempts SET next_check_at = $1, checks = checks + 1, lease_until = NULL, updated_at = $2 \
+        self.exec(
+            sqlx::query(
+                "UPDATE attempts SET next_check_at = $1, checks = checks + 1, lease_until = NULL, updated_at = $2 \
              WHERE id = $3",
+            )
+            .bind(next)
+            .bind(now)
+            .bind(attempt.as_str()),
         )
-        .bind(next)
-        .bind(now)
-        .bind(attempt.as_str())
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
 }
 
 async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut AnyConnection,
     session_id: Option<&SessionId>,
     attempt_id: Option<&AttemptId>,
     kind: &str,
@@ -1789,12 +1878,12 @@ async fn insert_event(
     .bind(kind)
     .bind(detail)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-async fn insert_attempt_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, a: &AttemptRow) -> StoreResult<()> {
+async fn insert_attempt_in(tx: &mut AnyConnection, a: &AttemptRow) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
          $15, $16, $17, $18, $19, $20, $21)"
@@ -1820,7 +1909,7 @@ async fn insert_attempt_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, a: &Attemp
     .bind(i64::from(a.late))
     .bind(a.checks)
     .bind(a.next_check_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map(|_| ())
 }
@@ -1844,7 +1933,7 @@ impl Store {
     /// Database errors.
     pub async fn purge(&self, keys_before: i64, notifications_before: i64, events_before: i64) -> StoreResult<Purged> {
         let run = |sql: &'static str, before: i64| async move {
-            sqlx::query(sql).bind(before).execute(&self.pool).await.map(|r| r.rows_affected())
+            self.exec(sqlx::query(sql).bind(before)).await.map(|r| r.rows_affected())
         };
         Ok(Purged {
             idempotency_keys: run("DELETE FROM idempotency WHERE created_at < $1", keys_before).await?,

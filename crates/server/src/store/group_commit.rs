@@ -1,0 +1,206 @@
+//! Group commit for SQLite: every write of the process runs on one connection, and the writes that arrive while
+//! one is being made durable share the next `COMMIT` (and its fsync).
+//!
+//! Why: with `synchronous = FULL` each commit waits for an fsync of the WAL, and SQLite admits one writer at a
+//! time. Separate transactions on pooled connections therefore queue on the file lock (SQLite's busy handler
+//! sleeps 1 to 100 ms between tries) and pay one fsync each. Here a write is a *unit*: a savepoint inside the
+//! batch's transaction. A unit that fails or is dropped is rolled back to its savepoint alone; a unit that
+//! finishes waits until its batch is committed, so it is durable before the caller acts on it (money rule 7),
+//! and a batch whose `COMMIT` fails fails every unit in it. Readers use the pool and see committed data only.
+
+use sqlx::{AnyConnection, Executor};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+/// The most units one `COMMIT` takes, and the longest a batch stays open while units keep arriving.
+const MAX_UNITS: usize = 64;
+const MAX_OPEN: Duration = Duration::from_millis(4);
+/// How long a finished unit waits for its batch before committing it itself (its last unit was dropped).
+const HELP_AFTER: Duration = Duration::from_millis(10);
+
+type Outcome = Option<Result<(), String>>;
+
+struct Batch {
+    id: u64,
+    units: usize,
+    opened: Instant,
+    done: watch::Sender<Outcome>,
+}
+
+struct Writer {
+    conn: AnyConnection,
+    batch: Option<Batch>,
+    /// A unit was dropped inside its savepoint: the next holder rolls it back first.
+    dirty: bool,
+}
+
+impl Writer {
+    async fn clean(&mut self) -> Result<(), sqlx::Error> {
+        if self.dirty {
+            self.conn.execute("ROLLBACK TO unit").await?;
+            self.conn.execute("RELEASE unit").await?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) {
+        let Some(batch) = self.batch.take() else { return };
+        let result = match self.clean().await {
+            Ok(()) => self.conn.execute("COMMIT").await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
+                let _ = self.conn.execute("ROLLBACK").await;
+                self.dirty = false;
+                Err(e.to_string())
+            }
+        };
+        batch.done.send_replace(Some(result));
+    }
+}
+
+/// The process's one SQLite writer.
+pub(super) struct GroupCommit {
+    writer: Arc<Mutex<Writer>>,
+    /// Units waiting for the writer: while there are some, a finished unit leaves the commit to the last.
+    waiting: AtomicUsize,
+    next_batch: AtomicU64,
+}
+
+impl GroupCommit {
+    pub(super) fn new(conn: AnyConnection) -> Arc<GroupCommit> {
+        Arc::new(GroupCommit {
+            writer: Arc::new(Mutex::new(Writer { conn, batch: None, dirty: false })),
+            waiting: AtomicUsize::new(0),
+            next_batch: AtomicU64::new(1),
+        })
+    }
+
+    /// Starts a unit: a savepoint in the open batch (opening one when there is none).
+    pub(super) async fn unit(self: &Arc<Self>) -> Result<Unit, sqlx::Error> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut w = self.writer.clone().lock_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        w.clean().await?;
+        if w.batch.is_none() {
+            w.conn.execute("BEGIN IMMEDIATE").await?;
+            let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
+            w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
+        }
+        w.conn.execute("SAVEPOINT unit").await?;
+        Ok(Unit { writer: Some(w), group: self.clone() })
+    }
+
+    /// Commits batch `id` if it is still open (its last unit went away without committing it).
+    async fn help(&self, id: u64) {
+        let mut w = self.writer.lock().await;
+        if w.batch.as_ref().is_some_and(|b| b.id == id) {
+            w.commit().await;
+        }
+    }
+}
+
+/// One write: statements run on it as on a transaction (it dereferences to the connection); [`Unit::commit`]
+/// returns once they are durable. Dropped unfinished, it is rolled back alone.
+pub(crate) struct Unit {
+    writer: Option<OwnedMutexGuard<Writer>>,
+    group: Arc<GroupCommit>,
+}
+
+impl Unit {
+    /// Keeps the unit's writes and waits until its batch is committed.
+    ///
+    /// # Errors
+    /// The unit's `RELEASE` or its batch's `COMMIT` failed: nothing of it was kept.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.finish(false).await
+    }
+
+    /// Undoes the unit's writes; still waits for its batch, since what it read may have come from units of the
+    /// same batch that are not durable yet.
+    ///
+    /// # Errors
+    /// As [`Unit::commit`].
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.finish(true).await
+    }
+
+    async fn finish(mut self, undo: bool) -> Result<(), sqlx::Error> {
+        let Some(mut w) = self.writer.take() else { return Ok(()) };
+        w.dirty = true;
+        if undo {
+            w.clean().await?;
+        } else {
+            w.conn.execute("RELEASE unit").await?;
+            w.dirty = false;
+        }
+        let Some(batch) = w.batch.as_mut() else {
+            return Err(sqlx::Error::Protocol("group commit: the unit's batch is gone".into()));
+        };
+        batch.units += 1;
+        let (id, mut done) = (batch.id, batch.done.subscribe());
+        let now = self.group.waiting.load(Ordering::SeqCst) == 0
+            || batch.units >= MAX_UNITS
+            || batch.opened.elapsed() >= MAX_OPEN;
+        if now {
+            w.commit().await;
+        }
+        drop(w);
+        loop {
+            // The watch's borrow is dropped before any await: the outcome is copied out.
+            let waited = tokio::time::timeout(HELP_AFTER, done.wait_for(Option::is_some))
+                .await
+                .map(|r| r.map(|outcome| outcome.clone().unwrap_or(Ok(()))));
+            match waited {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(e))) => return Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+                Ok(Err(_)) => return Err(sqlx::Error::Protocol("group commit: the batch was dropped".into())),
+                Err(_) => self.group.help(id).await,
+            }
+        }
+    }
+}
+
+impl Drop for Unit {
+    /// Dropped unfinished (an error, or its request went away): the next holder of the writer rolls it back;
+    /// when no unit is waiting, a task does it now and commits the rest of the batch, so that the file's write
+    /// lock is not held until the next write.
+    fn drop(&mut self) {
+        let Some(mut w) = self.writer.take() else { return };
+        w.dirty = true;
+        if self.group.waiting.load(Ordering::SeqCst) == 0
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let mut w = w;
+                w.commit().await;
+            });
+        }
+    }
+}
+
+impl Deref for Unit {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.writer.as_ref().expect("a live unit holds the writer").conn
+    }
+}
+
+impl DerefMut for Unit {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.writer.as_mut().expect("a live unit holds the writer").conn
+    }
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
