@@ -251,7 +251,7 @@ fn method_unavailable_message(method: Method) -> &'static str {
 /// it is bKash's customer-facing answer to a definitive decline (e.g. "Insufficient Balance"). Any other
 /// provider text (configuration errors, gateway or system messages) stays in the merchant API.
 fn public_message(a: &AttemptRow) -> Option<String> {
-    use crate::bkash_codes::{ExecuteCode, execute_code};
+    use crate::providers::bkash::codes::{ExecuteCode, execute_code};
     match a.state {
         AttemptState::Superseded => Some("This order has already been paid.".into()),
         AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),

@@ -1,15 +1,15 @@
 //! `Application::build` wires settings, store, clients and router, binds the listener (port 0 in tests) and
 //! starts the reconciler.
 
-use crate::bestin::{BestinClient, NotifyVerifier, PRODUCTION_PUBLIC_KEY};
-use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
+use crate::providers::bestin::client::{BestinClient, NotifyVerifier, PRODUCTION_PUBLIC_KEY};
+use crate::providers::bkash::client::BkashClient;
+use crate::providers::bkash::token::TokenManager;
 use crate::routes::router;
 use crate::state::{AppState, Inner};
 use crate::store::Store;
-use crate::token::TokenManager;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;

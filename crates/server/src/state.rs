@@ -1,12 +1,12 @@
 //! Shared application state handed to every handler and background task.
 
-use crate::bestin::{BestinClient, NotifyVerifier};
-use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
+use crate::providers::bestin::client::{BestinClient, NotifyVerifier};
+use crate::providers::bkash::client::BkashClient;
+use crate::providers::bkash::token::TokenManager;
 use crate::store::Store;
-use crate::token::TokenManager;
 use deshpay_api::SessionId;
 use std::sync::Arc;
 

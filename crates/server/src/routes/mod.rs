@@ -298,7 +298,7 @@ async fn checkout_events(
 }
 
 async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
-    use crate::upi_flow::NotifyRejection;
+    use crate::payouts::NotifyRejection;
     match state.bestin_notification(&body).await {
         Ok(()) => (StatusCode::OK, "success").into_response(),
         Err(NotifyRejection::BadSignature) => {

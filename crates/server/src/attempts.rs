@@ -6,15 +6,15 @@
 //! `executing_attempt_id` is the claim among callbacks and attempts, and the `execute_started_at` stamp is the
 //! claim among callers of Execute (callbacks, reconcilers, instances).
 
-use crate::bkash::{BkashError, ExecuteResponse, QueryResponse, TransactionStatus, parse_amount};
-use crate::bkash_codes::{self, ExecuteCode};
 use crate::error::AppError;
 use crate::ids::{self, mask};
 use crate::payments::{Confirmed, Settled};
+use crate::providers::bkash::client::{BkashError, ExecuteResponse, QueryResponse, TransactionStatus, parse_amount};
+use crate::providers::bkash::codes::{self as bkash_codes, ExecuteCode};
+use crate::providers::bkash::token::TokenError;
 use crate::sessions::refund_view;
 use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, Change, RefundRow, SessionEffect, SessionRow};
-use crate::token::TokenError;
 use crate::webhooks;
 use axum::http::StatusCode;
 use deshpay_api::{
@@ -611,7 +611,8 @@ impl AppState {
     fn stale_after_ms(&self) -> i64 {
         let configured = i64::try_from(self.settings.reconciler.stale_after_secs).unwrap_or(i64::MAX / 2) * 1000;
         let timeout = self.settings.bkash.timeout_ms;
-        let floor = 2 * i64::try_from(timeout).unwrap_or(30_000) + crate::token::token_wait_ms(timeout);
+        let floor =
+            2 * i64::try_from(timeout).unwrap_or(30_000) + crate::providers::bkash::token::token_wait_ms(timeout);
         configured.max(floor)
     }
 

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The production notification key printed in Bestin Pay's API document.
-pub const PRODUCTION_PUBLIC_KEY: &str = include_str!("../keys/bestinpay-production-public.pem");
+pub const PRODUCTION_PUBLIC_KEY: &str = include_str!("../../../keys/bestinpay-production-public.pem");
 /// The sandbox's published test key (the demo and tests configure it).
-pub const SANDBOX_TEST_PUBLIC_KEY: &str = include_str!("../keys/bestinpay-sandbox-test-public.pem");
+pub const SANDBOX_TEST_PUBLIC_KEY: &str = include_str!("../../../keys/bestinpay-sandbox-test-public.pem");
 
 /// What went wrong talking to Bestin Pay.
 #[derive(Debug, thiserror::Error)]
@@ -462,7 +462,7 @@ mod tests {
 
     /// A copy of shared/vectors/bestinpay-notify-vectors.json (signed with OpenSSL, not by our code).
     fn vectors() -> Value {
-        serde_json::from_str(include_str!("../keys/bestinpay-notify-vectors.json")).expect("vectors json")
+        serde_json::from_str(include_str!("../../../keys/bestinpay-notify-vectors.json")).expect("vectors json")
     }
 
     #[test]
@@ -506,7 +506,7 @@ mod tests {
         use rsa::pkcs1v15::SigningKey;
         use rsa::pkcs8::DecodePrivateKey;
         use rsa::signature::{SignatureEncoding, Signer};
-        let pem = include_str!("../../sandbox/keys/bestin-test-private.pem");
+        let pem = include_str!("../../../../sandbox/keys/bestin-test-private.pem");
         let key = SigningKey::<Sha512>::new(rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap());
         let canonical = "amount=101.00&ccy=INR&status=success&trx_id=PI1";
         let sign = base64::engine::general_purpose::STANDARD.encode(key.sign(canonical.as_bytes()).to_bytes());

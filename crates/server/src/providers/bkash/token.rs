@@ -6,9 +6,9 @@
 //! shared store); the token is persisted in the store, so a restart or another instance reuses it instead of
 //! granting again.
 
-use crate::bkash::{BkashClient, BkashError, TokenResponse};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::providers::bkash::client::{BkashClient, BkashError, TokenResponse};
 use crate::store::{Store, StoredToken};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;

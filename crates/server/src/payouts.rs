@@ -2,11 +2,11 @@
 //! notifications (verified, deduplicated, never moving a final status backwards) with /query as the fallback
 //! poller, cancel, and the merchant's payouts and balance.
 
-use crate::bestin::{BestinClient, BestinError, BestinStatus, Order, parse_amount};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::ids::{self, mask};
 use crate::payments::Confirmed;
+use crate::providers::bestin::client::{BestinClient, BestinError, BestinStatus, Order, parse_amount};
 use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, PayoutRow, PayoutState};
 use axum::http::StatusCode;

@@ -1,0 +1,3 @@
+//! Bestin Pay (UPI).
+
+pub mod client;

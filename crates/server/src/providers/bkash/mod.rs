@@ -1,0 +1,5 @@
+//! bKash (tokenized checkout).
+
+pub mod client;
+pub mod codes;
+pub mod token;

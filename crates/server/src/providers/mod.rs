@@ -1,0 +1,4 @@
+//! The payment providers, one folder each.
+
+pub mod bestin;
+pub mod bkash;
