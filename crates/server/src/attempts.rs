@@ -1,97 +1,119 @@
-//! The bKash journey on our side: start an attempt (Create Payment), take the callback, Execute exactly once,
-//! fall back to Query only when Execute gave no answer, reconcile what a crash left behind, refund and search.
+//! Payment attempts through any provider: start (create at the provider), the provider's return (callback),
+//! confirm exactly once (bKash Execute), settle a doubt by asking the provider (sync), apply what a provider
+//! reported, adopt a create whose answer was lost, cancel.
 //!
-//! Every transition goes through the payment core (`payments`), written before it is acted on. Exactly one
-//! Execute per paymentID: the attempt's `created -> executing` together with the session's
-//! `executing_attempt_id` is the claim among callbacks and attempts, and the `execute_started_at` stamp is the
-//! claim among callers of Execute (callbacks, reconcilers, instances).
+//! Providers are reached only through [`crate::providers::Provider`]; every transition goes through the payment
+//! core (`payments`), written before it is acted on. Exactly one confirm per attempt: the attempt's
+//! `created -> executing` together with the session's `executing_attempt_id` is the claim among callbacks and
+//! attempts, and the `execute_started_at` stamp is the claim among confirmers (callbacks, reconcilers,
+//! instances); the provider awaits that stamp right before it sends.
 
 use crate::error::AppError;
-use crate::ids::{self, mask};
+use crate::ids;
 use crate::payments::{Confirmed, Settled};
-use crate::providers::bkash::client::{BkashError, ExecuteResponse, QueryResponse, TransactionStatus, parse_amount};
-use crate::providers::bkash::codes::{self as bkash_codes, ExecuteCode};
-use crate::providers::bkash::token::TokenError;
-use crate::sessions::refund_view;
+use crate::providers::{Cancelled, Confirm, Flow, Found, Order, Outcome, Paid, Provider, ProviderFailure, Started};
+use crate::sessions::SessionError;
 use crate::state::AppState;
-use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, Change, RefundRow, SessionEffect, SessionRow};
+use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, Change, SessionEffect, SessionRow};
 use crate::webhooks;
-use axum::http::StatusCode;
-use deshpay_api::{
-    BkashTransaction, Currency, ErrorCode, Method, Money, Refund, RefundRequest, RefundStatus, SessionId,
-    SessionStatus, StartBkashResponse,
-};
-use secrecy::{ExposeSecret, SecretString};
-use std::future::Future;
+use deshpay_api::{AttemptId, Method, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse, UpiLinks};
 
-/// When an attempt failed by Query after an Execute in doubt is asked about once more.
-const RECHECK_AFTER_MS: i64 = 10 * 60 * 1000;
+/// When an attempt failed by a sync after a confirm in doubt is asked about once more.
+pub(crate) const RECHECK_AFTER_MS: i64 = 10 * 60 * 1000;
 
 /// Provider checks of one attempt before it is handed to a person (`review`).
-const MAX_CHECKS: i64 = 20;
+pub(crate) const MAX_CHECKS: i64 = 20;
 
-/// Longest reconciler pass; the rest waits for the next pass.
-const PASS_LIMIT_MS: i64 = 20_000;
+/// States an attempt can still leave on a provider's report.
+const OPEN: [AttemptState; 2] = [AttemptState::Created, AttemptState::Executing];
 
-/// Why an attempt is being settled by Query.
+/// Why a start gave the customer nothing to approve.
+#[derive(Debug)]
+pub enum StartError {
+    /// The session cannot take a payment with this method now.
+    Session(SessionError),
+    /// The method's provider is not configured on this backend.
+    NotConfigured(Method),
+    /// Another payment of the session is under way or being confirmed.
+    InProgress(&'static str),
+    /// The provider did not create a payment.
+    Provider(ProviderFailure),
+    /// Our store failed.
+    Internal(AppError),
+}
+
+/// Why a provider's return to our callback was not taken.
+#[derive(Debug)]
+pub enum CallbackError {
+    /// No attempt has this provider id.
+    UnknownPayment,
+    /// The status is none of success, failure, cancel.
+    BadStatus,
+    /// The session or the store failed.
+    Internal(AppError),
+}
+
+/// Why a cancel did not happen.
+#[derive(Debug)]
+pub enum CancelError {
+    /// Nothing is pending (or it finished meanwhile).
+    NothingToCancel(&'static str),
+    /// The session is unknown.
+    Session(SessionError),
+    /// The method's provider is not configured on this backend.
+    NotConfigured(Method),
+    /// The provider could not be asked.
+    Provider(ProviderFailure),
+    /// Our store failed.
+    Internal(AppError),
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<AppError> for $t {
+            fn from(e: AppError) -> Self {
+                Self::Internal(e)
+            }
+        }
+        impl From<sqlx::Error> for $t {
+            fn from(e: sqlx::Error) -> Self {
+                Self::Internal(e.into())
+            }
+        }
+    )*};
+}
+internal_from!(StartError, CallbackError, CancelError);
+
+impl From<SessionError> for StartError {
+    fn from(e: SessionError) -> Self {
+        StartError::Session(e)
+    }
+}
+
+impl From<SessionError> for CancelError {
+    fn from(e: SessionError) -> Self {
+        CancelError::Session(e)
+    }
+}
+
+impl From<SessionError> for CallbackError {
+    fn from(e: SessionError) -> Self {
+        CallbackError::Internal(e.into())
+    }
+}
+
+/// Why an attempt is being settled by a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Doubt {
-    /// Execute gave no answer, a status other than Completed, or a code that decides nothing.
-    AfterExecute,
-    /// Execute answered 2056: the customer may not have approved yet.
+pub(crate) enum Doubt {
+    /// The confirm gave no answer, a status other than paid, or a code that decides nothing.
+    AfterConfirm,
+    /// bKash Execute answered 2056: the customer may not have approved yet.
     NotApproved,
 }
 
-/// Failure of a bKash call made with the shared token.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// No token could be had.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The call itself failed.
-    #[error(transparent)]
-    Bkash(#[from] BkashError),
-}
-
-impl CallError {
-    fn provider(&self) -> Option<(&str, &str)> {
-        match self {
-            CallError::Bkash(BkashError::Provider { code, message }) => Some((code, message)),
-            _ => None,
-        }
-    }
-}
-
-fn provider_app_error(e: &CallError) -> AppError {
-    if let CallError::Token(blocked @ TokenError::GrantBlocked { .. }) = e {
-        return AppError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ProviderUnavailable, blocked.to_string());
-    }
-    match e.provider() {
-        Some((_, message)) => AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, message.to_owned()),
-        None => AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ProviderUnavailable,
-            "bKash did not answer in time; nothing was charged, please try again",
-        ),
-    }
-}
-
-/// The widget's error for a failed Create: bKash's own words only for a customer decline; any other provider
-/// text (configuration, gateway, system) stays in the logs and the merchant API.
-fn start_error(e: &CallError) -> AppError {
-    match e.provider() {
-        Some((code, _)) if bkash_codes::execute_code(code) != ExecuteCode::Declined => AppError::new(
-            StatusCode::BAD_GATEWAY,
-            ErrorCode::ProviderError,
-            "bKash could not start the payment; nothing was charged. Please try again later.",
-        ),
-        _ => provider_app_error(e),
-    }
-}
-
-/// How a callback ended, for the redirect back to the shop.
+/// How a provider's return ended, for the redirect back to the shop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Ending {
     /// Paid.
     Paid,
     /// Failed.
@@ -104,200 +126,340 @@ pub enum Outcome {
     Review,
 }
 
-impl Outcome {
+impl Ending {
     fn as_str(self) -> &'static str {
         match self {
-            Outcome::Paid => "paid",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Pending => "pending",
-            Outcome::Review => "review",
+            Ending::Paid => "paid",
+            Ending::Failed => "failed",
+            Ending::Cancelled => "cancelled",
+            Ending::Pending => "pending",
+            Ending::Review => "review",
         }
     }
 }
 
-fn outcome_of(state: AttemptState) -> Outcome {
+fn ending_of(state: AttemptState) -> Ending {
     match state {
-        AttemptState::Completed => Outcome::Paid,
-        AttemptState::Cancelled => Outcome::Cancelled,
-        AttemptState::Creating | AttemptState::Created | AttemptState::Executing => Outcome::Pending,
-        AttemptState::Review => Outcome::Review,
-        _ => Outcome::Failed,
+        AttemptState::Completed => Ending::Paid,
+        AttemptState::Cancelled => Ending::Cancelled,
+        AttemptState::Creating | AttemptState::Created | AttemptState::Executing => Ending::Pending,
+        AttemptState::Review => Ending::Review,
+        _ => Ending::Failed,
     }
 }
 
 /// Appends `deshpay_session` and `deshpay_status` to the merchant's return URL.
-pub fn return_url_for(session: &SessionRow, outcome: Outcome) -> String {
+pub fn return_url_for(session: &SessionRow, ending: Ending) -> String {
     match url::Url::parse(&session.return_url) {
         Ok(mut u) => {
             u.query_pairs_mut()
                 .append_pair("deshpay_session", session.id.as_str())
-                .append_pair("deshpay_status", outcome.as_str());
+                .append_pair("deshpay_status", ending.as_str());
             u.to_string()
         }
         Err(_) => session.return_url.clone(),
     }
 }
 
+/// An attempt handed to the customer: what they approve with.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// The provider's hosted page (redirect flow).
+    pub redirect_url: Option<String>,
+    /// Deep links (push flow).
+    pub links: Option<UpiLinks>,
+    /// When the provider's request expires (Unix ms).
+    pub expires_at: Option<i64>,
+}
+
 impl AppState {
-    /// Runs a bKash call with the shared token; after a gateway 401/403 the token is renewed and the call made
-    /// once more (the gateway refused the first one, so bKash never saw it).
-    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, CallError>
-    where
-        F: Fn(SecretString) -> Fut,
-        Fut: Future<Output = Result<T, BkashError>>,
-    {
-        let token = self.tokens.id_token().await?;
-        match call(token.clone()).await {
-            Err(e) if e.is_unauthorized() => {
-                tracing::warn!("bkash refused the id_token; renewing it");
-                if !self.tokens.invalidate(token.expose_secret()).await {
-                    return Err(e.into());
-                }
-                let token = self.tokens.id_token().await?;
-                Ok(call(token).await?)
-            }
-            other => Ok(other?),
-        }
+    /// The provider of an attempt we recorded (its method was configured when it was made).
+    pub(crate) fn provider_of(&self, attempt: &AttemptRow) -> Result<Provider<'_>, AppError> {
+        self.providers.get(attempt.method).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "attempt {} needs {}, not configured",
+                attempt.id,
+                attempt.method.as_str()
+            ))
+        })
     }
 
-    /// Starts a bKash attempt: writes it (superseding any earlier waiting bKash attempt of the session), calls
-    /// Create Payment, returns the hosted page URL.
+    /// Starts a bKash attempt and returns the hosted page URL.
     ///
     /// # Errors
-    /// Session state errors (`session_already_paid`, `session_expired`, `payment_in_progress`, ...),
-    /// `provider_error` with bKash's message, `provider_unavailable`.
+    /// A [`StartError`].
     #[tracing::instrument(skip_all, fields(session = %id))]
-    pub async fn start_bkash(&self, id: &SessionId) -> Result<StartBkashResponse, AppError> {
-        let session = self.payable_session(id, Method::Bkash).await?;
-        let attempt =
-            AttemptRow::new(ids::attempt_id(), id.clone(), Method::Bkash, session.amount, self.clock.now_ms());
+    pub async fn start_bkash(&self, id: &SessionId) -> Result<StartBkashResponse, StartError> {
+        let begun = self.start_attempt(id, Method::Bkash).await?;
+        Ok(StartBkashResponse { attempt_id: begun.attempt_id, redirect_url: begun.redirect_url.unwrap_or_default() })
+    }
+
+    /// Starts (or, if one is still pending, returns again) a UPI payin for an INR session.
+    ///
+    /// # Errors
+    /// A [`StartError`].
+    #[tracing::instrument(skip_all, fields(session = %id))]
+    pub async fn start_upi(&self, id: &SessionId) -> Result<StartUpiResponse, StartError> {
+        let begun = self.start_attempt(id, Method::Upi).await?;
+        let links = begun.links.ok_or_else(|| {
+            StartError::Internal(AppError::internal(anyhow::anyhow!("UPI attempt {} has no links", begun.attempt_id)))
+        })?;
+        Ok(crate::payouts::upi_response(begun.attempt_id, links, begun.expires_at.unwrap_or_default()))
+    }
+
+    /// Starts an attempt with `method`: writes it as `creating` (superseding or reusing earlier ones, as the store
+    /// decides), asks the provider to create it, and records what the provider answered before the customer
+    /// sees anything.
+    ///
+    /// # Errors
+    /// A [`StartError`].
+    pub async fn start_attempt(&self, id: &SessionId, method: Method) -> Result<Begun, StartError> {
+        let provider = self.providers.get(method).ok_or(StartError::NotConfigured(method))?;
+        let session = self.payable_session(id, method).await?;
+        if provider.flow() == Flow::Push {
+            self.settle_stale(id, provider).await?;
+        }
+        let now = self.clock.now_ms();
+        let mut attempt = AttemptRow::new(ids::attempt_id(), id.clone(), method, session.amount, now);
+        provider.prepare(&mut attempt, now);
         match self.begin(&attempt).await? {
             Begin::Started(_) => {}
-            Begin::Reuse(_) | Begin::Busy => {
-                return Err(AppError::conflict(
-                    ErrorCode::PaymentInProgress,
+            Begin::Reuse(live) => {
+                // One pending request per session: a second one could be approved too and charge twice.
+                if let Some(links) = live.links.as_deref().and_then(|l| serde_json::from_str::<UpiLinks>(l).ok()) {
+                    return Ok(Begun {
+                        attempt_id: live.id.clone(),
+                        redirect_url: live.redirect_url.clone(),
+                        links: Some(links),
+                        expires_at: Some(live.expires_at.unwrap_or(now)),
+                    });
+                }
+                return Err(StartError::InProgress("a payment for this session is being confirmed"));
+            }
+            Begin::Busy => {
+                return Err(StartError::InProgress(
                     "another payment for this session is under way; finish or cancel it first",
                 ));
             }
             Begin::NotPayable => {
-                self.payable_session(id, Method::Bkash).await?;
-                return Err(AppError::conflict(
-                    ErrorCode::PaymentInProgress,
+                self.payable_session(id, method).await?;
+                return Err(StartError::InProgress(
                     "a payment for this session is being confirmed; wait for its outcome",
                 ));
             }
         }
-        let callback = format!("{}/v1/bkash/callback", self.public_url);
-        let created = self
-            .with_token(|t| {
-                let bkash = self.bkash.clone();
-                let callback = callback.clone();
-                let invoice = session.invoice.clone();
-                async move { bkash.create(&t, session.amount, &invoice, &callback).await }
-            })
-            .await;
-        let created = match created {
-            Ok(c) => c,
-            Err(e) => {
-                // A paymentID bKash may have made without telling us can never be executed (its callback finds
-                // no attempt), so the attempt is closed: no money can move through it.
-                let (code, message) = match e.provider() {
-                    Some((c, m)) => (Some(c.to_owned()), m.to_owned()),
-                    None => (None, "bKash did not answer".to_owned()),
-                };
-                let patch = AttemptPatch { failure_code: code, failure_message: Some(message), ..Default::default() };
-                self.move_attempt(
-                    &attempt,
-                    &[AttemptState::Creating],
-                    AttemptState::CreateFailed,
-                    patch,
-                    e.to_string(),
-                )
-                .await?;
-                return Err(start_error(&e));
+        let order = Order { attempt: &attempt, invoice: &session.invoice, return_url: &session.return_url };
+        let started = match provider.start(order).await {
+            Ok(started) => started,
+            Err(f) => {
+                if !f.in_doubt {
+                    let patch = AttemptPatch {
+                        provider_ref: f.provider_ref.clone(),
+                        failure_code: f.code.clone(),
+                        failure_message: Some(f.message.clone()),
+                        next_check_at: Some(None),
+                        ..Default::default()
+                    };
+                    self.move_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, f.detail)
+                        .await?;
+                    if let Some(refused) = f.provider_ref {
+                        // Closed in our books first; then the provider's order is cancelled as far as it can be.
+                        let refused = AttemptRow { provider_ref: Some(refused), ..attempt.clone() };
+                        let _ = provider.cancel(&refused).await;
+                    }
+                }
+                return Err(StartError::Provider(f.failure));
             }
         };
         let patch = AttemptPatch {
-            provider_ref: Some(created.payment_id.clone()),
-            redirect_url: Some(created.bkash_url.clone()),
+            provider_ref: Some(started.provider_ref.clone()),
+            redirect_url: started.redirect_url.clone(),
+            links: started.links.as_ref().and_then(|l| serde_json::to_string(l).ok()),
+            expires_at: started.expires_at,
             ..Default::default()
         };
         let live = self
-            .move_attempt(&attempt, &[AttemptState::Creating], AttemptState::Created, patch, created.payment_id.clone())
+            .move_attempt(
+                &attempt,
+                &[AttemptState::Creating],
+                AttemptState::Created,
+                patch,
+                started.provider_ref.clone(),
+            )
             .await?;
         if !live {
-            // Superseded (or the session ended) while bKash answered: the link must not reach the customer.
-            return Err(AppError::conflict(
-                ErrorCode::PaymentInProgress,
-                "a newer payment attempt replaced this one; please try again",
-            ));
+            // Superseded (or the session ended) while the provider answered: the payment must not reach the
+            // customer, and is cancelled at the provider where it could still be approved.
+            let replaced = AttemptRow { provider_ref: Some(started.provider_ref.clone()), ..attempt.clone() };
+            let _ = provider.cancel(&replaced).await;
+            return Err(StartError::InProgress("a newer payment attempt replaced this one; please try again"));
         }
-        tracing::info!(attempt = %attempt.id, payment_id = %created.payment_id, "bkash payment created");
-        Ok(StartBkashResponse { attempt_id: attempt.id, redirect_url: created.bkash_url })
+        tracing::info!(attempt = %attempt.id, provider_ref = %started.provider_ref, method = method.as_str(), "payment created");
+        // The provider may already report a final status (e.g. a sandbox fault); apply it like a sync answer.
+        if !matches!(started.outcome, Outcome::Pending) {
+            let fresh = self.store.attempt(&attempt.id).await?.unwrap_or_else(|| attempt.clone());
+            self.apply_outcome(&fresh, started.outcome, "create").await?;
+        }
+        let Started { redirect_url, links, expires_at, .. } = started;
+        Ok(Begun { attempt_id: attempt.id, redirect_url, links, expires_at })
+    }
+
+    /// Asks the provider about the session's requests that our countdown has passed and closes them there when
+    /// still pending, so that a new start never runs beside a request the customer could still approve. What
+    /// the provider cannot settle stays open (and the start answers `payment_in_progress`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn settle_stale(&self, id: &SessionId, provider: Provider<'_>) -> Result<(), AppError> {
+        let now = self.clock.now_ms();
+        for attempt in self.store.attempts_of(id).await? {
+            let stale = attempt.method == provider.method()
+                && attempt.state == AttemptState::Created
+                && attempt.expires_at.is_some_and(|e| e <= now)
+                && attempt.provider_ref.is_some();
+            if !stale {
+                continue;
+            }
+            match provider.sync(&attempt).await {
+                Outcome::Pending => match provider.cancel(&attempt).await {
+                    Cancelled::Done => {
+                        let patch = AttemptPatch {
+                            failure_message: Some("The payment request expired.".into()),
+                            next_check_at: Some(None),
+                            ..Default::default()
+                        };
+                        self.move_attempt(&attempt, &[AttemptState::Created], AttemptState::Expired, patch, "closed")
+                            .await?;
+                    }
+                    Cancelled::Finished(outcome) => {
+                        self.apply_outcome(&attempt, outcome, "query").await?;
+                    }
+                    Cancelled::Failed(f) => {
+                        tracing::warn!(attempt = %attempt.id, error = ?f, "could not close a stale request");
+                    }
+                },
+                outcome => {
+                    self.apply_outcome(&attempt, outcome, "query").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what a provider reported for an attempt we recorded (a verified notification bound to our
+    /// merchant and to a provider id we recorded, a create answer, or our own sync): a success is settled by the
+    /// core (late success or review when the attempt or session had moved on); other outcomes only move an open
+    /// attempt forward; what decides nothing changes nothing. Returns whether anything changed.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn apply_outcome(&self, attempt: &AttemptRow, outcome: Outcome, source: &str) -> Result<bool, AppError> {
+        let (to, code, message) = match outcome {
+            Outcome::Pending | Outcome::NotApproved { .. } => return Ok(false),
+            Outcome::Unknown(s) | Outcome::NoAnswer(s) => {
+                tracing::warn!(status = %s, attempt = %attempt.id, source, "a provider answer that decides nothing");
+                return Ok(false);
+            }
+            Outcome::Confirming => {
+                return self
+                    .move_attempt(
+                        attempt,
+                        &[AttemptState::Created],
+                        AttemptState::Executing,
+                        AttemptPatch::default(),
+                        source,
+                    )
+                    .await;
+            }
+            Outcome::Paid(paid) => {
+                self.settle_paid(attempt, paid, source).await?;
+                return Ok(true);
+            }
+            Outcome::Declined { code, message } => (AttemptState::Failed, code, message),
+            Outcome::Cancelled => (AttemptState::Cancelled, None, "Payment cancelled".to_owned()),
+            Outcome::Expired => (AttemptState::Expired, None, "The payment request expired.".to_owned()),
+        };
+        let patch = AttemptPatch {
+            failure_code: code,
+            failure_message: Some(message),
+            next_check_at: Some(None),
+            ..Default::default()
+        };
+        self.move_attempt(attempt, &OPEN, to, patch, source).await
+    }
+
+    /// Settles a payment the provider confirmed, through the core.
+    async fn settle_paid(&self, attempt: &AttemptRow, paid: Paid, source: &str) -> Result<Ending, AppError> {
+        // The provider's order reference, where it gives one, must be the session's invoice.
+        let reference_matches = match &paid.reference {
+            None => true,
+            Some(reference) => *reference == self.load_session(&attempt.session_id).await?.invoice,
+        };
+        let confirmed = Confirmed { trx_id: paid.trx_id, amount: paid.amount, payer: paid.payer, reference_matches };
+        Ok(match self.settle_success(attempt, confirmed, source).await? {
+            Settled::Paid => Ending::Paid,
+            Settled::Review => Ending::Review,
+        })
     }
 
     /// Handles bKash's redirect to our callback URL and returns where to send the browser. The callback is not
     /// signed: `success` only leads to our own Execute, and `failure`/`cancel` are checked by Query.
     ///
     /// # Errors
-    /// `payment_not_found` for an unknown paymentID, `invalid_request` for an unknown status.
+    /// A [`CallbackError`].
     #[tracing::instrument(skip_all, fields(payment_id = payment_id, status = status))]
-    pub async fn bkash_callback(&self, payment_id: &str, status: &str) -> Result<String, AppError> {
-        let attempt = self
-            .store
-            .attempt_by_provider_ref(Method::Bkash, payment_id)
-            .await?
-            .ok_or_else(|| AppError::not_found(ErrorCode::PaymentNotFound, "unknown bKash paymentID"))?;
-        let outcome = match status {
-            "success" => self.claim_and_execute(&attempt).await?,
-            "failure" | "cancel" => self.close_on_callback(&attempt, status == "cancel").await?,
-            _ => {
-                return Err(AppError::bad_request(
-                    ErrorCode::InvalidRequest,
-                    "status must be success, failure or cancel",
-                ));
-            }
-        };
-        let session = self.load_session(&attempt.session_id).await?;
-        Ok(return_url_for(&session, outcome))
+    pub async fn bkash_callback(&self, payment_id: &str, status: &str) -> Result<String, CallbackError> {
+        self.provider_return(Method::Bkash, payment_id, status).await
     }
 
-    /// A `failure` or `cancel` callback: bKash is asked first, so a forged callback cannot hide a payment; the
-    /// attempt is then closed (it is never executed afterwards, so no money can move through it).
-    async fn close_on_callback(&self, attempt: &AttemptRow, cancel: bool) -> Result<Outcome, AppError> {
+    /// A redirect-flow provider's return: `success` claims and confirms; `failure`/`cancel` close the attempt
+    /// after the provider was asked.
+    async fn provider_return(&self, method: Method, provider_ref: &str, status: &str) -> Result<String, CallbackError> {
+        let attempt =
+            self.store.attempt_by_provider_ref(method, provider_ref).await?.ok_or(CallbackError::UnknownPayment)?;
+        let ending = match status {
+            "success" => self.claim_and_confirm(&attempt).await?,
+            "failure" | "cancel" => self.close_on_return(&attempt, status == "cancel").await?,
+            _ => return Err(CallbackError::BadStatus),
+        };
+        let session = self.load_session(&attempt.session_id).await?;
+        Ok(return_url_for(&session, ending))
+    }
+
+    /// A `failure` or `cancel` return: the provider is asked first, so a forged callback cannot hide a payment;
+    /// the attempt is then closed (it is never confirmed afterwards, so no money can move through it).
+    async fn close_on_return(&self, attempt: &AttemptRow, cancel: bool) -> Result<Ending, AppError> {
         if attempt.state != AttemptState::Created {
-            return self.current_outcome(attempt).await;
+            return self.current_ending(attempt).await;
         }
-        if let Ok(q) = self.query_payment(attempt).await
-            && q.transaction_status == TransactionStatus::Completed
-        {
-            let session = self.load_session(&attempt.session_id).await?;
-            return self.settle_bkash(attempt, &session, ExecuteResponse::from_query(q), "query").await;
+        if let Outcome::Paid(paid) = self.provider_of(attempt)?.sync(attempt).await {
+            return self.settle_paid(attempt, paid, "query").await;
         }
-        let (to, message, outcome) = if cancel {
-            (AttemptState::Cancelled, "Payment cancelled", Outcome::Cancelled)
+        let (to, message, ending) = if cancel {
+            (AttemptState::Cancelled, "Payment cancelled", Ending::Cancelled)
         } else {
-            (AttemptState::Failed, "Payment failed", Outcome::Failed)
+            (AttemptState::Failed, "Payment failed", Ending::Failed)
         };
         let patch = AttemptPatch { failure_message: Some(message.into()), ..Default::default() };
         if self.move_attempt(attempt, &[AttemptState::Created], to, patch, "callback").await? {
-            Ok(outcome)
+            Ok(ending)
         } else {
-            self.current_outcome(attempt).await
+            self.current_ending(attempt).await
         }
     }
 
-    async fn current_outcome(&self, attempt: &AttemptRow) -> Result<Outcome, AppError> {
+    async fn current_ending(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
         let now = self.store.attempt(&attempt.id).await?.map_or(attempt.state, |a| a.state);
-        Ok(outcome_of(now))
+        Ok(ending_of(now))
     }
 
-    /// Claims an attempt for Execute: the attempt's `created -> executing` and the session's
-    /// `executing_attempt_id` in one transaction. Losers of the claim never execute: a duplicate callback reports
+    /// Claims an attempt for its confirm: the attempt's `created -> executing` and the session's
+    /// `executing_attempt_id` in one transaction. Losers of the claim never confirm: a duplicate callback reports
     /// the current state, and an attempt whose session was paid, claimed by another attempt or has expired is
-    /// closed without Execute.
-    async fn claim_and_execute(&self, attempt: &AttemptRow) -> Result<Outcome, AppError> {
+    /// closed without a confirm.
+    async fn claim_and_confirm(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
         let claimed = self
             .change(Change {
                 attempt,
@@ -311,11 +473,11 @@ impl AppState {
             })
             .await?;
         if claimed {
-            return self.execute_claimed(attempt).await;
+            return self.confirm_claimed(attempt).await;
         }
         let current = self.store.attempt(&attempt.id).await?.unwrap_or_else(|| attempt.clone());
         if current.state != AttemptState::Created {
-            return Ok(outcome_of(current.state));
+            return Ok(ending_of(current.state));
         }
         // The attempt is waiting but the session refused the claim.
         let mut session = self.load_session(&attempt.session_id).await?;
@@ -328,116 +490,56 @@ impl AppState {
         };
         let patch = AttemptPatch { failure_message: Some(message.into()), ..Default::default() };
         self.move_attempt(&current, &[AttemptState::Created], to, patch, session.status.as_str()).await?;
-        self.current_outcome(attempt).await
+        self.current_ending(attempt).await
     }
 
-    /// Executes an attempt whose claim is held (state `executing`): only the caller that stamps
-    /// `execute_started_at` sends Execute; every other caller (a reconciler, another instance) reports pending.
-    async fn execute_claimed(&self, attempt: &AttemptRow) -> Result<Outcome, AppError> {
-        let session = self.load_session(&attempt.session_id).await?;
-        let Some(payment_id) = attempt.provider_ref.clone() else {
-            return Err(AppError::internal(anyhow::anyhow!("executing attempt {} has no paymentID", attempt.id)));
-        };
-        let token = match self.tokens.id_token().await {
-            Ok(t) => t,
-            Err(e) => {
-                // Execute was not sent; the reconciler sends it once a token can be had.
-                tracing::error!(error = %e, attempt = %attempt.id, "no bkash token for execute; will retry");
-                return Ok(Outcome::Pending);
+    /// Confirms an attempt whose claim is held (state `executing`): only the caller that stamps
+    /// `execute_started_at` sends the confirm; every other caller (a reconciler, another instance) reports
+    /// pending.
+    pub(crate) async fn confirm_claimed(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
+        let provider = self.provider_of(attempt)?;
+        let claim = self.store.claim_execute(&attempt.id, self.clock.now_ms());
+        match provider.confirm(attempt, claim).await? {
+            Confirm::NotSent(why) => {
+                // The claim is not stamped; the reconciler confirms once the provider can be called.
+                tracing::error!(error = %why, attempt = %attempt.id, "confirm not sent; will retry");
+                Ok(Ending::Pending)
             }
-        };
-        // The claim, written before acting: from here on a crash is resolved by Query, never by a second Execute.
-        if !self.store.claim_execute(&attempt.id, self.clock.now_ms()).await? {
-            return self.current_outcome(attempt).await;
-        }
-        let mut result = self.bkash.execute(&token, &payment_id).await;
-        if let Err(e) = &result
-            && e.is_unauthorized()
-        {
-            // Refused at the gateway: bKash never saw it, so this is still the first Execute.
-            self.tokens.invalidate(token.expose_secret()).await;
-            result = match self.tokens.id_token().await {
-                Ok(t) => self.bkash.execute(&t, &payment_id).await,
-                Err(_) => Err(BkashError::Transport("no token".into())),
-            };
-        }
-        match result {
-            Ok(r) if r.transaction_status == TransactionStatus::Completed => {
-                self.settle_bkash(attempt, &session, r, "execute").await
+            Confirm::Lost => self.current_ending(attempt).await,
+            Confirm::Sent(Outcome::Paid(paid)) => self.settle_paid(attempt, paid, "execute").await,
+            Confirm::Sent(Outcome::Declined { code, message }) => {
+                let detail = format!("execute {}: {message}", code.as_deref().unwrap_or("-"));
+                let patch = AttemptPatch { failure_code: code, failure_message: Some(message), ..Default::default() };
+                self.move_attempt(attempt, &[AttemptState::Executing], AttemptState::Failed, patch, detail).await?;
+                Ok(Ending::Failed)
             }
-            Ok(r) => {
-                tracing::warn!(status = ?r.transaction_status, "execute answered without Completed; querying");
-                self.resolve_by_query(attempt, &session, Doubt::AfterExecute).await
+            Confirm::Sent(Outcome::NotApproved { code, message }) => {
+                tracing::warn!(code, message, "the confirm says the payment is not approved; asking the provider");
+                self.resolve_in_doubt(attempt, Doubt::NotApproved).await
             }
-            Err(BkashError::Provider { code, message }) => match bkash_codes::execute_code(&code) {
-                ExecuteCode::Declined => {
-                    let patch = AttemptPatch {
-                        failure_code: Some(code.clone()),
-                        failure_message: Some(message.clone()),
-                        ..Default::default()
-                    };
-                    self.move_attempt(
-                        attempt,
-                        &[AttemptState::Executing],
-                        AttemptState::Failed,
-                        patch,
-                        format!("execute {code}: {message}"),
-                    )
-                    .await?;
-                    Ok(Outcome::Failed)
-                }
-                ExecuteCode::NotApproved => {
-                    tracing::warn!(code, message, "execute says the payment is not approved; querying");
-                    self.resolve_by_query(attempt, &session, Doubt::NotApproved).await
-                }
-                ExecuteCode::AlreadyDone | ExecuteCode::InDoubt => {
-                    tracing::warn!(code, message, "execute answered a code that decides nothing; querying");
-                    self.resolve_by_query(attempt, &session, Doubt::AfterExecute).await
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "execute gave no usable answer; querying");
+            Confirm::Sent(Outcome::NoAnswer(e)) => {
+                tracing::warn!(error = %e, "the confirm gave no usable answer; asking the provider");
+                let now = self.clock.now_ms();
                 self.store
-                    .add_event(
-                        Some(&attempt.session_id),
-                        Some(&attempt.id),
-                        "attempt.execute_no_response",
-                        &e.to_string(),
-                        self.clock.now_ms(),
-                    )
+                    .add_event(Some(&attempt.session_id), Some(&attempt.id), "attempt.execute_no_response", &e, now)
                     .await?;
-                self.resolve_by_query(attempt, &session, Doubt::AfterExecute).await
+                self.resolve_in_doubt(attempt, Doubt::AfterConfirm).await
+            }
+            Confirm::Sent(other) => {
+                tracing::warn!(answer = ?other, "the confirm answered something that decides nothing; asking the provider");
+                self.resolve_in_doubt(attempt, Doubt::AfterConfirm).await
             }
         }
     }
 
-    /// Query Payment with the shared token.
-    async fn query_payment(&self, attempt: &AttemptRow) -> Result<QueryResponse, CallError> {
-        let payment_id = attempt.provider_ref.clone().unwrap_or_default();
-        self.with_token(|t| {
-            let bkash = self.bkash.clone();
-            let payment_id = payment_id.clone();
-            async move { bkash.query(&t, &payment_id).await }
-        })
-        .await
-    }
-
-    /// Settles an executing attempt by Query Payment. Leaves it executing (for the reconciler, within its retry
-    /// budget) when Query does not answer or answers a status we do not know.
-    async fn resolve_by_query(
-        &self,
-        attempt: &AttemptRow,
-        session: &SessionRow,
-        doubt: Doubt,
-    ) -> Result<Outcome, AppError> {
-        let queried = self.query_payment(attempt).await;
-        match queried {
-            Ok(q) if q.transaction_status == TransactionStatus::Completed => {
-                self.settle_bkash(attempt, session, ExecuteResponse::from_query(q), "query").await
-            }
-            Ok(q) if q.transaction_status == TransactionStatus::Initiated && doubt == Doubt::NotApproved => {
-                // Not approved yet: back to waiting, claim released and Execute forgotten, so the customer's own
-                // success callback can still execute it once.
+    /// Settles an executing attempt by a sync. Leaves it executing (for the reconciler, within its retry budget)
+    /// when the provider does not answer or answers something that decides nothing.
+    pub(crate) async fn resolve_in_doubt(&self, attempt: &AttemptRow, doubt: Doubt) -> Result<Ending, AppError> {
+        match self.provider_of(attempt)?.sync(attempt).await {
+            Outcome::Paid(paid) => self.settle_paid(attempt, paid, "query").await,
+            Outcome::Pending if doubt == Doubt::NotApproved => {
+                // Not approved yet: back to waiting, claim released and the confirm forgotten, so the customer's
+                // own success callback can still confirm it once.
                 let reopened = self
                     .change(Change {
                         attempt,
@@ -450,37 +552,31 @@ impl AppState {
                         webhook: None,
                     })
                     .await?;
-                Ok(if reopened { Outcome::Pending } else { self.current_outcome(attempt).await? })
+                Ok(if reopened { Ending::Pending } else { self.current_ending(attempt).await? })
             }
-            Ok(q)
-                if matches!(
-                    q.transaction_status,
-                    TransactionStatus::Initiated | TransactionStatus::Failed | TransactionStatus::Cancelled
-                ) =>
-            {
-                // bKash: not Completed after Execute means the money was not taken. One re-check later still
-                // catches a payment that completed after all (a late success).
+            outcome @ (Outcome::Pending | Outcome::Declined { .. } | Outcome::Cancelled | Outcome::Expired) => {
+                // Not paid after the confirm means the money was not taken. One re-check later still catches a
+                // payment that completed after all (a late success).
+                let message = match &outcome {
+                    Outcome::Declined { message, .. } => message.clone(),
+                    _ => "The payment could not be completed. You were not charged.".to_owned(),
+                };
                 let patch = AttemptPatch {
-                    failure_message: Some("bKash could not complete the payment. You were not charged.".into()),
+                    failure_message: Some(message),
                     next_check_at: Some(Some(self.clock.now_ms() + RECHECK_AFTER_MS)),
                     count_check: true,
                     ..Default::default()
                 };
-                let detail = format!("query: {:?}", q.transaction_status);
+                let detail = format!("query: {outcome:?}");
                 self.move_attempt(attempt, &[AttemptState::Executing], AttemptState::Failed, patch, detail).await?;
-                self.current_outcome(attempt).await
+                self.current_ending(attempt).await
             }
             other => {
-                match &other {
-                    Ok(q) => {
-                        tracing::warn!(status = ?q.transaction_status, attempt = %attempt.id, "query status unknown; will ask again")
-                    }
-                    Err(e) => tracing::warn!(error = %e, attempt = %attempt.id, "query failed; will ask again"),
-                }
+                tracing::warn!(answer = ?other, attempt = %attempt.id, "the provider's status decides nothing; will ask again");
                 let checks = self.store.attempt(&attempt.id).await?.map_or(0, |a| a.checks) + 1;
                 if checks >= MAX_CHECKS {
                     // The retry budget is spent: a person looks at it (money may have moved).
-                    let why = format!("bKash could not confirm the payment after {checks} checks");
+                    let why = format!("the provider could not confirm the payment after {checks} checks");
                     let webhook = webhooks::needs_review(self, attempt, None, &why);
                     self.change(Change {
                         attempt,
@@ -497,7 +593,7 @@ impl AppState {
                         webhook,
                     })
                     .await?;
-                    return self.current_outcome(attempt).await;
+                    return self.current_ending(attempt).await;
                 }
                 // Counted, and updated_at touched so the reconciler waits a full period before the next try.
                 let patch = AttemptPatch { count_check: true, ..Default::default() };
@@ -510,416 +606,79 @@ impl AppState {
                         self.clock.now_ms(),
                     )
                     .await?;
-                Ok(Outcome::Pending)
+                Ok(Ending::Pending)
             }
         }
     }
 
-    /// Settles a Completed Execute or Query answer through the core.
-    async fn settle_bkash(
-        &self,
-        attempt: &AttemptRow,
-        session: &SessionRow,
-        r: ExecuteResponse,
-        source: &str,
-    ) -> Result<Outcome, AppError> {
-        let Some(trx_id) = r.trx_id.clone() else {
-            tracing::error!(attempt = %attempt.id, "bKash reported Completed without a trxID; asking again later");
-            return Ok(Outcome::Pending);
-        };
-        let confirmed = Confirmed {
-            trx_id,
-            amount: r.amount.as_deref().and_then(|a| parse_amount(a).ok()),
-            payer: r.customer_msisdn.as_deref().map(mask),
-            reference_matches: r.merchant_invoice_number.as_deref().is_none_or(|i| i == session.invoice),
-        };
-        Ok(match self.settle_success(attempt, confirmed, source).await? {
-            Settled::Paid => Outcome::Paid,
-            Settled::Review => Outcome::Review,
-        })
-    }
-
-    /// One pass of the reconciler: bKash attempts stuck in `executing` (Execute never sent: send it; sent:
-    /// Query), attempts whose create never answered, the one re-check of attempts failed after an Execute in
-    /// doubt, UPI checks and payouts, and pending refunds. A failing row is logged and skipped; a pass stops after
-    /// [`PASS_LIMIT_MS`]. Returns how many records it looked at.
+    /// An attempt whose create answer was lost (still `creating`): asks the provider for the order by our own
+    /// reference and adopts it only when it is the one expected (`trx_id` when a notification named one, amount,
+    /// currency), then applies the status the provider reported. Returns whether it was adopted.
     ///
     /// # Errors
-    /// Store errors of the queries that list the work.
-    pub async fn reconcile_once(&self) -> Result<usize, AppError> {
-        let started = self.clock.now_ms();
-        let over = || self.clock.now_ms() - started > PASS_LIMIT_MS;
-        let now = self.clock.now_ms();
-        let stale = now - self.stale_after_ms();
-        let mut seen = 0;
-        for attempt in self.store.attempts_in(&[AttemptState::Executing], stale, 100).await? {
-            if over() {
-                break;
+    /// Store errors.
+    pub async fn adopt_lost(&self, attempt: &AttemptRow, trx_id: Option<&str>) -> Result<bool, AppError> {
+        let Some(provider) = self.providers.get(attempt.method) else { return Ok(false) };
+        let started = match provider.find_lost(attempt, trx_id).await {
+            Found::Order(started) => started,
+            Found::Nothing => {
+                let patch = AttemptPatch {
+                    failure_message: Some("the provider has no such payment".into()),
+                    next_check_at: Some(None),
+                    ..Default::default()
+                };
+                self.move_attempt(attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, "query")
+                    .await?;
+                return Ok(false);
             }
-            if attempt.method != Method::Bkash || !self.lease(&attempt).await {
-                continue;
+            Found::Unsure(why) => {
+                tracing::warn!(attempt = %attempt.id, why, "a lost create was not adopted");
+                return Ok(false);
             }
-            seen += 1;
-            tracing::info!(attempt = %attempt.id, "reconciling an attempt stuck in executing");
-            let result = match self.load_session(&attempt.session_id).await {
-                Ok(_) if attempt.execute_started_at.is_none() => self.execute_claimed(&attempt).await,
-                Ok(session) => self.resolve_by_query(&attempt, &session, Doubt::AfterExecute).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                tracing::error!(attempt = %attempt.id, error = %e.message, "reconcile failed; skipped");
-            }
-        }
-        // Attempts whose create call never came back: nothing at bKash can take money without our Execute.
-        for attempt in self.store.method_attempts_in(Method::Bkash, &[AttemptState::Creating], stale, 100).await? {
-            seen += 1;
-            let patch = AttemptPatch { failure_message: Some("bKash did not answer".into()), ..Default::default() };
-            if let Err(e) = self
-                .move_attempt(&attempt, &[AttemptState::Creating], AttemptState::CreateFailed, patch, "reconciler")
-                .await
-            {
-                tracing::error!(attempt = %attempt.id, error = %e.message, "reconcile failed; skipped");
-            }
-        }
-        // The one later re-check of attempts failed by Query after an Execute in doubt.
-        for attempt in self.store.checks_due(Method::Bkash, &[AttemptState::Failed], now, 100).await? {
-            if over() {
-                break;
-            }
-            seen += 1;
-            if let Err(e) = self.recheck_failed(&attempt).await {
-                tracing::error!(attempt = %attempt.id, error = %e.message, "re-check failed; skipped");
-            }
-        }
-        if !over() {
-            seen += self.poll_bestin_once().await?;
-        }
-        for refund in self.store.pending_refunds(stale, 100).await? {
-            if over() {
-                break;
-            }
-            seen += 1;
-            if let Err(e) = self.settle_pending_refund(&refund).await {
-                tracing::error!(refund = %refund.id, error = %e.message, "refund reconcile failed; skipped");
-            }
-        }
-        Ok(seen)
-    }
-
-    /// How long an attempt must be quiet before the reconciler takes it: beyond the longest token wait plus two
-    /// provider timeouts, so that it never races a live callback that is still waiting for bKash.
-    fn stale_after_ms(&self) -> i64 {
-        let configured = i64::try_from(self.settings.reconciler.stale_after_secs).unwrap_or(i64::MAX / 2) * 1000;
-        let timeout = self.settings.bkash.timeout_ms;
-        let floor =
-            2 * i64::try_from(timeout).unwrap_or(30_000) + crate::providers::bkash::token::token_wait_ms(timeout);
-        configured.max(floor)
-    }
-
-    async fn lease(&self, attempt: &AttemptRow) -> bool {
-        let now = self.clock.now_ms();
-        let until = now + self.stale_after_ms();
-        self.store.lease_attempt(&attempt.id, now, until).await.unwrap_or_else(|e| {
-            tracing::error!(attempt = %attempt.id, error = %e, "could not lease an attempt");
-            false
-        })
-    }
-
-    /// Asks bKash once more about an attempt failed after an Execute in doubt; a Completed answer is a late
-    /// success (or a review when the session was paid meanwhile).
-    async fn recheck_failed(&self, attempt: &AttemptRow) -> Result<(), AppError> {
-        if !self.lease(attempt).await {
-            return Ok(());
-        }
-        match self.query_payment(attempt).await {
-            Ok(q) if q.transaction_status == TransactionStatus::Completed => {
-                let session = self.load_session(&attempt.session_id).await?;
-                self.settle_bkash(attempt, &session, ExecuteResponse::from_query(q), "re-check").await?;
-            }
-            Ok(_) => self.store.schedule_check(&attempt.id, None, self.clock.now_ms()).await?,
-            Err(e) => {
-                tracing::warn!(attempt = %attempt.id, error = %e, "re-check query failed; trying later");
-                let next = (attempt.checks < MAX_CHECKS).then(|| self.clock.now_ms() + RECHECK_AFTER_MS);
-                self.store.schedule_check(&attempt.id, next, self.clock.now_ms()).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Refunds part or all of a paid bKash session. `request_key` is the merchant's Idempotency-Key: a retry
-    /// whose first request died finds the refund that request made instead of refunding again.
-    ///
-    /// # Errors
-    /// `payment_not_found`, `invalid_amount`, `refund_exceeds_payment`, `refund_failed` (bKash's reason), ...
-    #[tracing::instrument(skip_all, fields(session = %id))]
-    pub async fn refund(
-        &self,
-        id: &SessionId,
-        req: &RefundRequest,
-        request_key: Option<&str>,
-    ) -> Result<(StatusCode, Refund), AppError> {
-        let session = self.load_session(id).await?;
-        if let Some(key) = request_key
-            && let Some(existing) = self.store.refund_by_request_key(key).await?
-        {
-            if existing.status == RefundStatus::Pending {
-                self.settle_pending_refund(&existing).await?;
-            }
-            return self.refund_answer(&existing, StatusCode::ACCEPTED).await;
-        }
-        let attempt = match &session.paid_attempt_id {
-            Some(a) if session.status == SessionStatus::Paid => self.store.attempt(a).await?,
-            _ => None,
-        }
-        .ok_or_else(|| {
-            AppError::conflict(ErrorCode::PaymentNotFound, "this session has no completed payment to refund")
-                .nothing_done()
-        })?;
-        if attempt.method != Method::Bkash {
-            return Err(AppError::bad_request(
-                ErrorCode::MethodNotAvailable,
-                "refunds are available for bKash payments",
-            )
-            .nothing_done());
-        }
-        let amount = Money::parse_positive(&req.amount, session.amount.currency())
-            .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()).nothing_done())?;
-        let reason = req.reason.clone().unwrap_or_else(|| "Refund".into());
-        let sku = req.sku.clone().unwrap_or_else(|| session.invoice.clone());
-        if reason.chars().count() > 255 || sku.chars().count() > 255 {
-            return Err(AppError::bad_request(
-                ErrorCode::InvalidRequest,
-                "reason and sku must be at most 255 characters",
-            )
-            .nothing_done());
-        }
-        self.refund_attempt(&attempt, amount, &reason, &sku, request_key).await
-    }
-
-    /// Refunds a bKash duplicate that went to `review` (money rule 3, `auto_refund_duplicates`).
-    ///
-    /// # Errors
-    /// As [`AppState::refund`].
-    pub async fn refund_duplicate(&self, session: &SessionRow, attempt: &AttemptRow) -> Result<(), AppError> {
-        let key = format!("auto-duplicate:{}", attempt.id);
-        if self.store.refund_by_request_key(&key).await?.is_some() {
-            return Ok(());
-        }
-        let reason = "Duplicate payment refunded automatically";
-        self.refund_attempt(attempt, attempt.amount, reason, &session.invoice, Some(&key)).await.map(|_| ())
-    }
-
-    /// The refund itself: a pending row within the attempt's amount first, then bKash; only a definitive
-    /// decline fails it, anything else is settled by refund status (never retried blindly).
-    async fn refund_attempt(
-        &self,
-        attempt: &AttemptRow,
-        amount: Money,
-        reason: &str,
-        sku: &str,
-        request_key: Option<&str>,
-    ) -> Result<(StatusCode, Refund), AppError> {
-        let id = &attempt.session_id;
-        let (Some(payment_id), Some(trx_id)) = (attempt.provider_ref.clone(), attempt.trx_id.clone()) else {
-            return Err(AppError::internal(anyhow::anyhow!("paid attempt {} lacks provider ids", attempt.id)));
         };
-        let now = self.clock.now_ms();
-        let row = RefundRow {
-            id: ids::refund_id(),
-            session_id: id.clone(),
-            attempt_id: attempt.id.clone(),
-            amount,
-            status: RefundStatus::Pending,
-            reason: Some(reason.to_owned()),
-            sku: Some(sku.to_owned()),
-            refund_trx_id: None,
-            failure_message: None,
-            created_at: now,
+        let patch = AttemptPatch {
+            provider_ref: Some(started.provider_ref.clone()),
+            expires_at: started.expires_at,
+            links: started.links.as_ref().and_then(|l| serde_json::to_string(l).ok()),
+            ..Default::default()
         };
-        if !self.store.insert_refund_within(&row, attempt.amount.minor(), request_key, now).await? {
-            return Err(AppError::conflict(
-                ErrorCode::RefundExceedsPayment,
-                format!("a refund of {amount} would exceed the payment of {} less earlier refunds", attempt.amount),
-            )
-            .nothing_done());
-        }
-        self.store.add_event(Some(id), Some(&attempt.id), "refund.pending", &amount.to_string(), now).await?;
-        let result = self
-            .with_token(|t| {
-                let bkash = self.bkash.clone();
-                let (payment_id, trx_id, sku, reason) =
-                    (payment_id.clone(), trx_id.clone(), sku.to_owned(), reason.to_owned());
-                async move { bkash.refund(&t, &payment_id, &trx_id, amount, &sku, &reason).await }
-            })
-            .await;
-        let now = self.clock.now_ms();
-        match result {
-            Ok(record) => {
-                self.settle_refund(&row, true, Some(&record.refund_trx_id), None, now).await?;
-                self.refund_answer(&row, StatusCode::CREATED).await
-            }
-            Err(e) if e.provider().is_some_and(|(code, _)| bkash_codes::refund_declined(code)) => {
-                let message = e.provider().map_or_else(|| e.to_string(), |(_, m)| m.to_owned());
-                self.settle_refund(&row, false, None, Some(&message), now).await?;
-                Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::RefundFailed, message))
-            }
-            Err(e) => {
-                // In doubt (no answer, a system error, a code we do not know): bKash may have refunded. Ask its
-                // refund status; the reconciler asks again later. Never retried blindly.
-                tracing::warn!(error = %e, "refund answer decides nothing; checking refund status");
-                self.settle_pending_refund(&row).await?;
-                self.refund_answer(&row, StatusCode::ACCEPTED).await
-            }
-        }
-    }
-
-    /// The refund's current row as the answer: 201 once completed, else `pending_status`.
-    async fn refund_answer(
-        &self,
-        row: &RefundRow,
-        pending_status: StatusCode,
-    ) -> Result<(StatusCode, Refund), AppError> {
-        let refund = self
-            .store
-            .refunds(&row.session_id)
+        if !self
+            .move_attempt(attempt, &[AttemptState::Creating], AttemptState::Created, patch, "adopted by req_id")
             .await?
-            .into_iter()
-            .find(|r| r.id == row.id)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("refund {} vanished", row.id)))?;
-        let status = match refund.status {
-            RefundStatus::Completed => StatusCode::CREATED,
-            RefundStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
-            RefundStatus::Pending => pending_status,
-        };
-        Ok((status, refund_view(refund)))
-    }
-
-    /// Settles a pending refund with its webhook in one transaction.
-    async fn settle_refund(
-        &self,
-        row: &RefundRow,
-        succeeded: bool,
-        refund_trx_id: Option<&str>,
-        failure: Option<&str>,
-        now: i64,
-    ) -> Result<(), AppError> {
-        let webhook = webhooks::refund_settled(self, row, succeeded, refund_trx_id, failure);
-        let status = if succeeded { RefundStatus::Completed } else { RefundStatus::Failed };
-        if self.store.settle_refund(&row.id, status, refund_trx_id, failure, webhook.as_ref(), now).await? {
-            if webhook.is_some() {
-                self.wake_webhooks();
-            }
-            self.store
-                .add_event(
-                    Some(&row.session_id),
-                    Some(&row.attempt_id),
-                    if succeeded { "refund.completed" } else { "refund.failed" },
-                    refund_trx_id.or(failure).unwrap_or_default(),
-                    now,
-                )
-                .await?;
-            self.metrics.refund("bkash", status_name(status));
+        {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    /// Asks bKash's refund status for a pending refund and settles it when bKash shows a refund of its amount
-    /// that no other of our refunds has claimed. Without such evidence the refund stays pending (counted and
-    /// listed for the merchant): it is never failed on silence, because bKash may have returned the money.
-    async fn settle_pending_refund(&self, refund: &RefundRow) -> Result<(), AppError> {
-        let Some(attempt) = self.store.attempt(&refund.attempt_id).await? else { return Ok(()) };
-        let (Some(payment_id), Some(trx_id)) = (attempt.provider_ref.clone(), attempt.trx_id.clone()) else {
-            return Ok(());
-        };
-        let records = self
-            .with_token(|t| {
-                let bkash = self.bkash.clone();
-                let (payment_id, trx_id) = (payment_id.clone(), trx_id.clone());
-                async move { bkash.refund_status(&t, &payment_id, &trx_id).await }
-            })
-            .await;
-        let now = self.clock.now_ms();
-        self.store.count_refund_check(&refund.id, now).await?;
-        let Ok(records) = records else {
-            self.metrics.refund("bkash", "unconfirmed");
-            return Ok(());
-        };
-        let ours = self.store.refunds(&refund.session_id).await?;
-        let claimed: Vec<&str> = ours.iter().filter_map(|r| r.refund_trx_id.as_deref()).collect();
-        let found = records.iter().find(|r| {
-            !claimed.contains(&r.refund_trx_id.as_str())
-                && r.status.as_ref().is_none_or(|s| *s == TransactionStatus::Completed)
-                && r.amount.as_deref().and_then(|a| parse_amount(a).ok()) == Some(refund.amount)
-        });
-        match found {
-            Some(found) => self.settle_refund(refund, true, Some(&found.refund_trx_id), None, now).await,
-            None => {
-                self.metrics.refund("bkash", "unconfirmed");
-                Ok(())
-            }
+        if let Some(adopted) = self.store.attempt(&attempt.id).await? {
+            self.apply_outcome(&adopted, started.outcome, "query").await?;
         }
+        Ok(true)
     }
 
-    /// bKash Search Transaction.
+    /// Cancels the session's pending attempt at its provider (where money moves only at our confirm, locally: a
+    /// cancelled attempt is never confirmed).
     ///
     /// # Errors
-    /// `invalid_request`, `transaction_not_found`, `provider_error`, `provider_unavailable`.
-    pub async fn search_bkash(&self, trx_id: &str) -> Result<BkashTransaction, AppError> {
-        if trx_id.is_empty() || trx_id.len() > 32 || !trx_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(AppError::bad_request(ErrorCode::InvalidRequest, "trx_id must be letters and digits"));
-        }
-        let found = self
-            .with_token(|t| {
-                let bkash = self.bkash.clone();
-                let trx_id = trx_id.to_owned();
-                async move { bkash.search(&t, &trx_id).await }
-            })
-            .await;
-        let r = match found {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some((code, message)) = e.provider()
-                    && bkash_codes::not_found(code)
-                {
-                    return Err(AppError::not_found(ErrorCode::TransactionNotFound, message.to_owned()));
-                }
-                return Err(provider_app_error(&e));
-            }
+    /// A [`CancelError`].
+    pub async fn cancel_checkout(&self, id: &SessionId) -> Result<(), CancelError> {
+        self.load_session(id).await?;
+        let Some(attempt) = self.store.latest_attempt(id).await?.filter(|a| a.state == AttemptState::Created) else {
+            return Err(CancelError::NothingToCancel("there is no pending payment to cancel"));
         };
-        let amount = parse_amount(&r.amount).map_err(|e| {
-            AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, format!("bKash amount: {e}"))
-        })?;
-        Ok(BkashTransaction {
-            trx_id: r.trx_id,
-            status: r.transaction_status,
-            amount: amount.to_decimal(),
-            currency: Currency::Bdt,
-            customer: r.customer_msisdn.as_deref().map(mask),
-            transaction_type: r.transaction_type,
-            initiation_time: r.initiation_time,
-            completed_time: r.completed_time,
-        })
-    }
-}
-
-fn status_name(status: RefundStatus) -> &'static str {
-    match status {
-        RefundStatus::Pending => "pending",
-        RefundStatus::Completed => "completed",
-        RefundStatus::Failed => "failed",
-    }
-}
-
-impl ExecuteResponse {
-    /// Treats a Completed Query answer like the Execute answer it stands in for.
-    fn from_query(q: QueryResponse) -> Self {
-        ExecuteResponse {
-            payment_id: None,
-            trx_id: q.trx_id,
-            transaction_status: q.transaction_status,
-            amount: q.amount,
-            merchant_invoice_number: q.merchant_invoice,
-            customer_msisdn: q.customer_msisdn,
+        let provider = self.providers.get(attempt.method).ok_or(CancelError::NotConfigured(attempt.method))?;
+        match provider.cancel(&attempt).await {
+            Cancelled::Done => {}
+            Cancelled::Finished(outcome) => {
+                self.apply_outcome(&attempt, outcome, "query").await?;
+                return Err(CancelError::NothingToCancel("the payment already finished"));
+            }
+            Cancelled::Failed(f) => return Err(CancelError::Provider(f)),
         }
+        let patch = AttemptPatch {
+            failure_message: Some("Payment cancelled".into()),
+            next_check_at: Some(None),
+            ..Default::default()
+        };
+        self.move_attempt(&attempt, &[AttemptState::Created], AttemptState::Cancelled, patch, "customer").await?;
+        Ok(())
     }
 }

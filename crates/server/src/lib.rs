@@ -20,6 +20,8 @@ pub mod preflight;
 pub mod providers;
 pub mod qr;
 pub mod reasons;
+pub mod reconciler;
+pub mod refunds;
 pub mod routes;
 pub mod sessions;
 pub mod startup;

@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, Change, SessionEffect, SessionRow, UNSETTLED};
 use crate::webhooks;
-use deshpay_api::{Method, Money, SessionStatus};
+use deshpay_api::{Money, SessionStatus};
 
 /// What the provider confirmed for a paid attempt.
 #[derive(Debug, Clone)]
@@ -192,11 +192,12 @@ impl AppState {
         }
         tracing::error!(attempt = %attempt.id, trx_id, why, "payment needs review");
         let auto_refund = self.settings.payments.auto_refund_duplicates;
-        if duplicate && auto_refund && attempt.method == Method::Bkash {
+        let refundable = self.providers.get(attempt.method).is_some_and(|p| p.refunds());
+        if duplicate && auto_refund && refundable {
             let Some(reviewed) = self.store.attempt(&attempt.id).await? else { return Ok(()) };
             let session = self.load_session(&attempt.session_id).await?;
             if let Err(e) = self.refund_duplicate(&session, &reviewed).await {
-                tracing::error!(attempt = %attempt.id, error = %e.message, "automatic refund of a duplicate failed");
+                tracing::error!(attempt = %attempt.id, error = ?e, "automatic refund of a duplicate failed");
             }
         }
         Ok(())

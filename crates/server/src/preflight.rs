@@ -4,7 +4,7 @@
 //! naming the setting and the fix; no refusal ever prints a secret.
 
 use crate::configuration::{Environment, Settings};
-use crate::providers::bestin::client::SANDBOX_TEST_PUBLIC_KEY;
+use crate::providers::bestin::notify::SANDBOX_TEST_PUBLIC_KEY;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::fmt;

@@ -10,6 +10,49 @@ use deshpay_api::{
     ErrorCode, Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
 };
 
+/// Why a session cannot be had, or cannot take a payment now.
+#[derive(Debug)]
+pub enum SessionError {
+    /// No such session.
+    NotFound(SessionId),
+    /// Paid already.
+    AlreadyPaid,
+    /// Past its expiry.
+    Expired,
+    /// Canceled by the merchant.
+    Canceled,
+    /// The session does not offer this method.
+    MethodNotAvailable(Method),
+    /// Our store failed.
+    Internal(AppError),
+}
+
+impl SessionError {
+    /// The public message.
+    pub fn message(&self) -> String {
+        match self {
+            SessionError::NotFound(id) => format!("no session {id}"),
+            SessionError::AlreadyPaid => "this session is already paid".into(),
+            SessionError::Expired => "this session has expired".into(),
+            SessionError::Canceled => "this session was canceled".into(),
+            SessionError::MethodNotAvailable(m) => method_unavailable_message(*m).into(),
+            SessionError::Internal(e) => e.message.clone(),
+        }
+    }
+}
+
+impl From<AppError> for SessionError {
+    fn from(e: AppError) -> Self {
+        SessionError::Internal(e)
+    }
+}
+
+impl From<sqlx::Error> for SessionError {
+    fn from(e: sqlx::Error) -> Self {
+        SessionError::Internal(e.into())
+    }
+}
+
 /// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
 const MIN_MINOR: i64 = 100;
 
@@ -112,8 +155,9 @@ impl AppState {
     /// Validation errors, `invoice_in_use`, or internal.
     pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
         let now = self.clock.now_ms();
-        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())
-            .map_err(AppError::nothing_done)?;
+        let row =
+            validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.providers.bestin.is_some())
+                .map_err(AppError::nothing_done)?;
         if let Some(existing) = self.store.insert_session_for_invoice(&row, now).await? {
             return Err(AppError::conflict(
                 ErrorCode::InvoiceInUse,
@@ -128,14 +172,10 @@ impl AppState {
     /// Loads a session, applying lazy expiry.
     ///
     /// # Errors
-    /// `session_not_found` or internal.
-    pub async fn load_session(&self, id: &SessionId) -> Result<SessionRow, AppError> {
+    /// [`SessionError::NotFound`] or internal.
+    pub async fn load_session(&self, id: &SessionId) -> Result<SessionRow, SessionError> {
         let now = self.clock.now_ms();
-        let mut row = self
-            .store
-            .session(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))?;
+        let mut row = self.store.session(id).await?.ok_or_else(|| SessionError::NotFound(id.clone()))?;
         if row.status == SessionStatus::Open && row.expires_at <= now {
             self.expire_if_due(&mut row).await?;
         }
@@ -145,23 +185,17 @@ impl AppState {
     /// Loads a session that can start a payment with `method` now.
     ///
     /// # Errors
-    /// `session_not_found`, `session_already_paid`, `session_expired`, `session_canceled`, `method_not_available`.
-    pub async fn payable_session(&self, id: &SessionId, method: Method) -> Result<SessionRow, AppError> {
+    /// A [`SessionError`].
+    pub async fn payable_session(&self, id: &SessionId, method: Method) -> Result<SessionRow, SessionError> {
         let session = self.load_session(id).await?;
         match session.status {
             SessionStatus::Open => {}
-            SessionStatus::Paid => {
-                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
-            }
-            SessionStatus::Expired => {
-                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
-            }
-            SessionStatus::Canceled => {
-                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
-            }
+            SessionStatus::Paid => return Err(SessionError::AlreadyPaid),
+            SessionStatus::Expired => return Err(SessionError::Expired),
+            SessionStatus::Canceled => return Err(SessionError::Canceled),
         }
         if !session.methods.contains(&method) || session.amount.currency() != method.currency() {
-            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, method_unavailable_message(method)));
+            return Err(SessionError::MethodNotAvailable(method));
         }
         Ok(session)
     }
@@ -221,7 +255,7 @@ impl AppState {
             method: a.method,
             status: attempt_status(a.state),
             reason: crate::reasons::reason_for(a.state, a.failure_code.as_deref(), a.failure_message.as_deref()),
-            message: public_message(&a),
+            message: public_message(&a, |code| self.providers.get(a.method).is_some_and(|p| p.customer_decline(code))),
             trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
         });
         Ok(CheckoutView {
@@ -248,15 +282,14 @@ fn method_unavailable_message(method: Method) -> &'static str {
 }
 
 /// The text the public widget view may carry for an attempt: our own words, or a provider's message only when
-/// it is bKash's customer-facing answer to a definitive decline (e.g. "Insufficient Balance"). Any other
+/// its provider says the code is a customer-facing decline (e.g. bKash's "Insufficient Balance"). Any other
 /// provider text (configuration errors, gateway or system messages) stays in the merchant API.
-fn public_message(a: &AttemptRow) -> Option<String> {
-    use crate::providers::bkash::codes::{ExecuteCode, execute_code};
+fn public_message(a: &AttemptRow, customer_decline: impl Fn(&str) -> bool) -> Option<String> {
     match a.state {
         AttemptState::Superseded => Some("This order has already been paid.".into()),
         AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
         _ => match a.failure_code.as_deref() {
-            Some(code) if execute_code(code) == ExecuteCode::Declined => a.failure_message.clone(),
+            Some(code) if customer_decline(code) => a.failure_message.clone(),
             Some(_) => Some("Payment failed".into()),
             None => a.failure_message.clone(),
         },

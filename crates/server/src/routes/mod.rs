@@ -1,5 +1,7 @@
 //! HTTP routes: the merchant API (API key), the widget API (CORS), the provider callback, operations.
 
+pub mod error;
+
 use crate::auth;
 use crate::edge::{self, StreamCaps};
 use crate::error::{ApiJson, AppError, NothingDone};
@@ -213,8 +215,8 @@ async fn create_refund(
     let worker = state.clone();
     idempotent(&state, &headers, &format!("refund:{id}"), &body, |key| async move {
         match worker.refund(&id, &req, key.as_deref()).await {
-            Ok((status, refund)) => (status, Json(refund)).into_response(),
-            Err(e) => e.into_response(),
+            Ok(refund) => (error::refund_status(refund.status), Json(refund)).into_response(),
+            Err(e) => AppError::from(e).into_response(),
         }
     })
     .await

@@ -6,9 +6,10 @@
 //! shared store); the token is persisted in the store, so a restart or another instance reuses it instead of
 //! granting again.
 
+use super::client::{BkashClient, BkashError};
+use super::transformers::TokenResponse;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::providers::bkash::client::{BkashClient, BkashError, TokenResponse};
 use crate::store::{Store, StoredToken};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
