@@ -68,21 +68,7 @@ pub enum CancelError {
     Internal(AppError),
 }
 
-macro_rules! internal_from {
-    ($($t:ty),*) => {$(
-        impl From<AppError> for $t {
-            fn from(e: AppError) -> Self {
-                Self::Internal(e)
-            }
-        }
-        impl From<sqlx::Error> for $t {
-            fn from(e: sqlx::Error) -> Self {
-                Self::Internal(e.into())
-            }
-        }
-    )*};
-}
-internal_from!(StartError, CallbackError, CancelError);
+crate::error::internal_from!(StartError, CallbackError, CancelError);
 
 impl From<SessionError> for StartError {
     fn from(e: SessionError) -> Self {

@@ -2,8 +2,9 @@
 //!
 //! Every state change goes through [`AppState::change`], which writes the attempt's conditional move, its effect
 //! on the session (claim, release, pay), its audit event and its outbox webhook in one transaction before
-//! anything is acted on, then wakes the live streams and the webhook deliverer. The provider flows
-//! (`bkash_flow`, `upi_flow`) call providers and translate their answers into the outcomes handled here:
+//! anything is acted on, then wakes the live streams and the webhook deliverer. The use cases (`attempts`,
+//! `reconciler`, `refunds`) reach providers only through `providers::Provider`, whose answers are outcomes
+//! settled here:
 //!
 //! - a success is settled by [`AppState::settle_success`]: it pays the session when the session is still
 //!   unpaid (also when the attempt had been closed: a *late success*), and otherwise puts the attempt in

@@ -5,20 +5,64 @@
 use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::ids::{self, mask};
+use crate::providers::ProviderFailure;
 use crate::providers::bestin::client::{BestinClient, BestinError};
 use crate::providers::bestin::notify::{Notification, Rejected};
 use crate::providers::bestin::transformers::{self, BestinStatus, parse_amount};
 use crate::state::AppState;
 use crate::store::{AttemptState, PayoutRow, PayoutState};
-use axum::http::StatusCode;
 use deshpay_api::{
-    AttemptId, BalanceEntry, Currency, ErrorCode, Method, Money, Payout, PayoutRequest, PayoutStatus, StartUpiResponse,
-    UpiLinks,
+    AttemptId, BalanceEntry, Currency, Method, Money, Payout, PayoutRequest, PayoutStatus, StartUpiResponse, UpiLinks,
 };
 use std::sync::Arc;
 
-fn provider_error(e: &BestinError) -> AppError {
-    AppError::from(crate::providers::bestin::failure(e))
+fn provider_error(e: &BestinError) -> PayoutError {
+    PayoutError::Provider(crate::providers::bestin::failure(e))
+}
+
+/// Why a payout operation did not happen.
+#[derive(Debug)]
+pub enum PayoutError {
+    /// UPI is not configured on this backend.
+    NotConfigured,
+    /// Payouts are in INR.
+    InvalidCurrency,
+    /// The amount is not a positive INR amount.
+    InvalidAmount(String),
+    /// Another field is wrong.
+    Invalid(&'static str),
+    /// The reference was used for another payout.
+    ReferenceReused,
+    /// The available balance is below the amount.
+    InsufficientBalance(String),
+    /// Bestin Pay refused the payout (`balance`: for want of balance), with its message.
+    Refused {
+        /// Bestin Pay's message.
+        message: String,
+        /// Whether it is about the balance.
+        balance: bool,
+    },
+    /// No such payout.
+    NotFound,
+    /// The payout is not pending (or finished meanwhile).
+    NothingToCancel(String),
+    /// Bestin Pay could not be asked, or answered something unreadable.
+    Provider(ProviderFailure),
+    /// Our store failed.
+    Internal(AppError),
+}
+
+crate::error::internal_from!(PayoutError);
+
+/// A payout as the create left it.
+#[derive(Debug)]
+pub enum PayoutAnswer {
+    /// The payout this reference made earlier.
+    Existing(Payout),
+    /// Created at Bestin Pay.
+    Created(Payout),
+    /// Sent, with no answer yet: the poller settles it by our req_id.
+    Accepted(Payout),
 }
 
 /// Why a notification was not accepted.
@@ -38,23 +82,11 @@ pub enum NotifyRejection {
     Internal(AppError),
 }
 
-impl From<AppError> for NotifyRejection {
-    fn from(e: AppError) -> Self {
-        NotifyRejection::Internal(e)
-    }
-}
-
-impl From<sqlx::Error> for NotifyRejection {
-    fn from(e: sqlx::Error) -> Self {
-        NotifyRejection::Internal(e.into())
-    }
-}
+crate::error::internal_from!(NotifyRejection);
 
 impl AppState {
-    fn bestin_client(&self) -> Result<Arc<BestinClient>, AppError> {
-        self.providers.bestin.as_ref().map(|b| b.client.clone()).ok_or_else(|| {
-            AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend")
-        })
+    fn bestin_client(&self) -> Result<Arc<BestinClient>, PayoutError> {
+        self.providers.bestin.as_ref().map(|b| b.client.clone()).ok_or(PayoutError::NotConfigured)
     }
 
     /// Handles a Bestin Pay notification: verified and bound to our merchant by the provider module, then bound
@@ -188,28 +220,25 @@ impl AppState {
     ///
     /// # Errors
     /// Validation errors, `idempotency_conflict`, `insufficient_balance`, provider errors.
-    pub async fn create_payout(&self, req: &PayoutRequest) -> Result<(StatusCode, Payout), AppError> {
+    pub async fn create_payout(&self, req: &PayoutRequest) -> Result<PayoutAnswer, PayoutError> {
         let bestin = self.bestin_client()?;
         if req.currency != "INR" {
-            return Err(AppError::bad_request(ErrorCode::InvalidCurrency, "payouts are in INR"));
+            return Err(PayoutError::InvalidCurrency);
         }
-        let amount = Money::parse_positive(&req.amount, Currency::Inr)
-            .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()))?;
+        let amount =
+            Money::parse_positive(&req.amount, Currency::Inr).map_err(|e| PayoutError::InvalidAmount(e.to_string()))?;
         if !valid_vpa(&req.upi) {
-            return Err(AppError::bad_request(ErrorCode::InvalidRequest, "upi must be a UPI address like name@bank"));
+            return Err(PayoutError::Invalid("upi must be a UPI address like name@bank"));
         }
         let reference = req.reference.trim();
         if reference.is_empty()
             || reference.len() > 64
             || !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
-            return Err(AppError::bad_request(
-                ErrorCode::InvalidRequest,
-                "reference must be 1 to 64 letters, digits, - _ .",
-            ));
+            return Err(PayoutError::Invalid("reference must be 1 to 64 letters, digits, - _ ."));
         }
         if let Some(existing) = self.store.payout_by_reference(reference).await? {
-            return same_payout(existing, amount, &req.upi).map(|p| (StatusCode::OK, p));
+            return same_payout(existing, amount, &req.upi).map(PayoutAnswer::Existing);
         }
         let available = bestin
             .balance()
@@ -220,10 +249,7 @@ impl AppState {
             .and_then(|b| parse_amount(&b.available_balance).ok())
             .unwrap_or(Money::from_minor(0, Currency::Inr).map_err(AppError::internal)?);
         if amount.minor() > available.minor() {
-            return Err(AppError::conflict(
-                ErrorCode::InsufficientBalance,
-                format!("available balance is {available}, below {amount}"),
-            ));
+            return Err(PayoutError::InsufficientBalance(format!("available balance is {available}, below {amount}")));
         }
         let now = self.clock.now_ms();
         let id = format!("po_{}", &ids::refund_id().as_str()[3..]);
@@ -245,9 +271,9 @@ impl AppState {
                 .payout_by_reference(reference)
                 .await?
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
-            return same_payout(existing, amount, &req.upi).map(|p| (StatusCode::OK, p));
+            return same_payout(existing, amount, &req.upi).map(PayoutAnswer::Existing);
         }
-        let status = match bestin
+        let created = match bestin
             .payout(
                 &row.req_id,
                 amount,
@@ -258,7 +284,7 @@ impl AppState {
         {
             Ok(order) => {
                 self.apply_payout_status(&row, &order.status, Some(&order.trx_id)).await?;
-                StatusCode::CREATED
+                true
             }
             Err(BestinError::Provider { message, .. }) => {
                 self.store
@@ -271,28 +297,24 @@ impl AppState {
                         self.clock.now_ms(),
                     )
                     .await?;
-                let code =
-                    if message.contains("balance") { ErrorCode::InsufficientBalance } else { ErrorCode::ProviderError };
-                return Err(AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message));
+                let balance = message.contains("balance");
+                return Err(PayoutError::Refused { message, balance });
             }
             // No answer: the poller finds it by req_id; never send it twice.
-            Err(_) => StatusCode::ACCEPTED,
+            Err(_) => false,
         };
         let payout =
             self.store.payout(&row.id).await?.ok_or_else(|| AppError::internal(anyhow::anyhow!("payout vanished")))?;
-        Ok((status, payout_view(payout)))
+        let payout = payout_view(payout);
+        Ok(if created { PayoutAnswer::Created(payout) } else { PayoutAnswer::Accepted(payout) })
     }
 
     /// Reads a payout.
     ///
     /// # Errors
     /// `payout_not_found`.
-    pub async fn get_payout(&self, id: &str) -> Result<Payout, AppError> {
-        let p = self
-            .store
-            .payout(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
+    pub async fn get_payout(&self, id: &str) -> Result<Payout, PayoutError> {
+        let p = self.store.payout(id).await?.ok_or(PayoutError::NotFound)?;
         Ok(payout_view(p))
     }
 
@@ -300,15 +322,11 @@ impl AppState {
     ///
     /// # Errors
     /// `payout_not_found`, `nothing_to_cancel`, provider errors.
-    pub async fn cancel_payout(&self, id: &str) -> Result<Payout, AppError> {
+    pub async fn cancel_payout(&self, id: &str) -> Result<Payout, PayoutError> {
         let bestin = self.bestin_client()?;
-        let p = self
-            .store
-            .payout(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"))?;
+        let p = self.store.payout(id).await?.ok_or(PayoutError::NotFound)?;
         let Some(trx_id) = p.trx_id.clone().filter(|_| p.status == PayoutState::Pending) else {
-            return Err(AppError::conflict(ErrorCode::NothingToCancel, "only a pending payout can be canceled"));
+            return Err(PayoutError::NothingToCancel("only a pending payout can be canceled".into()));
         };
         match bestin.cancel(&trx_id, "payout").await {
             Ok(_) => {
@@ -326,7 +344,7 @@ impl AppState {
             Err(BestinError::Provider { message, .. }) => {
                 let order = bestin.query(&trx_id, "payout").await.map_err(|e| provider_error(&e))?;
                 self.apply_payout_status(&p, &order.status, None).await?;
-                return Err(AppError::conflict(ErrorCode::NothingToCancel, message));
+                return Err(PayoutError::NothingToCancel(message));
             }
             Err(e) => return Err(provider_error(&e)),
         }
@@ -337,15 +355,15 @@ impl AppState {
     ///
     /// # Errors
     /// Provider errors.
-    pub async fn balance(&self) -> Result<Vec<BalanceEntry>, AppError> {
+    pub async fn balance(&self) -> Result<Vec<BalanceEntry>, PayoutError> {
         let rows = self.bestin_client()?.balance().await.map_err(|e| provider_error(&e))?;
         rows.into_iter()
             .filter(|r| r.ccy == "INR")
             .map(|r| {
                 let parse = |t: &str| {
-                    parse_amount(t).map(Money::to_decimal).map_err(|e| {
-                        AppError::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, format!("balance: {e}"))
-                    })
+                    parse_amount(t)
+                        .map(Money::to_decimal)
+                        .map_err(|e| PayoutError::Provider(ProviderFailure::Refused(format!("balance: {e}"))))
                 };
                 Ok(BalanceEntry {
                     currency: Currency::Inr,
@@ -370,11 +388,11 @@ fn valid_vpa(vpa: &str) -> bool {
     }
 }
 
-fn same_payout(existing: PayoutRow, amount: Money, upi: &str) -> Result<Payout, AppError> {
+fn same_payout(existing: PayoutRow, amount: Money, upi: &str) -> Result<Payout, PayoutError> {
     if existing.amount == amount && existing.upi == upi {
         Ok(payout_view(existing))
     } else {
-        Err(AppError::conflict(ErrorCode::IdempotencyConflict, "this reference was used for another payout"))
+        Err(PayoutError::ReferenceReused)
     }
 }
 

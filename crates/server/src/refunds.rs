@@ -47,17 +47,7 @@ pub enum SearchError {
     Provider(ProviderFailure),
 }
 
-impl From<AppError> for RefundError {
-    fn from(e: AppError) -> Self {
-        RefundError::Internal(e)
-    }
-}
-
-impl From<sqlx::Error> for RefundError {
-    fn from(e: sqlx::Error) -> Self {
-        RefundError::Internal(e.into())
-    }
-}
+crate::error::internal_from!(RefundError);
 
 impl From<SessionError> for RefundError {
     fn from(e: SessionError) -> Self {

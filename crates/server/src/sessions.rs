@@ -41,17 +41,7 @@ impl SessionError {
     }
 }
 
-impl From<AppError> for SessionError {
-    fn from(e: AppError) -> Self {
-        SessionError::Internal(e)
-    }
-}
-
-impl From<sqlx::Error> for SessionError {
-    fn from(e: sqlx::Error) -> Self {
-        SessionError::Internal(e.into())
-    }
-}
+crate::error::internal_from!(SessionError);
 
 /// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
 const MIN_MINOR: i64 = 100;

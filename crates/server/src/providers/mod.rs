@@ -10,6 +10,7 @@
 
 pub mod bestin;
 pub mod bkash;
+pub mod http;
 
 use crate::store::AttemptRow;
 use deshpay_api::{Method, Money, UpiLinks};

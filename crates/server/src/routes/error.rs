@@ -4,6 +4,7 @@
 
 use crate::attempts::{CallbackError, CancelError, StartError};
 use crate::error::AppError;
+use crate::payouts::PayoutError;
 use crate::providers::ProviderFailure;
 use crate::refunds::{RefundError, SearchError};
 use crate::sessions::SessionError;
@@ -113,6 +114,29 @@ impl From<SearchError> for AppError {
             }
             SearchError::NotFound(message) => AppError::not_found(ErrorCode::TransactionNotFound, message),
             SearchError::Provider(f) => f.into(),
+        }
+    }
+}
+
+impl From<PayoutError> for AppError {
+    fn from(e: PayoutError) -> Self {
+        match e {
+            PayoutError::NotConfigured => not_configured(),
+            PayoutError::InvalidCurrency => AppError::bad_request(ErrorCode::InvalidCurrency, "payouts are in INR"),
+            PayoutError::InvalidAmount(message) => AppError::bad_request(ErrorCode::InvalidAmount, message),
+            PayoutError::Invalid(message) => AppError::bad_request(ErrorCode::InvalidRequest, message),
+            PayoutError::ReferenceReused => {
+                AppError::conflict(ErrorCode::IdempotencyConflict, "this reference was used for another payout")
+            }
+            PayoutError::InsufficientBalance(message) => AppError::conflict(ErrorCode::InsufficientBalance, message),
+            PayoutError::Refused { message, balance } => {
+                let code = if balance { ErrorCode::InsufficientBalance } else { ErrorCode::ProviderError };
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            PayoutError::NotFound => AppError::not_found(ErrorCode::PayoutNotFound, "no such payout"),
+            PayoutError::NothingToCancel(message) => AppError::conflict(ErrorCode::NothingToCancel, message),
+            PayoutError::Provider(f) => f.into(),
+            PayoutError::Internal(e) => e,
         }
     }
 }

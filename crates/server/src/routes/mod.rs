@@ -331,7 +331,12 @@ async fn create_payout(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PayoutRequest>,
 ) -> Result<Response, AppError> {
-    let (status, payout) = state.create_payout(&req).await?;
+    use crate::payouts::PayoutAnswer;
+    let (status, payout) = match state.create_payout(&req).await? {
+        PayoutAnswer::Existing(p) => (StatusCode::OK, p),
+        PayoutAnswer::Created(p) => (StatusCode::CREATED, p),
+        PayoutAnswer::Accepted(p) => (StatusCode::ACCEPTED, p),
+    };
     Ok((status, Json(payout)).into_response())
 }
 

@@ -6,13 +6,14 @@ use super::transformers::{BalanceRow, Order};
 use crate::clock::Clock;
 use crate::configuration::{BestinSettings, Environment};
 use crate::metrics::Metrics;
+use crate::providers::http::{self, Transport};
 use deshpay_api::Money;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What went wrong talking to Bestin Pay.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,16 @@ impl BestinError {
     }
 }
 
+impl From<Transport> for BestinError {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Timeout => BestinError::Timeout,
+            Transport::Connect(e) => BestinError::Connect(e),
+            Transport::Other(e) => BestinError::Transport(e),
+        }
+    }
+}
+
 /// Calls that change nothing at Bestin Pay and may be sent again to the backup URL after a 5xx or no answer
 /// (`query` also serves the query by req_id). Payin, payout and cancel go to the backup only when no connection
 /// could be made to the primary: once sent, a lost answer is settled by a query, which fails over.
@@ -89,13 +100,7 @@ impl BestinClient {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
-        // No redirects (they would carry x-secret elsewhere); https only outside the sandbox.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(environment == Environment::Production)
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
-            .build()?;
+        let http = http::client(settings.timeout_ms, environment)?;
         Ok(BestinClient {
             http,
             base_urls: std::iter::once(&settings.base_url)
@@ -149,15 +154,7 @@ impl BestinClient {
 
     /// Sends one call to one base URL: the HTTP status and the body's text.
     async fn send(&self, base: &str, endpoint: &'static str, body: &Value) -> Result<(u16, String), BestinError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                BestinError::Timeout
-            } else if e.is_connect() {
-                BestinError::Connect(e.without_url().to_string())
-            } else {
-                BestinError::Transport(e.without_url().to_string())
-            }
-        };
+        let transport = |e: reqwest::Error| BestinError::from(Transport::from(e));
         let response = self
             .http
             .post(format!("{base}/{endpoint}"))

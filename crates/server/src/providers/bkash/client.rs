@@ -8,6 +8,7 @@ use super::transformers::{
 };
 use crate::configuration::{BkashSettings, Environment, RefundApi};
 use crate::metrics::Metrics;
+use crate::providers::http::{self, Transport};
 use deshpay_api::Money;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What went wrong talking to bKash.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,16 @@ impl BkashError {
     }
 }
 
+impl From<Transport> for BkashError {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Timeout => BkashError::Timeout,
+            Transport::Connect(e) => BkashError::Connect(e),
+            Transport::Other(e) => BkashError::Transport(e),
+        }
+    }
+}
+
 /// Whether a gateway 403 message says the token is expired or invalid.
 fn is_token_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -187,14 +198,7 @@ impl BkashClient {
         environment: Environment,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
-        // Never follow a redirect: it would carry the password header and the app_secret to another host.
-        // Outside the sandbox only https is spoken (the URLs are also checked at start).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(environment == Environment::Production)
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
-            .build()?;
+        let http = http::client(settings.timeout_ms, environment)?;
         let bases =
             std::iter::once(&settings.base_url).chain(&settings.backup_base_url).map(|u| Base::new(u)).collect();
         Ok(BkashClient {
@@ -271,15 +275,7 @@ impl BkashClient {
         body: &impl Serialize,
         sensitive: bool,
     ) -> Result<T, BkashError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                BkashError::Timeout
-            } else if e.is_connect() {
-                BkashError::Connect(e.without_url().to_string())
-            } else {
-                BkashError::Transport(e.without_url().to_string())
-            }
-        };
+        let transport = |e: reqwest::Error| BkashError::from(Transport::from(e));
         let response = self
             .http
             .post(url)
