@@ -118,10 +118,10 @@ impl AppState {
                     .query_by_req_id(&payout.req_id, "payout")
                     .await
                     .map_err(|_| NotifyRejection::Unknown)?;
-                if order.trx_id != trx_id || parse_amount(&order.amount).ok() != Some(payout.amount) {
+                if order.trx_id.as_str() != trx_id || parse_amount(&order.amount).ok() != Some(payout.amount) {
                     return Err(NotifyRejection::Unknown);
                 }
-                self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await?;
+                self.apply_payout_status(&payout, &order.status, Some(order.trx_id.as_str())).await?;
             } else {
                 return Err(NotifyRejection::Unknown);
             }
@@ -170,7 +170,7 @@ impl AppState {
                     tracing::error!(payout = %payout.id, "the payout found by req_id is not the one we asked for");
                     Ok(())
                 }
-                Ok(order) => self.apply_payout_status(&payout, &order.status, Some(&order.trx_id)).await,
+                Ok(order) => self.apply_payout_status(&payout, &order.status, Some(order.trx_id.as_str())).await,
                 Err(BestinError::Provider { .. }) if payout.status == PayoutState::Creating => self
                     .store
                     .transition_payout(
@@ -283,7 +283,7 @@ impl AppState {
             .await
         {
             Ok(order) => {
-                self.apply_payout_status(&row, &order.status, Some(&order.trx_id)).await?;
+                self.apply_payout_status(&row, &order.status, Some(order.trx_id.as_str())).await?;
                 true
             }
             Err(BestinError::Provider { message, .. }) => {

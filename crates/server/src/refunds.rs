@@ -13,7 +13,9 @@ use crate::sessions::{SessionError, refund_view};
 use crate::state::AppState;
 use crate::store::{AttemptRow, RefundRow, SessionRow};
 use crate::webhooks;
-use deshpay_api::{BkashTransaction, Currency, Money, Refund, RefundRequest, RefundStatus, SessionId, SessionStatus};
+use deshpay_api::{
+    BkashTransaction, Currency, Method, Money, Refund, RefundRequest, RefundStatus, SessionId, SessionStatus,
+};
 
 /// Why a refund was not made.
 #[derive(Debug)]
@@ -147,10 +149,10 @@ impl AppState {
         let now = self.clock.now_ms();
         match answer {
             RefundAnswer::Done(refund_trx_id) => {
-                self.settle_refund(&row, true, Some(&refund_trx_id), None, now).await?;
+                self.settle_refund(&row, attempt.method, true, Some(&refund_trx_id), None, now).await?;
             }
             RefundAnswer::Declined(message) => {
-                self.settle_refund(&row, false, None, Some(&message), now).await?;
+                self.settle_refund(&row, attempt.method, false, None, Some(&message), now).await?;
                 return Err(RefundError::Declined(message));
             }
             RefundAnswer::InDoubt(why) => {
@@ -178,6 +180,7 @@ impl AppState {
     async fn settle_refund(
         &self,
         row: &RefundRow,
+        method: Method,
         succeeded: bool,
         refund_trx_id: Option<&str>,
         failure: Option<&str>,
@@ -198,7 +201,7 @@ impl AppState {
                     now,
                 )
                 .await?;
-            self.metrics.refund("bkash", status_name(status));
+            self.metrics.refund(method.as_str(), status_name(status));
         }
         Ok(())
     }
@@ -219,7 +222,7 @@ impl AppState {
         let now = self.clock.now_ms();
         self.store.count_refund_check(&refund.id, now).await?;
         let Some(seen) = seen else {
-            self.metrics.refund("bkash", "unconfirmed");
+            self.metrics.refund(attempt.method.as_str(), "unconfirmed");
             return Ok(());
         };
         let ours = self.store.refunds(&refund.session_id).await?;
@@ -228,9 +231,11 @@ impl AppState {
             .iter()
             .find(|r| !claimed.contains(&r.refund_trx_id.as_str()) && r.completed && r.amount == Some(refund.amount));
         match found {
-            Some(found) => self.settle_refund(refund, true, Some(&found.refund_trx_id), None, now).await,
+            Some(found) => {
+                self.settle_refund(refund, attempt.method, true, Some(&found.refund_trx_id), None, now).await
+            }
             None => {
-                self.metrics.refund("bkash", "unconfirmed");
+                self.metrics.refund(attempt.method.as_str(), "unconfirmed");
                 Ok(())
             }
         }
@@ -258,7 +263,7 @@ impl AppState {
         let amount = parse_amount(&r.amount)
             .map_err(|e| SearchError::Provider(ProviderFailure::Refused(format!("bKash amount: {e}"))))?;
         Ok(BkashTransaction {
-            trx_id: r.trx_id,
+            trx_id: r.trx_id.into_string(),
             status: r.transaction_status,
             amount: amount.to_decimal(),
             currency: Currency::Bdt,

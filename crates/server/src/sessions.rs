@@ -7,7 +7,7 @@ use crate::state::AppState;
 use crate::store::{AttemptRow, AttemptState, SessionRow};
 use deshpay_api::{
     AttemptRecord, AttemptRecordStatus, AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency,
-    ErrorCode, Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
+    Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
 };
 
 /// Why a session cannot be had, or cannot take a payment now.
@@ -46,16 +46,27 @@ crate::error::internal_from!(SessionError);
 /// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
 const MIN_MINOR: i64 = 100;
 
-fn invalid(message: impl Into<String>) -> AppError {
-    AppError::bad_request(ErrorCode::InvalidRequest, message)
+/// Why a session was not created (nothing was written, except for `Internal`).
+#[derive(Debug)]
+pub enum CreateError {
+    /// Not a currency we take.
+    InvalidCurrency(String),
+    /// Not a valid amount in it.
+    InvalidAmount(String),
+    /// Another field is wrong.
+    Invalid(String),
+    /// A method is not available for this currency or backend.
+    MethodNotAvailable(String),
+    /// The invoice already has a live or paid session.
+    InvoiceInUse(String),
+    /// Our store failed.
+    Internal(AppError),
 }
 
-/// Parses an id from a path segment.
-///
-/// # Errors
-/// `session_not_found` for a malformed id (it cannot exist).
-pub fn parse_session_id(raw: &str) -> Result<SessionId, AppError> {
-    SessionId::parse(raw).map_err(|e| AppError::not_found(ErrorCode::SessionNotFound, e.to_string()))
+crate::error::internal_from!(CreateError);
+
+fn invalid(message: impl Into<String>) -> CreateError {
+    CreateError::Invalid(message.into())
 }
 
 /// Validates a create request into a session row.
@@ -67,15 +78,12 @@ pub fn validate_new_session(
     now: i64,
     default_ttl: u32,
     upi_enabled: bool,
-) -> Result<SessionRow, AppError> {
-    let currency: Currency = req
-        .currency
-        .parse()
-        .map_err(|e: deshpay_api::MoneyError| AppError::bad_request(ErrorCode::InvalidCurrency, e.to_string()))?;
-    let amount = Money::parse_positive(&req.amount, currency)
-        .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()))?;
+) -> Result<SessionRow, CreateError> {
+    let currency: Currency =
+        req.currency.parse().map_err(|e: deshpay_api::MoneyError| CreateError::InvalidCurrency(e.to_string()))?;
+    let amount = Money::parse_positive(&req.amount, currency).map_err(|e| CreateError::InvalidAmount(e.to_string()))?;
     if amount.minor() < MIN_MINOR {
-        return Err(AppError::bad_request(ErrorCode::InvalidAmount, "amount must be at least 1.00"));
+        return Err(CreateError::InvalidAmount("amount must be at least 1.00".into()));
     }
     let invoice = req.invoice.trim();
     if invoice.is_empty() || invoice.chars().count() > 255 || invoice.contains(['<', '>', '&']) {
@@ -89,10 +97,11 @@ pub fn validate_new_session(
     for name in &req.methods {
         let method = Method::parse(name).ok_or_else(|| invalid(format!("unknown method {name:?} (bkash or upi)")))?;
         if method.currency() != currency {
-            return Err(AppError::bad_request(
-                ErrorCode::InvalidCurrency,
-                format!("{} takes {}, not {currency}", method.as_str(), method.currency()),
-            ));
+            return Err(CreateError::InvalidCurrency(format!(
+                "{} takes {}, not {currency}",
+                method.as_str(),
+                method.currency()
+            )));
         }
         if !methods.contains(&method) {
             methods.push(method);
@@ -102,7 +111,7 @@ pub fn validate_new_session(
         methods = [Method::Bkash, Method::Upi].into_iter().filter(|m| m.currency() == currency).collect();
     }
     if methods.contains(&Method::Upi) && !upi_enabled {
-        return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend"));
+        return Err(CreateError::MethodNotAvailable("UPI is not configured on this backend".into()));
     }
     if req.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
         return Err(invalid("description must be at most 500 characters"));
@@ -143,20 +152,20 @@ impl AppState {
     ///
     /// # Errors
     /// Validation errors, `invoice_in_use`, or internal.
-    pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
+    pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, CreateError> {
         let now = self.clock.now_ms();
         let row =
-            validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.providers.bestin.is_some())
-                .map_err(AppError::nothing_done)?;
+            validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.providers.bestin.is_some())?;
         if let Some(existing) = self.store.insert_session_for_invoice(&row, now).await? {
-            return Err(AppError::conflict(
-                ErrorCode::InvoiceInUse,
-                format!("invoice {} already has session {} ({})", row.invoice, existing.id, existing.status.as_str()),
-            )
-            .nothing_done());
+            return Err(CreateError::InvoiceInUse(format!(
+                "invoice {} already has session {} ({})",
+                row.invoice,
+                existing.id,
+                existing.status.as_str()
+            )));
         }
         tracing::info!(session = %row.id, amount = %row.amount, "session created");
-        self.merchant_view(row).await
+        Ok(self.merchant_view(row).await?)
     }
 
     /// Loads a session, applying lazy expiry.

@@ -16,6 +16,52 @@ use crate::store::AttemptRow;
 use deshpay_api::{Method, Money, UpiLinks};
 use std::future::Future;
 
+/// A provider id that is not 1 to 64 visible ASCII characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a provider id: 1 to 64 visible ASCII characters expected")]
+pub struct BadId;
+
+/// Declares a provider id newtype: parsed once when a wire type is read (1 to 64 visible ASCII characters),
+/// handed to the core as text.
+macro_rules! provider_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as owned text (for the store).
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::providers::BadId;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                if (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+                    Ok($name(s))
+                } else {
+                    Err($crate::providers::BadId)
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use provider_id;
+
 /// What a provider says about a payment: the answer of a create, confirm (bKash Execute), sync (bKash Query,
 /// Bestin `/query`) or a verified notification. The core, not the provider, decides what it does to the attempt
 /// and the session.

@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::payouts::PayoutError;
 use crate::providers::ProviderFailure;
 use crate::refunds::{RefundError, SearchError};
-use crate::sessions::SessionError;
+use crate::sessions::{CreateError, SessionError};
 use axum::http::StatusCode;
 use deshpay_api::ErrorCode;
 
@@ -36,6 +36,30 @@ impl From<SessionError> for AppError {
             SessionError::Internal(e) => e,
         }
     }
+}
+
+impl From<CreateError> for AppError {
+    fn from(e: CreateError) -> Self {
+        // Raised before anything was written: the Idempotency-Key is released.
+        match e {
+            CreateError::InvalidCurrency(m) => AppError::bad_request(ErrorCode::InvalidCurrency, m).nothing_done(),
+            CreateError::InvalidAmount(m) => AppError::bad_request(ErrorCode::InvalidAmount, m).nothing_done(),
+            CreateError::Invalid(m) => AppError::bad_request(ErrorCode::InvalidRequest, m).nothing_done(),
+            CreateError::MethodNotAvailable(m) => {
+                AppError::bad_request(ErrorCode::MethodNotAvailable, m).nothing_done()
+            }
+            CreateError::InvoiceInUse(m) => AppError::conflict(ErrorCode::InvoiceInUse, m).nothing_done(),
+            CreateError::Internal(e) => e,
+        }
+    }
+}
+
+/// A session id from a path segment; a malformed one cannot exist (`session_not_found`).
+///
+/// # Errors
+/// `session_not_found`.
+pub fn parse_session_id(raw: &str) -> Result<deshpay_api::SessionId, AppError> {
+    deshpay_api::SessionId::parse(raw).map_err(|e| AppError::not_found(ErrorCode::SessionNotFound, e.to_string()))
 }
 
 fn not_configured() -> AppError {

@@ -5,7 +5,7 @@ pub mod error;
 use crate::auth;
 use crate::edge::{self, StreamCaps};
 use crate::error::{ApiJson, AppError, NothingDone};
-use crate::sessions::parse_session_id;
+use crate::routes::error::parse_session_id;
 use crate::state::AppState;
 use axum::Extension;
 use axum::error_handling::HandleErrorLayer;
@@ -189,7 +189,7 @@ async fn create_session(
     idempotent(&state, &headers, "session", &body, |_| async {
         match state.create_session(&req).await {
             Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => AppError::from(e).into_response(),
         }
     })
     .await

@@ -115,14 +115,14 @@ impl PaymentProvider for Bestin {
                 failure: ProviderFailure::Refused("the provider's answer did not match".into()),
                 code: None,
                 message: "the provider's answer did not match the order".into(),
-                provider_ref: Some(payin.trx_id),
+                provider_ref: Some(payin.trx_id.into_string()),
                 in_doubt: false,
                 detail: "payin mismatch".into(),
             });
         };
         Ok(Started {
             outcome: order_outcome(&payin),
-            provider_ref: payin.trx_id,
+            provider_ref: payin.trx_id.into_string(),
             redirect_url: None,
             links: Some(links),
             expires_at: Some(self.clock.now_ms() + self.payin_ttl_ms),
@@ -156,7 +156,7 @@ impl PaymentProvider for Bestin {
             Err(BestinError::Provider { .. }) => return Found::Nothing,
             Err(e) => return Found::Unsure(format!("payin query by req_id failed: {e}")),
         };
-        let matches = trx_id.is_none_or(|t| t == order.trx_id)
+        let matches = trx_id.is_none_or(|t| t == order.trx_id.as_str())
             && parse_amount(&order.amount).ok() == Some(attempt.amount)
             && order.ccy.as_deref().is_none_or(|c| c == "INR")
             && req_id_matches(&order, &req_id);
@@ -167,7 +167,7 @@ impl PaymentProvider for Bestin {
         Found::Order(Started {
             outcome: order_outcome(&order),
             links: links_of(&order, &req_id),
-            provider_ref: order.trx_id,
+            provider_ref: order.trx_id.into_string(),
             redirect_url: None,
             expires_at: Some(attempt.created_at + self.payin_ttl_ms),
         })

@@ -7,6 +7,11 @@ use deshpay_api::{Currency, Money, UpiLinks};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+crate::providers::provider_id!(
+    /// Bestin Pay's trx_id of an order (PI... for payins, PO... for payouts).
+    TrxId
+);
+
 /// Order status; unknown values are kept and never count as paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BestinStatus {
@@ -68,7 +73,7 @@ pub struct Links {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
     /// Bestin trx id (PI.../PO...).
-    pub trx_id: String,
+    pub trx_id: TrxId,
     /// Our request id.
     #[serde(default)]
     pub req_id: Option<String>,
@@ -132,7 +137,7 @@ pub fn outcome(status: &BestinStatus, trx_id: &str, amount: Option<&str>) -> Out
 
 /// [`outcome`] of an order answer.
 pub fn order_outcome(order: &Order) -> Outcome {
-    outcome(&order.status, &order.trx_id, Some(&order.amount))
+    outcome(&order.status, order.trx_id.as_str(), Some(&order.amount))
 }
 
 /// Whether an order answer names our `req_id` (when it names one at all).
@@ -214,5 +219,21 @@ mod tests {
         let json = base64::engine::general_purpose::STANDARD.decode(got).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(json, serde_json::json!({"p2pPaymentCheckoutParams": {"amount": 10100}}));
+    }
+
+    #[test]
+    fn every_bestin_status_maps_to_an_outcome_and_only_success_pays() {
+        use super::{BestinStatus, outcome};
+        use crate::providers::Outcome;
+        let at = |s: &str| outcome(&BestinStatus::parse(s), "PI1", Some("101.0000"));
+        assert!(
+            matches!(at("success"), Outcome::Paid(p) if p.trx_id == "PI1" && p.amount.map(|m| m.minor()) == Some(10100))
+        );
+        assert!(matches!(at("pending"), Outcome::Pending));
+        assert!(matches!(at("confirming"), Outcome::Confirming));
+        assert!(matches!(at("failed"), Outcome::Declined { .. }));
+        assert!(matches!(at("cancelled"), Outcome::Cancelled));
+        assert!(matches!(at("expired"), Outcome::Expired));
+        assert!(matches!(at("refunded?"), Outcome::Unknown(_)));
     }
 }

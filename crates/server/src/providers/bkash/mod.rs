@@ -136,7 +136,7 @@ impl PaymentProvider for Bkash {
             .await;
         match created {
             Ok(c) => Ok(Started {
-                provider_ref: c.payment_id,
+                provider_ref: c.payment_id.into_string(),
                 redirect_url: Some(c.bkash_url),
                 links: None,
                 expires_at: None,
@@ -243,7 +243,7 @@ impl PaymentProvider for Bkash {
             })
             .await;
         match result {
-            Ok(record) => RefundAnswer::Done(record.refund_trx_id),
+            Ok(record) => RefundAnswer::Done(record.refund_trx_id.into_string()),
             Err(e) => match e.provider() {
                 Some((code, message)) if codes::refund_declined(code) => RefundAnswer::Declined(message.to_owned()),
                 _ => RefundAnswer::InDoubt(e.to_string()),
@@ -265,7 +265,7 @@ impl PaymentProvider for Bkash {
             records
                 .into_iter()
                 .map(|r| RefundSeen {
-                    refund_trx_id: r.refund_trx_id,
+                    refund_trx_id: r.refund_trx_id.into_string(),
                     completed: r.status.as_ref().is_none_or(|s| *s == TransactionStatus::Completed),
                     amount: r.amount,
                 })

@@ -11,6 +11,15 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+crate::providers::provider_id!(
+    /// bKash's paymentID ("TR0011..."), the id of a payment it created for us.
+    PaymentId
+);
+crate::providers::provider_id!(
+    /// bKash's trxID, of a completed payment or of a refund.
+    TrxId
+);
+
 /// Parses an amount that bKash echoed back.
 ///
 /// # Errors
@@ -107,7 +116,7 @@ pub(super) struct CreateRequest<'a> {
 pub struct CreateResponse {
     /// paymentID, e.g. "TR0011...".
     #[serde(rename = "paymentID")]
-    pub payment_id: String,
+    pub payment_id: PaymentId,
     /// The hosted page.
     #[serde(rename = "bkashURL")]
     pub bkash_url: String,
@@ -122,10 +131,10 @@ pub struct CreateResponse {
 pub struct PaymentResponse {
     /// paymentID.
     #[serde(rename = "paymentID", default)]
-    pub payment_id: Option<String>,
+    pub payment_id: Option<PaymentId>,
     /// trxID (once completed).
     #[serde(rename = "trxID", default)]
-    pub trx_id: Option<String>,
+    pub trx_id: Option<TrxId>,
     /// transactionStatus.
     #[serde(rename = "transactionStatus", deserialize_with = "de_status")]
     pub transaction_status: TransactionStatus,
@@ -145,7 +154,7 @@ pub struct PaymentResponse {
 pub struct SearchResponse {
     /// trxID.
     #[serde(rename = "trxID")]
-    pub trx_id: String,
+    pub trx_id: TrxId,
     /// transactionStatus.
     #[serde(rename = "transactionStatus")]
     pub transaction_status: String,
@@ -172,7 +181,7 @@ pub struct SearchResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
     /// refundTrxID.
-    pub refund_trx_id: String,
+    pub refund_trx_id: TrxId,
     /// Status, e.g. Completed.
     pub status: Option<TransactionStatus>,
     /// Amount refunded; `None` when missing or unreadable.
@@ -182,7 +191,7 @@ pub struct RefundRecord {
 #[derive(Debug, Deserialize)]
 pub(super) struct RefundV1 {
     #[serde(rename = "refundTrxID")]
-    refund_trx_id: String,
+    refund_trx_id: TrxId,
     #[serde(rename = "transactionStatus", default, deserialize_with = "de_opt_status")]
     status: Option<TransactionStatus>,
     #[serde(default)]
@@ -192,7 +201,7 @@ pub(super) struct RefundV1 {
 #[derive(Debug, Deserialize)]
 pub(super) struct RefundV2 {
     #[serde(rename = "refundTrxId")]
-    refund_trx_id: String,
+    refund_trx_id: TrxId,
     #[serde(rename = "refundTransactionStatus", default, deserialize_with = "de_opt_status")]
     status: Option<TransactionStatus>,
     #[serde(rename = "refundAmount", default)]
@@ -230,7 +239,7 @@ pub fn outcome(r: PaymentResponse) -> Outcome {
     match r.transaction_status {
         TransactionStatus::Completed => match r.trx_id {
             Some(trx_id) => Outcome::Paid(Paid {
-                trx_id,
+                trx_id: trx_id.into_string(),
                 amount: r.amount,
                 payer: r.customer_msisdn.as_deref().map(mask),
                 reference: r.merchant_invoice_number,
@@ -271,5 +280,62 @@ pub fn query_outcome(result: Result<PaymentResponse, BkashError>) -> Outcome {
         Ok(r) => outcome(r),
         Err(e @ BkashError::Provider { .. }) => Outcome::Unknown(e.to_string()),
         Err(e) => Outcome::NoAnswer(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(json: &str) -> PaymentResponse {
+        serde_json::from_str(json).expect("a payment answer")
+    }
+
+    #[test]
+    fn execute_and_query_answers_are_one_type_with_money_and_typed_ids() {
+        let execute = response(
+            r#"{"paymentID":"TR0011A","trxID":"BFA1","transactionStatus":"Completed","amount":"101.50",
+                "merchantInvoiceNumber":"ORD-1","customerMsisdn":"01770618575","statusCode":"0000"}"#,
+        );
+        let query = response(
+            r#"{"paymentID":"TR0011A","trxID":"BFA1","transactionStatus":"Completed","amount":"101.5",
+                "merchantInvoice":"ORD-1"}"#,
+        );
+        for r in [&execute, &query] {
+            assert_eq!(r.amount, Some(Money::from_minor(10150, Currency::Bdt).unwrap()));
+            assert_eq!(r.merchant_invoice_number.as_deref(), Some("ORD-1"));
+            assert_eq!(r.trx_id.as_ref().map(TrxId::as_str), Some("BFA1"));
+        }
+        let unreadable = response(r#"{"transactionStatus":"Completed","trxID":"X1","amount":"1.234"}"#);
+        assert_eq!(unreadable.amount, None, "an amount that is not BDT never matches");
+        assert!(serde_json::from_str::<PaymentResponse>(r#"{"transactionStatus":"Completed","trxID":""}"#).is_err());
+    }
+
+    #[test]
+    fn every_status_maps_to_an_outcome_and_only_completed_pays() {
+        let at = |status: &str, trx: Option<&str>| {
+            let trx = trx.map_or_else(String::new, |t| format!(r#","trxID":"{t}""#));
+            outcome(response(&format!(r#"{{"transactionStatus":"{status}"{trx}}}"#)))
+        };
+        assert!(matches!(at("Completed", Some("T1")), Outcome::Paid(p) if p.trx_id == "T1"));
+        assert!(matches!(at("Completed", None), Outcome::Unknown(_)));
+        assert!(matches!(at("Initiated", None), Outcome::Pending));
+        assert!(matches!(at("Failed", None), Outcome::Declined { code: None, .. }));
+        assert!(matches!(at("Cancelled", None), Outcome::Cancelled));
+        assert!(matches!(at("Authorized", None), Outcome::Unknown(_)));
+        assert!(matches!(at("Whatever", None), Outcome::Unknown(s) if s == "Whatever"));
+    }
+
+    #[test]
+    fn execute_codes_map_to_declined_not_approved_or_doubt() {
+        let code = |c: &str| execute_outcome(Err(BkashError::Provider { code: c.into(), message: "m".into() }));
+        assert!(matches!(code("2023"), Outcome::Declined { code: Some(c), .. } if c == "2023"));
+        assert!(matches!(code("2056"), Outcome::NotApproved { .. }));
+        assert!(matches!(code("2117"), Outcome::Unknown(_)));
+        assert!(matches!(code("9999"), Outcome::Unknown(_)));
+        assert!(matches!(execute_outcome(Err(BkashError::Timeout)), Outcome::NoAnswer(_)));
+        let initiated = response(r#"{"transactionStatus":"Initiated"}"#);
+        assert!(matches!(execute_outcome(Ok(initiated)), Outcome::Unknown(_)), "Execute without Completed: ask");
+        assert!(matches!(query_outcome(Err(BkashError::Timeout)), Outcome::NoAnswer(_)));
     }
 }
