@@ -109,3 +109,21 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
         Json(self.0).into_response()
     }
 }
+
+/// `From<AppError>` and `From<sqlx::Error>` for use-case error enums whose `Internal(AppError)` carries a failure of
+/// our own (the store), so that `?` works inside the use case.
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$crate::error::AppError> for $t {
+            fn from(e: $crate::error::AppError) -> Self {
+                Self::Internal(e)
+            }
+        }
+        impl From<sqlx::Error> for $t {
+            fn from(e: sqlx::Error) -> Self {
+                Self::Internal(e.into())
+            }
+        }
+    )*};
+}
+pub(crate) use internal_from;

@@ -5,7 +5,9 @@
 //! Each check panics when a property breaks and otherwise returns whether the input was accepted (parsed,
 //! verified), which lets the seed test prove the seeds reach both sides of every check.
 
-use crate::bestin::{NotifyVerifier, SANDBOX_TEST_PUBLIC_KEY, canonical_string, canonical_string_raw};
+use crate::providers::bestin::notify::{
+    NotifyVerifier, SANDBOX_TEST_PUBLIC_KEY, canonical_string, canonical_string_raw,
+};
 use deshpay_api::{CreateSessionRequest, Currency, Money, PayoutRequest, RefundRequest};
 use std::sync::LazyLock;
 

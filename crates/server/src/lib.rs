@@ -5,11 +5,8 @@
 //! README for the settings and the API. Its tests (`cargo test -p deshpay-server`) start the sandbox in-process
 //! and drive the backend over HTTP.
 
+pub mod attempts;
 pub mod auth;
-pub mod bestin;
-pub mod bkash;
-pub mod bkash_codes;
-pub mod bkash_flow;
 pub mod clock;
 pub mod configuration;
 pub mod edge;
@@ -18,17 +15,19 @@ pub mod fuzz_checks;
 pub mod ids;
 pub mod metrics;
 pub mod payments;
+pub mod payouts;
 pub mod preflight;
+pub mod providers;
 pub mod qr;
 pub mod reasons;
+pub mod reconciler;
+pub mod refunds;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod token;
-pub mod upi_flow;
 pub mod webhooks;
 
 pub use startup::Application;

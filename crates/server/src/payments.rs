@@ -2,8 +2,9 @@
 //!
 //! Every state change goes through [`AppState::change`], which writes the attempt's conditional move, its effect
 //! on the session (claim, release, pay), its audit event and its outbox webhook in one transaction before
-//! anything is acted on, then wakes the live streams and the webhook deliverer. The provider flows
-//! (`bkash_flow`, `upi_flow`) call providers and translate their answers into the outcomes handled here:
+//! anything is acted on, then wakes the live streams and the webhook deliverer. The use cases (`attempts`,
+//! `reconciler`, `refunds`) reach providers only through `providers::Provider`, whose answers are outcomes
+//! settled here:
 //!
 //! - a success is settled by [`AppState::settle_success`]: it pays the session when the session is still
 //!   unpaid (also when the attempt had been closed: a *late success*), and otherwise puts the attempt in
@@ -17,7 +18,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{AttemptPatch, AttemptRow, AttemptState, Begin, Change, SessionEffect, SessionRow, UNSETTLED};
 use crate::webhooks;
-use deshpay_api::{Method, Money, SessionStatus};
+use deshpay_api::{Money, SessionStatus};
 
 /// What the provider confirmed for a paid attempt.
 #[derive(Debug, Clone)]
@@ -192,11 +193,12 @@ impl AppState {
         }
         tracing::error!(attempt = %attempt.id, trx_id, why, "payment needs review");
         let auto_refund = self.settings.payments.auto_refund_duplicates;
-        if duplicate && auto_refund && attempt.method == Method::Bkash {
+        let refundable = self.providers.get(attempt.method).is_some_and(|p| p.refunds());
+        if duplicate && auto_refund && refundable {
             let Some(reviewed) = self.store.attempt(&attempt.id).await? else { return Ok(()) };
             let session = self.load_session(&attempt.session_id).await?;
             if let Err(e) = self.refund_duplicate(&session, &reviewed).await {
-                tracing::error!(attempt = %attempt.id, error = %e.message, "automatic refund of a duplicate failed");
+                tracing::error!(attempt = %attempt.id, error = ?e, "automatic refund of a duplicate failed");
             }
         }
         Ok(())

@@ -3,8 +3,8 @@
 //! keys, the sandbox's keys and credentials, `http://` URLs, a loopback `public_url`). Each refusal is one line
 //! naming the setting and the fix; no refusal ever prints a secret.
 
-use crate::bestin::SANDBOX_TEST_PUBLIC_KEY;
 use crate::configuration::{Environment, Settings};
+use crate::providers::bestin::notify::SANDBOX_TEST_PUBLIC_KEY;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::fmt;

@@ -31,7 +31,7 @@ pub fn reason_for(
             Some(code) if BKASH_VERIFICATION.contains(&code) => ReasonCode::VerificationFailed,
             Some(code) if BKASH_RESTRICTED.contains(&code) => ReasonCode::AccountRestricted,
             Some(code) if !code.is_empty() => ReasonCode::Failed,
-            // No code: UPI outcomes and our own words (bkash_flow, upi_flow).
+            // No code: UPI outcomes and our own words (attempts, reconciler).
             _ => {
                 let message = failure_message.unwrap_or_default().to_ascii_lowercase();
                 if message.contains("insufficient") {

@@ -7,22 +7,66 @@ use crate::state::AppState;
 use crate::store::{AttemptRow, AttemptState, SessionRow};
 use deshpay_api::{
     AttemptRecord, AttemptRecordStatus, AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency,
-    ErrorCode, Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
+    Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
 };
+
+/// Why a session cannot be had, or cannot take a payment now.
+#[derive(Debug)]
+pub enum SessionError {
+    /// No such session.
+    NotFound(SessionId),
+    /// Paid already.
+    AlreadyPaid,
+    /// Past its expiry.
+    Expired,
+    /// Canceled by the merchant.
+    Canceled,
+    /// The session does not offer this method.
+    MethodNotAvailable(Method),
+    /// Our store failed.
+    Internal(AppError),
+}
+
+impl SessionError {
+    /// The public message.
+    pub fn message(&self) -> String {
+        match self {
+            SessionError::NotFound(id) => format!("no session {id}"),
+            SessionError::AlreadyPaid => "this session is already paid".into(),
+            SessionError::Expired => "this session has expired".into(),
+            SessionError::Canceled => "this session was canceled".into(),
+            SessionError::MethodNotAvailable(m) => method_unavailable_message(*m).into(),
+            SessionError::Internal(e) => e.message.clone(),
+        }
+    }
+}
+
+crate::error::internal_from!(SessionError);
 
 /// Smallest amount bKash accepts (1 BDT); the same floor is used for INR.
 const MIN_MINOR: i64 = 100;
 
-fn invalid(message: impl Into<String>) -> AppError {
-    AppError::bad_request(ErrorCode::InvalidRequest, message)
+/// Why a session was not created (nothing was written, except for `Internal`).
+#[derive(Debug)]
+pub enum CreateError {
+    /// Not a currency we take.
+    InvalidCurrency(String),
+    /// Not a valid amount in it.
+    InvalidAmount(String),
+    /// Another field is wrong.
+    Invalid(String),
+    /// A method is not available for this currency or backend.
+    MethodNotAvailable(String),
+    /// The invoice already has a live or paid session.
+    InvoiceInUse(String),
+    /// Our store failed.
+    Internal(AppError),
 }
 
-/// Parses an id from a path segment.
-///
-/// # Errors
-/// `session_not_found` for a malformed id (it cannot exist).
-pub fn parse_session_id(raw: &str) -> Result<SessionId, AppError> {
-    SessionId::parse(raw).map_err(|e| AppError::not_found(ErrorCode::SessionNotFound, e.to_string()))
+crate::error::internal_from!(CreateError);
+
+fn invalid(message: impl Into<String>) -> CreateError {
+    CreateError::Invalid(message.into())
 }
 
 /// Validates a create request into a session row.
@@ -34,15 +78,12 @@ pub fn validate_new_session(
     now: i64,
     default_ttl: u32,
     upi_enabled: bool,
-) -> Result<SessionRow, AppError> {
-    let currency: Currency = req
-        .currency
-        .parse()
-        .map_err(|e: deshpay_api::MoneyError| AppError::bad_request(ErrorCode::InvalidCurrency, e.to_string()))?;
-    let amount = Money::parse_positive(&req.amount, currency)
-        .map_err(|e| AppError::bad_request(ErrorCode::InvalidAmount, e.to_string()))?;
+) -> Result<SessionRow, CreateError> {
+    let currency: Currency =
+        req.currency.parse().map_err(|e: deshpay_api::MoneyError| CreateError::InvalidCurrency(e.to_string()))?;
+    let amount = Money::parse_positive(&req.amount, currency).map_err(|e| CreateError::InvalidAmount(e.to_string()))?;
     if amount.minor() < MIN_MINOR {
-        return Err(AppError::bad_request(ErrorCode::InvalidAmount, "amount must be at least 1.00"));
+        return Err(CreateError::InvalidAmount("amount must be at least 1.00".into()));
     }
     let invoice = req.invoice.trim();
     if invoice.is_empty() || invoice.chars().count() > 255 || invoice.contains(['<', '>', '&']) {
@@ -56,10 +97,11 @@ pub fn validate_new_session(
     for name in &req.methods {
         let method = Method::parse(name).ok_or_else(|| invalid(format!("unknown method {name:?} (bkash or upi)")))?;
         if method.currency() != currency {
-            return Err(AppError::bad_request(
-                ErrorCode::InvalidCurrency,
-                format!("{} takes {}, not {currency}", method.as_str(), method.currency()),
-            ));
+            return Err(CreateError::InvalidCurrency(format!(
+                "{} takes {}, not {currency}",
+                method.as_str(),
+                method.currency()
+            )));
         }
         if !methods.contains(&method) {
             methods.push(method);
@@ -69,7 +111,7 @@ pub fn validate_new_session(
         methods = [Method::Bkash, Method::Upi].into_iter().filter(|m| m.currency() == currency).collect();
     }
     if methods.contains(&Method::Upi) && !upi_enabled {
-        return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, "UPI is not configured on this backend"));
+        return Err(CreateError::MethodNotAvailable("UPI is not configured on this backend".into()));
     }
     if req.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
         return Err(invalid("description must be at most 500 characters"));
@@ -110,32 +152,29 @@ impl AppState {
     ///
     /// # Errors
     /// Validation errors, `invoice_in_use`, or internal.
-    pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, AppError> {
+    pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, CreateError> {
         let now = self.clock.now_ms();
-        let row = validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.bestin.is_some())
-            .map_err(AppError::nothing_done)?;
+        let row =
+            validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.providers.bestin.is_some())?;
         if let Some(existing) = self.store.insert_session_for_invoice(&row, now).await? {
-            return Err(AppError::conflict(
-                ErrorCode::InvoiceInUse,
-                format!("invoice {} already has session {} ({})", row.invoice, existing.id, existing.status.as_str()),
-            )
-            .nothing_done());
+            return Err(CreateError::InvoiceInUse(format!(
+                "invoice {} already has session {} ({})",
+                row.invoice,
+                existing.id,
+                existing.status.as_str()
+            )));
         }
         tracing::info!(session = %row.id, amount = %row.amount, "session created");
-        self.merchant_view(row).await
+        Ok(self.merchant_view(row).await?)
     }
 
     /// Loads a session, applying lazy expiry.
     ///
     /// # Errors
-    /// `session_not_found` or internal.
-    pub async fn load_session(&self, id: &SessionId) -> Result<SessionRow, AppError> {
+    /// [`SessionError::NotFound`] or internal.
+    pub async fn load_session(&self, id: &SessionId) -> Result<SessionRow, SessionError> {
         let now = self.clock.now_ms();
-        let mut row = self
-            .store
-            .session(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(ErrorCode::SessionNotFound, format!("no session {id}")))?;
+        let mut row = self.store.session(id).await?.ok_or_else(|| SessionError::NotFound(id.clone()))?;
         if row.status == SessionStatus::Open && row.expires_at <= now {
             self.expire_if_due(&mut row).await?;
         }
@@ -145,23 +184,17 @@ impl AppState {
     /// Loads a session that can start a payment with `method` now.
     ///
     /// # Errors
-    /// `session_not_found`, `session_already_paid`, `session_expired`, `session_canceled`, `method_not_available`.
-    pub async fn payable_session(&self, id: &SessionId, method: Method) -> Result<SessionRow, AppError> {
+    /// A [`SessionError`].
+    pub async fn payable_session(&self, id: &SessionId, method: Method) -> Result<SessionRow, SessionError> {
         let session = self.load_session(id).await?;
         match session.status {
             SessionStatus::Open => {}
-            SessionStatus::Paid => {
-                return Err(AppError::conflict(ErrorCode::SessionAlreadyPaid, "this session is already paid"));
-            }
-            SessionStatus::Expired => {
-                return Err(AppError::conflict(ErrorCode::SessionExpired, "this session has expired"));
-            }
-            SessionStatus::Canceled => {
-                return Err(AppError::conflict(ErrorCode::SessionCanceled, "this session was canceled"));
-            }
+            SessionStatus::Paid => return Err(SessionError::AlreadyPaid),
+            SessionStatus::Expired => return Err(SessionError::Expired),
+            SessionStatus::Canceled => return Err(SessionError::Canceled),
         }
         if !session.methods.contains(&method) || session.amount.currency() != method.currency() {
-            return Err(AppError::bad_request(ErrorCode::MethodNotAvailable, method_unavailable_message(method)));
+            return Err(SessionError::MethodNotAvailable(method));
         }
         Ok(session)
     }
@@ -221,7 +254,7 @@ impl AppState {
             method: a.method,
             status: attempt_status(a.state),
             reason: crate::reasons::reason_for(a.state, a.failure_code.as_deref(), a.failure_message.as_deref()),
-            message: public_message(&a),
+            message: public_message(&a, |code| self.providers.get(a.method).is_some_and(|p| p.customer_decline(code))),
             trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
         });
         Ok(CheckoutView {
@@ -248,15 +281,14 @@ fn method_unavailable_message(method: Method) -> &'static str {
 }
 
 /// The text the public widget view may carry for an attempt: our own words, or a provider's message only when
-/// it is bKash's customer-facing answer to a definitive decline (e.g. "Insufficient Balance"). Any other
+/// its provider says the code is a customer-facing decline (e.g. bKash's "Insufficient Balance"). Any other
 /// provider text (configuration errors, gateway or system messages) stays in the merchant API.
-fn public_message(a: &AttemptRow) -> Option<String> {
-    use crate::bkash_codes::{ExecuteCode, execute_code};
+fn public_message(a: &AttemptRow, customer_decline: impl Fn(&str) -> bool) -> Option<String> {
     match a.state {
         AttemptState::Superseded => Some("This order has already been paid.".into()),
         AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
         _ => match a.failure_code.as_deref() {
-            Some(code) if execute_code(code) == ExecuteCode::Declined => a.failure_message.clone(),
+            Some(code) if customer_decline(code) => a.failure_message.clone(),
             Some(_) => Some("Payment failed".into()),
             None => a.failure_message.clone(),
         },

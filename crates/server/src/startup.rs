@@ -1,15 +1,19 @@
 //! `Application::build` wires settings, store, clients and router, binds the listener (port 0 in tests) and
 //! starts the reconciler.
 
-use crate::bestin::{BestinClient, NotifyVerifier, PRODUCTION_PUBLIC_KEY};
-use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
+use crate::providers::Providers;
+use crate::providers::bestin::Bestin;
+use crate::providers::bestin::client::BestinClient;
+use crate::providers::bestin::notify::{NotifyVerifier, PRODUCTION_PUBLIC_KEY};
+use crate::providers::bkash::Bkash;
+use crate::providers::bkash::client::BkashClient;
+use crate::providers::bkash::token::TokenManager;
 use crate::routes::router;
 use crate::state::{AppState, Inner};
 use crate::store::Store;
-use crate::token::TokenManager;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,17 +78,19 @@ impl Application {
             settings.bkash.refresh_token_lifetime_secs,
             settings.bkash.timeout_ms,
         );
-        let (bestin, verifier) = match &settings.bestin {
+        let bestin = match &settings.bestin {
             Some(b) => {
                 let client = BestinClient::new(b, environment, clock.clone(), metrics.clone())
                     .context("building the Bestin Pay client")?;
                 let pem = b.public_key_pem.clone().unwrap_or_else(|| PRODUCTION_PUBLIC_KEY.to_owned());
                 let verifier =
                     NotifyVerifier::from_pem(&pem).context("bestin.public_key_pem is not an RSA public key")?;
-                (Some(Arc::new(client)), Some(verifier))
+                let merchant_id = b.merchant_id.clone();
+                Some(Bestin::new(Arc::new(client), verifier, merchant_id, &public_url, b.payin_ttl_secs, clock.clone()))
             }
-            None => (None, None),
+            None => None,
         };
+        let providers = Providers { bkash: Bkash::new(bkash, tokens, &public_url), bestin };
         let (changes, _) = tokio::sync::broadcast::channel(256);
         let state = AppState::new(Inner {
             settings,
@@ -92,10 +98,7 @@ impl Application {
             store,
             clock,
             metrics,
-            bkash,
-            tokens,
-            bestin,
-            verifier,
+            providers,
             changes,
             webhook_http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

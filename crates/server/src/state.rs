@@ -1,12 +1,10 @@
 //! Shared application state handed to every handler and background task.
 
-use crate::bestin::{BestinClient, NotifyVerifier};
-use crate::bkash::BkashClient;
 use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
+use crate::providers::Providers;
 use crate::store::Store;
-use crate::token::TokenManager;
 use deshpay_api::SessionId;
 use std::sync::Arc;
 
@@ -29,14 +27,9 @@ pub struct Inner {
     pub clock: Clock,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// bKash client.
-    pub bkash: Arc<BkashClient>,
-    /// The shared bKash id_token.
-    pub tokens: TokenManager,
-    /// Bestin Pay client, when UPI is configured.
-    pub bestin: Option<Arc<BestinClient>>,
-    /// Verifier of Bestin Pay's signed notifications, when UPI is configured.
-    pub verifier: Option<NotifyVerifier>,
+    /// The payment providers (bKash; Bestin Pay when UPI is configured), reached by the core only through
+    /// [`crate::providers::Provider`].
+    pub providers: Providers,
     /// Session ids whose state changed in this process (wakes server-sent event streams at once; streams also
     /// re-read the store periodically for changes made by other instances).
     pub changes: tokio::sync::broadcast::Sender<SessionId>,

@@ -245,8 +245,8 @@ async fn attack_a_failed_bkash_attempt_awaiting_its_re_check_does_not_hold_the_i
     app.follow_callback(&callback).await;
     assert_eq!(app.session(&first).await["attempts"][0]["status"], "failed");
     // bKash completes A's payment after all (a delayed Execute).
-    let token = app.state.tokens.id_token().await.unwrap();
-    app.state.bkash.execute(&token, &first_payment).await.unwrap();
+    let token = app.state.providers.bkash.tokens.id_token().await.unwrap();
+    app.state.providers.bkash.client.execute(&token, &first_payment).await.unwrap();
     app.advance(301).await;
     let r = app.post_json("/v1/sessions", &body(1800)).await;
     let status = r.status();

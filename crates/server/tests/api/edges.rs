@@ -505,7 +505,8 @@ async fn past_the_concurrency_limit_requests_are_refused_with_503_at_once() {
 async fn the_state_debug_shows_no_bkash_token() {
     let app = spawn_app().await;
     app.start_bkash(&app.create_session("10.00").await).await;
-    let token = app.state.store.token(&format!("bkash:{}", app.state.bkash.app_key())).await.unwrap().unwrap();
+    let token =
+        app.state.store.token(&format!("bkash:{}", app.state.providers.bkash.client.app_key())).await.unwrap().unwrap();
     let debug = format!("{:?}", app.state);
     assert!(!debug.contains(token.id_token.expose_secret()), "id_token in Debug");
     assert!(!debug.contains(token.refresh_token.expose_secret()), "refresh_token in Debug");
@@ -600,7 +601,8 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    let token = app.state.store.token(&format!("bkash:{}", app.state.bkash.app_key())).await.unwrap().unwrap();
+    let token =
+        app.state.store.token(&format!("bkash:{}", app.state.providers.bkash.client.app_key())).await.unwrap().unwrap();
     let settings = &app.state.settings;
     let secrets = [
         ("api key", API_KEY.to_owned()),
@@ -613,7 +615,7 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
     ];
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     assert!(logs.contains("configuration accepted") && logs.contains("sha256:"), "the start line was logged");
-    assert!(logs.contains(app.state.bkash.app_key()), "the capture sees what the backend logs");
+    assert!(logs.contains(app.state.providers.bkash.client.app_key()), "the capture sees what the backend logs");
     for (name, secret) in secrets {
         assert!(!logs.contains(&secret), "the {name} is in the logs");
     }

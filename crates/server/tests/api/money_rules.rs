@@ -231,8 +231,8 @@ async fn rule_3_a_bkash_duplicate_found_by_the_later_re_check_is_refunded_automa
     app.follow_callback(&callback).await;
     assert_eq!(app.session(&id).await["status"], "paid");
     // bKash completes the first payment after all (here: executed directly, as a delayed Execute would).
-    let token = app.state.tokens.id_token().await.unwrap();
-    app.state.bkash.execute(&token, &first_payment).await.unwrap();
+    let token = app.state.providers.bkash.tokens.id_token().await.unwrap();
+    app.state.providers.bkash.client.execute(&token, &first_payment).await.unwrap();
     // The one later re-check finds it: money moved twice, so it goes to review and is refunded.
     app.advance(11 * 60).await;
     app.state.reconcile_once().await.unwrap();

@@ -15,7 +15,7 @@ const TEST_PRIVATE_KEY: &str = include_str!("../../../sandbox/keys/bestin-test-p
 
 pub(crate) fn sign(data: &Value) -> String {
     let key = SigningKey::<Sha512>::new(rsa::RsaPrivateKey::from_pkcs8_pem(TEST_PRIVATE_KEY).unwrap());
-    let canonical = deshpay_server::bestin::canonical_string(data.as_object().unwrap());
+    let canonical = deshpay_server::providers::bestin::notify::canonical_string(data.as_object().unwrap());
     base64::engine::general_purpose::STANDARD.encode(key.sign(canonical.as_bytes()).to_bytes())
 }
 

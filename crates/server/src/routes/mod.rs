@@ -1,9 +1,11 @@
 //! HTTP routes: the merchant API (API key), the widget API (CORS), the provider callback, operations.
 
+pub mod error;
+
 use crate::auth;
 use crate::edge::{self, StreamCaps};
 use crate::error::{ApiJson, AppError, NothingDone};
-use crate::sessions::parse_session_id;
+use crate::routes::error::parse_session_id;
 use crate::state::AppState;
 use axum::Extension;
 use axum::error_handling::HandleErrorLayer;
@@ -187,7 +189,7 @@ async fn create_session(
     idempotent(&state, &headers, "session", &body, |_| async {
         match state.create_session(&req).await {
             Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => AppError::from(e).into_response(),
         }
     })
     .await
@@ -213,8 +215,8 @@ async fn create_refund(
     let worker = state.clone();
     idempotent(&state, &headers, &format!("refund:{id}"), &body, |key| async move {
         match worker.refund(&id, &req, key.as_deref()).await {
-            Ok((status, refund)) => (status, Json(refund)).into_response(),
-            Err(e) => e.into_response(),
+            Ok(refund) => (error::refund_status(refund.status), Json(refund)).into_response(),
+            Err(e) => AppError::from(e).into_response(),
         }
     })
     .await
@@ -298,7 +300,7 @@ async fn checkout_events(
 }
 
 async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
-    use crate::upi_flow::NotifyRejection;
+    use crate::payouts::NotifyRejection;
     match state.bestin_notification(&body).await {
         Ok(()) => (StatusCode::OK, "success").into_response(),
         Err(NotifyRejection::BadSignature) => {
@@ -329,7 +331,12 @@ async fn create_payout(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PayoutRequest>,
 ) -> Result<Response, AppError> {
-    let (status, payout) = state.create_payout(&req).await?;
+    use crate::payouts::PayoutAnswer;
+    let (status, payout) = match state.create_payout(&req).await? {
+        PayoutAnswer::Existing(p) => (StatusCode::OK, p),
+        PayoutAnswer::Created(p) => (StatusCode::CREATED, p),
+        PayoutAnswer::Accepted(p) => (StatusCode::ACCEPTED, p),
+    };
     Ok((status, Json(payout)).into_response())
 }
 

@@ -6,7 +6,8 @@
 //! shared store); the token is persisted in the store, so a restart or another instance reuses it instead of
 //! granting again.
 
-use crate::bkash::{BkashClient, BkashError, TokenResponse};
+use super::client::{BkashClient, BkashError};
+use super::transformers::TokenResponse;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoredToken};

@@ -1,17 +1,22 @@
 //! bKash tokenized checkout client (v1.2.0-beta, mode "0011"; refunds v1.2.0-beta or v2 by configuration).
-//! DTOs mirror ../shared/spec/bkash.md sections 2-8. Every call has the configured timeout (30 s in production),
+//! The DTOs (in `transformers`) mirror ../shared/spec/bkash.md sections 2-8. Every call has the configured timeout (30 s in production),
 //! every amount is a string on the wire and `Money` here, and the Authorization header is the bare id_token.
 
+use super::transformers::{
+    CreateRequest, CreateResponse, PaymentResponse, RefundRecord, RefundStatusV2, RefundV1, RefundV2, SearchResponse,
+    TokenResponse,
+};
 use crate::configuration::{BkashSettings, Environment, RefundApi};
 use crate::metrics::Metrics;
-use deshpay_api::{Currency, Money};
+use crate::providers::http::{self, Transport};
+use deshpay_api::Money;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What went wrong talking to bKash.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +110,16 @@ impl BkashError {
     }
 }
 
+impl From<Transport> for BkashError {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Timeout => BkashError::Timeout,
+            Transport::Connect(e) => BkashError::Connect(e),
+            Transport::Other(e) => BkashError::Transport(e),
+        }
+    }
+}
+
 /// Whether a gateway 403 message says the token is expired or invalid.
 fn is_token_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -115,217 +130,6 @@ fn is_token_message(message: &str) -> bool {
     m.contains("token") && (m.contains("expired") || m.contains("invalid") || m.contains("revoked"))
         || m.contains("unauthorized")
         || m.contains("not authorized to access")
-}
-
-/// bKash `transactionStatus`; anything unexpected is kept and never counts as paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransactionStatus {
-    /// The customer has not finished; no money moved.
-    Initiated,
-    /// Paid.
-    Completed,
-    /// Authorised (intent=authorization only).
-    Authorized,
-    /// A voided authorisation.
-    Cancelled,
-    /// Failed.
-    Failed,
-    /// Anything else, verbatim.
-    Unknown(String),
-}
-
-impl TransactionStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "Initiated" => TransactionStatus::Initiated,
-            "Completed" => TransactionStatus::Completed,
-            "Authorized" => TransactionStatus::Authorized,
-            "Cancelled" => TransactionStatus::Cancelled,
-            "Failed" => TransactionStatus::Failed,
-            other => TransactionStatus::Unknown(other.to_owned()),
-        }
-    }
-}
-
-fn de_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TransactionStatus, D::Error> {
-    let s = String::deserialize(d)?;
-    Ok(TransactionStatus::parse(&s))
-}
-
-fn de_opt_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TransactionStatus>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
-    Ok(s.as_deref().map(TransactionStatus::parse))
-}
-
-/// Grant/refresh answer (spec section 2).
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenResponse {
-    /// The id_token (a credential: redacted in `Debug`).
-    pub id_token: SecretString,
-    /// The refresh_token (a credential: redacted in `Debug`).
-    pub refresh_token: SecretString,
-    /// Lifetime in seconds (a number; some gateways send a string).
-    #[serde(default)]
-    pub expires_in: Value,
-}
-
-impl TokenResponse {
-    /// expires_in as seconds, 3600 when missing or unreadable.
-    pub fn expires_in_secs(&self) -> i64 {
-        match &self.expires_in {
-            Value::Number(n) => n.as_i64().unwrap_or(3600),
-            Value::String(s) => s.parse().unwrap_or(3600),
-            _ => 3600,
-        }
-    }
-}
-
-/// Create Payment request (spec section 3).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateRequest<'a> {
-    mode: &'static str,
-    payer_reference: &'a str,
-    #[serde(rename = "callbackURL")]
-    callback_url: &'a str,
-    amount: String,
-    currency: &'static str,
-    intent: &'static str,
-    merchant_invoice_number: &'a str,
-}
-
-/// Create Payment answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CreateResponse {
-    /// paymentID, e.g. "TR0011...".
-    #[serde(rename = "paymentID")]
-    pub payment_id: String,
-    /// The hosted page.
-    #[serde(rename = "bkashURL")]
-    pub bkash_url: String,
-    /// Echoed amount.
-    #[serde(default)]
-    pub amount: Option<String>,
-}
-
-/// Execute Payment answer (spec section 5).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ExecuteResponse {
-    /// paymentID.
-    #[serde(rename = "paymentID", default)]
-    pub payment_id: Option<String>,
-    /// trxID.
-    #[serde(rename = "trxID", default)]
-    pub trx_id: Option<String>,
-    /// transactionStatus.
-    #[serde(rename = "transactionStatus", deserialize_with = "de_status")]
-    pub transaction_status: TransactionStatus,
-    /// Amount.
-    #[serde(default)]
-    pub amount: Option<String>,
-    /// Invoice (one 2023 sample leaves it out).
-    #[serde(rename = "merchantInvoiceNumber", default)]
-    pub merchant_invoice_number: Option<String>,
-    /// Payer wallet.
-    #[serde(rename = "customerMsisdn", default)]
-    pub customer_msisdn: Option<String>,
-}
-
-/// Query Payment answer (spec section 6); note `merchantInvoice`, not `merchantInvoiceNumber`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct QueryResponse {
-    /// trxID once completed.
-    #[serde(rename = "trxID", default)]
-    pub trx_id: Option<String>,
-    /// transactionStatus.
-    #[serde(rename = "transactionStatus", deserialize_with = "de_status")]
-    pub transaction_status: TransactionStatus,
-    /// Amount.
-    #[serde(default)]
-    pub amount: Option<String>,
-    /// Invoice.
-    #[serde(rename = "merchantInvoice", default)]
-    pub merchant_invoice: Option<String>,
-    /// Payer wallet, when given.
-    #[serde(rename = "customerMsisdn", default)]
-    pub customer_msisdn: Option<String>,
-}
-
-/// Search Transaction answer (spec section 7).
-#[derive(Debug, Clone, Deserialize)]
-pub struct SearchResponse {
-    /// trxID.
-    #[serde(rename = "trxID")]
-    pub trx_id: String,
-    /// transactionStatus.
-    #[serde(rename = "transactionStatus")]
-    pub transaction_status: String,
-    /// Amount.
-    pub amount: String,
-    /// Currency.
-    #[serde(default)]
-    pub currency: Option<String>,
-    /// Payer.
-    #[serde(rename = "customerMsisdn", default)]
-    pub customer_msisdn: Option<String>,
-    /// Type.
-    #[serde(rename = "transactionType", default)]
-    pub transaction_type: Option<String>,
-    /// Start.
-    #[serde(rename = "initiationTime", default)]
-    pub initiation_time: Option<String>,
-    /// End.
-    #[serde(rename = "completedTime", default)]
-    pub completed_time: Option<String>,
-}
-
-/// One refund at bKash, from either refund API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundRecord {
-    /// refundTrxID.
-    pub refund_trx_id: String,
-    /// Status, e.g. Completed.
-    pub status: Option<TransactionStatus>,
-    /// Amount refunded.
-    pub amount: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RefundV1 {
-    #[serde(rename = "refundTrxID")]
-    refund_trx_id: String,
-    #[serde(rename = "transactionStatus", default, deserialize_with = "de_opt_status")]
-    status: Option<TransactionStatus>,
-    #[serde(default)]
-    amount: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RefundV2 {
-    #[serde(rename = "refundTrxId")]
-    refund_trx_id: String,
-    #[serde(rename = "refundTransactionStatus", default, deserialize_with = "de_opt_status")]
-    status: Option<TransactionStatus>,
-    #[serde(rename = "refundAmount", default)]
-    amount: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RefundStatusV2 {
-    #[serde(rename = "refundTransactions", default)]
-    refund_transactions: Vec<RefundV2>,
-}
-
-impl From<RefundV1> for RefundRecord {
-    fn from(r: RefundV1) -> Self {
-        RefundRecord { refund_trx_id: r.refund_trx_id, status: r.status, amount: r.amount }
-    }
-}
-
-impl From<RefundV2> for RefundRecord {
-    fn from(r: RefundV2) -> Self {
-        RefundRecord { refund_trx_id: r.refund_trx_id, status: r.status, amount: r.amount }
-    }
 }
 
 /// One bKash endpoint: the versioned base URL and its host root (v2 refunds live under the host root).
@@ -380,14 +184,6 @@ pub struct BkashClient {
     metrics: Arc<Metrics>,
 }
 
-/// Parses an amount that bKash echoed back.
-///
-/// # Errors
-/// When bKash sent something that is not a BDT decimal.
-pub fn parse_amount(text: &str) -> Result<Money, deshpay_api::MoneyError> {
-    Money::parse(text, Currency::Bdt)
-}
-
 fn truncate(body: &str) -> String {
     body.chars().take(300).collect()
 }
@@ -402,14 +198,7 @@ impl BkashClient {
         environment: Environment,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
-        // Never follow a redirect: it would carry the password header and the app_secret to another host.
-        // Outside the sandbox only https is spoken (the URLs are also checked at start).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(environment == Environment::Production)
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
-            .build()?;
+        let http = http::client(settings.timeout_ms, environment)?;
         let bases =
             std::iter::once(&settings.base_url).chain(&settings.backup_base_url).map(|u| Base::new(u)).collect();
         Ok(BkashClient {
@@ -486,15 +275,7 @@ impl BkashClient {
         body: &impl Serialize,
         sensitive: bool,
     ) -> Result<T, BkashError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                BkashError::Timeout
-            } else if e.is_connect() {
-                BkashError::Connect(e.without_url().to_string())
-            } else {
-                BkashError::Transport(e.without_url().to_string())
-            }
-        };
+        let transport = |e: reqwest::Error| BkashError::from(Transport::from(e));
         let response = self
             .http
             .post(url)
@@ -596,7 +377,7 @@ impl BkashClient {
     /// # Errors
     /// Any [`BkashError`]; [`BkashError::is_no_response`] ones mean "go to Query".
     #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
-    pub async fn execute(&self, id_token: &SecretString, payment_id: &str) -> Result<ExecuteResponse, BkashError> {
+    pub async fn execute(&self, id_token: &SecretString, payment_id: &str) -> Result<PaymentResponse, BkashError> {
         let body = serde_json::json!({ "paymentID": payment_id });
         self.post("execute", ApiPath::Checkout("execute"), self.token_headers(id_token), &body, false).await
     }
@@ -606,7 +387,7 @@ impl BkashClient {
     /// # Errors
     /// Any [`BkashError`].
     #[tracing::instrument(skip_all, fields(payment_id = payment_id))]
-    pub async fn query(&self, id_token: &SecretString, payment_id: &str) -> Result<QueryResponse, BkashError> {
+    pub async fn query(&self, id_token: &SecretString, payment_id: &str) -> Result<PaymentResponse, BkashError> {
         let body = serde_json::json!({ "paymentID": payment_id });
         self.post("query", ApiPath::Checkout("payment/status"), self.token_headers(id_token), &body, false).await
     }
