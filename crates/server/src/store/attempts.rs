@@ -563,3 +563,60 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AttemptRecord {
+        AttemptRecord {
+            id: format!("att_{}", "a".repeat(24)),
+            session_id: format!("cs_{}", "b".repeat(24)),
+            method: "bkash".into(),
+            status: "executing".into(),
+            amount_minor: 10_150,
+            currency: "BDT".into(),
+            provider_ref: Some("TR0011".into()),
+            redirect_url: None,
+            trx_id: None,
+            payer: None,
+            failure_code: None,
+            failure_message: None,
+            execute_started_at: Some(5),
+            req_id: None,
+            links: None,
+            expires_at: None,
+            late: 1,
+            checks: 2,
+            next_check_at: None,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn a_stored_attempt_becomes_a_typed_row() {
+        let row = AttemptRow::try_from(record()).expect("valid record");
+        assert_eq!(row.state, AttemptState::Executing);
+        assert_eq!(row.method, Method::Bkash);
+        assert_eq!(row.amount.minor(), 10_150);
+        assert_eq!(row.amount.currency().code(), "BDT");
+        assert!(row.late);
+        assert_eq!(row.execute_started_at, Some(5));
+    }
+
+    #[test]
+    fn a_corrupt_attempt_is_a_decode_error_not_a_guess() {
+        let corrupt: [fn(&mut AttemptRecord); 4] = [
+            |r| r.status = "paid".into(),
+            |r| r.id = "att_short".into(),
+            |r| r.method = "card".into(),
+            |r| r.currency = "USD".into(),
+        ];
+        for spoil in corrupt {
+            let mut r = record();
+            spoil(&mut r);
+            assert!(matches!(AttemptRow::try_from(r), Err(sqlx::Error::Decode(_))));
+        }
+    }
+}

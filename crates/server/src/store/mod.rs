@@ -109,7 +109,7 @@ fn decode<T, E: std::fmt::Display>(parsed: Result<T, E>) -> StoreResult<T> {
 }
 
 fn money_of(minor: i64, currency: &str) -> StoreResult<Money> {
-    Money::from_minor(minor, decode(currency.parse::<Currency>())?).map_err(|e| decode_err(e.to_string()))
+    decode(Money::from_minor(minor, decode(currency.parse::<Currency>())?))
 }
 
 /// `'a','b'` for `IN (...)`: the statement text is built from our own enum names only; values are bound.
