@@ -268,6 +268,15 @@ async fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on {port}")
 }
 
+/// CPU time (user + system) a process has used so far, in ms ("self" for this one).
+fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<f64>().ok()).sum();
+    ticks * 10.0 // USER_HZ is 100 on Linux
+}
+
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -503,6 +512,7 @@ async fn backend_load(report: &mut String) -> Result<()> {
     report.push_str("| store | instances | journeys/s | failed | create p50/p95/p99 | start p50/p95/p99 | callback p50/p95/p99 | view p50/p95/p99 | peak RSS per instance |\n");
     report.push_str("|---|---:|---:|---:|---|---|---|---|---|\n");
     let mut backend_provider_ms = Vec::new();
+    let mut cpu = Vec::new();
     for (store, instances) in [("SQLite", 1), ("PostgreSQL", 1), ("PostgreSQL", 3)] {
         reqwest::Client::new().post(format!("{sandbox}/__sandbox/reset")).send().await?;
         let dir = tempfile::tempdir()?;
@@ -518,7 +528,17 @@ async fn backend_load(report: &mut String) -> Result<()> {
             procs.push(p);
             urls.push(url);
         }
+        let pids: Vec<String> = procs.iter().map(|p: &Proc| p.0.id().to_string()).collect();
+        let sandbox_pid = sandbox_proc.0.id().to_string();
+        let cpu_before = (pids.iter().map(|p| cpu_ms(p)).sum::<f64>(), cpu_ms(&sandbox_pid), cpu_ms("self"));
         let (rate, mut lat, failed) = load(urls.clone(), &sandbox).await?;
+        let journeys = (JOURNEYS + 1) as f64;
+        cpu.push(format!(
+            "{store} x{instances}: backend {:.2} ms, sandbox {:.2} ms, load client {:.2} ms",
+            (pids.iter().map(|p| cpu_ms(p)).sum::<f64>() - cpu_before.0) / journeys,
+            (cpu_ms(&sandbox_pid) - cpu_before.1) / journeys,
+            (cpu_ms("self") - cpu_before.2) / journeys,
+        ));
         let peak = procs.iter().map(|p| peak_rss_kb(p.0.id())).max().unwrap_or(0);
         let f = |v: &mut Vec<f64>| format!("{:.1} / {:.1} / {:.1}", pct(v, 0.5), pct(v, 0.95), pct(v, 0.99));
         let _ = writeln!(
@@ -545,6 +565,12 @@ async fn backend_load(report: &mut String) -> Result<()> {
          the provider calls inside them made directly against the sandbox (create + execute) take {direct_ms:.1} ms: \
          ratio {:.2}.\n",
         ours / direct_ms
+    );
+    // PostgreSQL's own processes are not counted: they are the server's, not ours.
+    let _ = writeln!(
+        report,
+        "CPU time per journey (user + system, from /proc; the machine has 2 cores): {}.\n",
+        cpu.join("; ")
     );
     drop(sandbox_proc);
     Ok(())
