@@ -204,3 +204,80 @@ impl std::fmt::Debug for GroupCommit {
         f.debug_struct("GroupCommit").field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use sqlx::Connection;
+
+    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, String) {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("g.db").display());
+        let mut conn = AnyConnection::connect(&url).await.expect("connect");
+        for pragma in super::super::SQLITE_PRAGMAS {
+            conn.execute(*pragma).await.expect("pragma");
+        }
+        conn.execute("CREATE TABLE t (v INTEGER NOT NULL)").await.expect("create");
+        (GroupCommit::new(conn), url)
+    }
+
+    async fn insert(group: &Arc<GroupCommit>, v: i64) -> Result<(), sqlx::Error> {
+        let mut unit = group.unit().await?;
+        sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *unit).await?;
+        unit.commit().await
+    }
+
+    async fn committed(url: &str) -> Vec<i64> {
+        let mut other = AnyConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v").fetch_all(&mut other).await.expect("select")
+    }
+
+    /// A request that goes away (client gone, request timeout) while its unit's `BEGIN IMMEDIATE` is in flight
+    /// must not leave the writer inside a transaction it does not know about.
+    #[tokio::test]
+    async fn attack_cancelled_unit_start_keeps_writer_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        // Polled once: the lock is free, the BEGIN is sent to the connection's worker, then the future is dropped.
+        assert!(group.unit().now_or_never().is_none(), "unit() finished in one poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        insert(&group, 1).await.expect("the next write works");
+        assert_eq!(committed(&url).await, vec![1]);
+    }
+
+    /// A request that goes away while its unit's `RELEASE` / `COMMIT` is in flight must not brick the writer.
+    #[tokio::test]
+    async fn attack_cancelled_unit_commit_keeps_writer_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut unit = group.unit().await.expect("unit");
+        sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *unit).await.expect("insert");
+        assert!(unit.commit().now_or_never().is_none(), "commit finished in one poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        insert(&group, 2).await.expect("the next write works");
+        // The cancelled unit may or may not be kept; the later one must be.
+        assert!(committed(&url).await.contains(&2));
+    }
+
+    /// A caller that gives up waiting for the writer must not make the writer believe, forever, that units are
+    /// waiting: then a dropped unit leaves its batch open and the file's write lock held until the next write.
+    #[tokio::test]
+    async fn attack_cancelled_wait_does_not_leave_write_lock_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let held = group.unit().await.expect("unit");
+        // Waits for the writer, then gives up.
+        assert!(tokio::time::timeout(Duration::from_millis(20), group.unit()).await.is_err());
+        drop(held);
+        // A unit dropped unfinished, alone: its batch must be closed without waiting for another write.
+        let unit = group.unit().await.expect("unit");
+        drop(unit);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Another process (or another Store on the same file) can take the write lock.
+        let mut other = AnyConnection::connect(&url).await.expect("connect");
+        other.execute("PRAGMA busy_timeout = 200").await.expect("pragma");
+        other.execute("BEGIN IMMEDIATE").await.expect("the write lock is free");
+        other.execute("ROLLBACK").await.expect("rollback");
+    }
+}
