@@ -84,7 +84,16 @@ impl GroupCommit {
     }
 
     /// Starts a unit: a savepoint in the open batch (opening one when there is none).
+    ///
+    /// The start runs in a task of its own, to the end even when the caller goes away (client gone, request
+    /// timeout): cut off half-way, a `BEGIN` or `SAVEPOINT` the connection ran would be unknown to the writer (every
+    /// later `BEGIN` failing), and `waiting` would never come down. A unit started for nobody is dropped, which
+    /// rolls it back.
     pub(super) async fn unit(self: &Arc<Self>) -> Result<Unit, sqlx::Error> {
+        detached(self.clone().start()).await
+    }
+
+    async fn start(self: Arc<Self>) -> Result<Unit, sqlx::Error> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -95,7 +104,7 @@ impl GroupCommit {
             w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
         }
         w.conn.execute("SAVEPOINT unit").await?;
-        Ok(Unit { writer: Some(w), group: self.clone() })
+        Ok(Unit { writer: Some(w), group: self })
     }
 
     /// Commits batch `id` if it is still open (its last unit went away without committing it).
@@ -105,6 +114,14 @@ impl GroupCommit {
             w.commit().await;
         }
     }
+}
+
+/// Runs `work` in a task of its own: the `RELEASE`, `COMMIT` or `BEGIN` it sends is not cut off half-way when the
+/// caller's future is dropped (the connection would run it while the writer believed otherwise).
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    tokio::spawn(work).await.map_err(|e| sqlx::Error::Protocol(format!("group commit: {e}")))?
 }
 
 /// One write: statements run on it as on a transaction (it dereferences to the connection); [`Unit::commit`]
@@ -120,7 +137,7 @@ impl Unit {
     /// # Errors
     /// The unit's `RELEASE` or its batch's `COMMIT` failed: nothing of it was kept.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.finish(false).await
+        detached(self.finish(false)).await
     }
 
     /// Undoes the unit's writes; still waits for its batch, since what it read may have come from units of the
@@ -129,7 +146,7 @@ impl Unit {
     /// # Errors
     /// As [`Unit::commit`].
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.finish(true).await
+        detached(self.finish(true)).await
     }
 
     async fn finish(mut self, undo: bool) -> Result<(), sqlx::Error> {
