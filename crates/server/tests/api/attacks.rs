@@ -299,3 +299,36 @@ async fn attack_a_refund_key_reused_after_24_hours_replays_the_old_refund() {
     assert_eq!(body["amount"], "20.00", "{body}");
     assert_eq!(app.sandbox_payment(&payment_id).await["refunds"].as_array().unwrap().len(), 2);
 }
+
+// ----- the SQLite writer and cancelled requests -----
+
+/// Another process on the same SQLite file (a second instance, an operator's `sqlite3`) holds the write lock for
+/// a moment; a request's write waits for it past the request timeout and is cancelled. The writer connection's
+/// `BEGIN IMMEDIATE` still ran once the lock came free, unknown to the group commit: every later write of the
+/// instance failed ("cannot start a transaction within a transaction") until a restart, so no session, callback,
+/// notification or webhook could be recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_a_request_cancelled_while_its_write_waits_for_the_file_lock_leaves_writes_working() {
+    if std::env::var("DESHPAY_TEST_POSTGRES").is_ok_and(|s| !s.is_empty()) {
+        return; // SQLite's group commit only.
+    }
+    use sqlx::{Connection, Executor};
+    let app = spawn_app_with(|s| s.limits.request_timeout_ms = 400).await;
+    app.create_session("100.00").await;
+    let mut other = sqlx::AnyConnection::connect(&app.db_url).await.expect("a second connection to the file");
+    other.execute("BEGIN IMMEDIATE").await.expect("the write lock");
+    let r = app
+        .post_json(
+            "/v1/sessions",
+            &json!({"amount": "100.00", "currency": "BDT", "invoice": format!("ORD-{}", rand_suffix()),
+                    "return_url": "http://shop.test/return?order=1", "methods": ["bkash"]}),
+        )
+        .await;
+    assert_ne!(r.status(), 201, "the write waited for the lock past the request timeout");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.execute("ROLLBACK").await.expect("release the lock");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // create_session asserts 201.
+    let id = app.create_session("100.00").await;
+    assert_eq!(app.session(&id).await["status"], "open");
+}
