@@ -297,4 +297,48 @@ mod tests {
         other.execute("BEGIN IMMEDIATE").await.expect("the write lock is free");
         other.execute("ROLLBACK").await.expect("rollback");
     }
+
+    /// Many writers at once, a third of them abandoned at some point (request timeouts): every write that was
+    /// acknowledged is durable, none that failed is, and the writer still works afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn abandoned_units_under_load_keep_acknowledged_writes_and_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut tasks = Vec::new();
+        for v in 0..300_i64 {
+            let group = group.clone();
+            tasks.push(tokio::spawn(async move {
+                let write = insert(&group, v);
+                if v % 3 == 0 {
+                    // Abandoned after 0 to 4 ms.
+                    let after = Duration::from_micros(u64::try_from(v * 131 % 4000).unwrap_or(0));
+                    match tokio::time::timeout(after, write).await {
+                        Ok(r) => (v, Some(r.is_ok())),
+                        Err(_) => (v, None),
+                    }
+                } else {
+                    (v, Some(write.await.is_ok()))
+                }
+            }));
+        }
+        let mut acknowledged = Vec::new();
+        let mut failed = Vec::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                (v, Some(true)) => acknowledged.push(v),
+                (v, Some(false)) => failed.push(v),
+                (_, None) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        insert(&group, 1000).await.expect("the writer still works");
+        let kept = committed(&url).await;
+        for v in &acknowledged {
+            assert!(kept.contains(v), "acknowledged write {v} is not durable");
+        }
+        for v in &failed {
+            assert!(!kept.contains(v), "failed write {v} was kept");
+        }
+        assert!(acknowledged.len() >= 150, "only {} writes acknowledged", acknowledged.len());
+    }
 }
