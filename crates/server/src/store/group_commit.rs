@@ -38,31 +38,46 @@ struct Writer {
 }
 
 impl Writer {
+    /// Rolls back a unit dropped inside its savepoint. When that fails the savepoint is gone (SQLite rolls the
+    /// whole transaction back by itself after some I/O and full-disk errors): the batch is failed, so that the
+    /// writer starts afresh instead of failing every later unit on the missing savepoint.
     async fn clean(&mut self) -> Result<(), sqlx::Error> {
         if self.dirty {
-            self.conn.execute("ROLLBACK TO unit").await?;
-            self.conn.execute("RELEASE unit").await?;
+            let undone = match self.conn.execute("ROLLBACK TO unit").await {
+                Ok(_) => self.conn.execute("RELEASE unit").await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = undone {
+                self.fail(&e).await;
+                return Err(e);
+            }
             self.dirty = false;
         }
         Ok(())
     }
 
+    /// Rolls the open batch back and fails its units.
+    async fn fail(&mut self, e: &sqlx::Error) {
+        let _ = self.conn.execute("ROLLBACK").await;
+        self.dirty = false;
+        if let Some(batch) = self.batch.take() {
+            tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
+            batch.done.send_replace(Some(Err(e.to_string())));
+        }
+    }
+
     async fn commit(&mut self) {
-        let Some(batch) = self.batch.take() else { return };
-        let result = match self.clean().await {
-            Ok(()) => self.conn.execute("COMMIT").await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        let result = match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
-                let _ = self.conn.execute("ROLLBACK").await;
-                self.dirty = false;
-                Err(e.to_string())
+        if self.batch.is_none() || self.clean().await.is_err() {
+            return;
+        }
+        match self.conn.execute("COMMIT").await {
+            Ok(_) => {
+                if let Some(batch) = self.batch.take() {
+                    batch.done.send_replace(Some(Ok(())));
+                }
             }
-        };
-        batch.done.send_replace(Some(result));
+            Err(e) => self.fail(&e).await,
+        }
     }
 }
 
@@ -97,7 +112,8 @@ impl GroupCommit {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        w.clean().await?;
+        // A clean that fails has failed the batch it was in (logged there): this unit starts a new one.
+        let _ = w.clean().await;
         if w.batch.is_none() {
             w.conn.execute("BEGIN IMMEDIATE").await?;
             let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
@@ -154,8 +170,11 @@ impl Unit {
         w.dirty = true;
         if undo {
             w.clean().await?;
+        } else if let Err(e) = w.conn.execute("RELEASE unit").await {
+            // Nothing of the unit is kept: rolled back alone now (or its batch failed when the savepoint is gone).
+            let _ = w.clean().await;
+            return Err(e);
         } else {
-            w.conn.execute("RELEASE unit").await?;
             w.dirty = false;
         }
         let Some(batch) = w.batch.as_mut() else {
@@ -340,5 +359,26 @@ mod tests {
             assert!(!kept.contains(v), "failed write {v} was kept");
         }
         assert!(acknowledged.len() >= 150, "only {} writes acknowledged", acknowledged.len());
+    }
+
+    /// On some I/O and full-disk errors SQLite rolls the whole transaction back by itself: the batch and the unit's
+    /// savepoint are gone. When a write is waiting as that unit goes away, the writer must still start afresh
+    /// (and not fail every later write on the missing savepoint until a restart).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack_a_batch_sqlite_rolled_back_itself_does_not_brick_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut unit = group.unit().await.expect("unit");
+        // What SQLite does after such an error.
+        unit.execute("ROLLBACK").await.expect("rollback");
+        let waiting = tokio::spawn({
+            let group = group.clone();
+            async move { insert(&group, 1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(unit);
+        waiting.await.expect("task").expect("the waiting write starts a new batch");
+        insert(&group, 2).await.expect("the writer works again");
+        assert_eq!(committed(&url).await, vec![1, 2]);
     }
 }
