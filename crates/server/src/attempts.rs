@@ -484,7 +484,9 @@ impl AppState {
     /// pending.
     pub(crate) async fn confirm_claimed(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
         let provider = self.provider_of(attempt)?;
-        let claim = self.store.claim_execute(&attempt.id, self.clock.now_ms());
+        // The stamp's time is read when the claim is awaited, right before the confirm and after any token renewal:
+        // the reconciler's staleness counts from it.
+        let claim = async { self.store.claim_execute(&attempt.id, self.clock.now_ms()).await };
         match provider.confirm(attempt, claim).await? {
             Confirm::NotSent(why) => {
                 // The claim is not stamped; the reconciler confirms once the provider can be called.

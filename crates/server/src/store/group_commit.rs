@@ -38,31 +38,46 @@ struct Writer {
 }
 
 impl Writer {
+    /// Rolls back a unit dropped inside its savepoint. When that fails the savepoint is gone (SQLite rolls the
+    /// whole transaction back by itself after some I/O and full-disk errors): the batch is failed, so that the
+    /// writer starts afresh instead of failing every later unit on the missing savepoint.
     async fn clean(&mut self) -> Result<(), sqlx::Error> {
         if self.dirty {
-            self.conn.execute("ROLLBACK TO unit").await?;
-            self.conn.execute("RELEASE unit").await?;
+            let undone = match self.conn.execute("ROLLBACK TO unit").await {
+                Ok(_) => self.conn.execute("RELEASE unit").await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = undone {
+                self.fail(&e).await;
+                return Err(e);
+            }
             self.dirty = false;
         }
         Ok(())
     }
 
+    /// Rolls the open batch back and fails its units.
+    async fn fail(&mut self, e: &sqlx::Error) {
+        let _ = self.conn.execute("ROLLBACK").await;
+        self.dirty = false;
+        if let Some(batch) = self.batch.take() {
+            tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
+            batch.done.send_replace(Some(Err(e.to_string())));
+        }
+    }
+
     async fn commit(&mut self) {
-        let Some(batch) = self.batch.take() else { return };
-        let result = match self.clean().await {
-            Ok(()) => self.conn.execute("COMMIT").await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        let result = match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
-                let _ = self.conn.execute("ROLLBACK").await;
-                self.dirty = false;
-                Err(e.to_string())
+        if self.batch.is_none() || self.clean().await.is_err() {
+            return;
+        }
+        match self.conn.execute("COMMIT").await {
+            Ok(_) => {
+                if let Some(batch) = self.batch.take() {
+                    batch.done.send_replace(Some(Ok(())));
+                }
             }
-        };
-        batch.done.send_replace(Some(result));
+            Err(e) => self.fail(&e).await,
+        }
     }
 }
 
@@ -84,18 +99,28 @@ impl GroupCommit {
     }
 
     /// Starts a unit: a savepoint in the open batch (opening one when there is none).
+    ///
+    /// The start runs in a task of its own, to the end even when the caller goes away (client gone, request
+    /// timeout): cut off half-way, a `BEGIN` or `SAVEPOINT` the connection ran would be unknown to the writer (every
+    /// later `BEGIN` failing), and `waiting` would never come down. A unit started for nobody is dropped, which
+    /// rolls it back.
     pub(super) async fn unit(self: &Arc<Self>) -> Result<Unit, sqlx::Error> {
+        detached(self.clone().start()).await
+    }
+
+    async fn start(self: Arc<Self>) -> Result<Unit, sqlx::Error> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        w.clean().await?;
+        // A clean that fails has failed the batch it was in (logged there): this unit starts a new one.
+        let _ = w.clean().await;
         if w.batch.is_none() {
             w.conn.execute("BEGIN IMMEDIATE").await?;
             let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
             w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
         }
         w.conn.execute("SAVEPOINT unit").await?;
-        Ok(Unit { writer: Some(w), group: self.clone() })
+        Ok(Unit { writer: Some(w), group: self })
     }
 
     /// Commits batch `id` if it is still open (its last unit went away without committing it).
@@ -105,6 +130,14 @@ impl GroupCommit {
             w.commit().await;
         }
     }
+}
+
+/// Runs `work` in a task of its own: the `RELEASE`, `COMMIT` or `BEGIN` it sends is not cut off half-way when the
+/// caller's future is dropped (the connection would run it while the writer believed otherwise).
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    tokio::spawn(work).await.map_err(|e| sqlx::Error::Protocol(format!("group commit: {e}")))?
 }
 
 /// One write: statements run on it as on a transaction (it dereferences to the connection); [`Unit::commit`]
@@ -120,7 +153,7 @@ impl Unit {
     /// # Errors
     /// The unit's `RELEASE` or its batch's `COMMIT` failed: nothing of it was kept.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.finish(false).await
+        detached(self.finish(false)).await
     }
 
     /// Undoes the unit's writes; still waits for its batch, since what it read may have come from units of the
@@ -129,7 +162,7 @@ impl Unit {
     /// # Errors
     /// As [`Unit::commit`].
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.finish(true).await
+        detached(self.finish(true)).await
     }
 
     async fn finish(mut self, undo: bool) -> Result<(), sqlx::Error> {
@@ -137,8 +170,11 @@ impl Unit {
         w.dirty = true;
         if undo {
             w.clean().await?;
+        } else if let Err(e) = w.conn.execute("RELEASE unit").await {
+            // Nothing of the unit is kept: rolled back alone now (or its batch failed when the savepoint is gone).
+            let _ = w.clean().await;
+            return Err(e);
         } else {
-            w.conn.execute("RELEASE unit").await?;
             w.dirty = false;
         }
         let Some(batch) = w.batch.as_mut() else {
@@ -202,5 +238,147 @@ impl DerefMut for Unit {
 impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit").field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use sqlx::Connection;
+
+    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, String) {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("g.db").display());
+        let mut conn = AnyConnection::connect(&url).await.expect("connect");
+        for pragma in super::super::SQLITE_PRAGMAS {
+            conn.execute(*pragma).await.expect("pragma");
+        }
+        conn.execute("CREATE TABLE t (v INTEGER NOT NULL)").await.expect("create");
+        (GroupCommit::new(conn), url)
+    }
+
+    async fn insert(group: &Arc<GroupCommit>, v: i64) -> Result<(), sqlx::Error> {
+        let mut unit = group.unit().await?;
+        sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *unit).await?;
+        unit.commit().await
+    }
+
+    async fn committed(url: &str) -> Vec<i64> {
+        let mut other = AnyConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v").fetch_all(&mut other).await.expect("select")
+    }
+
+    /// A request that goes away (client gone, request timeout) while its unit's `BEGIN IMMEDIATE` is in flight
+    /// must not leave the writer inside a transaction it does not know about.
+    #[tokio::test]
+    async fn attack_cancelled_unit_start_keeps_writer_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        // Polled once: the lock is free, the BEGIN is sent to the connection's worker, then the future is dropped.
+        assert!(group.unit().now_or_never().is_none(), "unit() finished in one poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        insert(&group, 1).await.expect("the next write works");
+        assert_eq!(committed(&url).await, vec![1]);
+    }
+
+    /// A request that goes away while its unit's `RELEASE` / `COMMIT` is in flight must not brick the writer.
+    #[tokio::test]
+    async fn attack_cancelled_unit_commit_keeps_writer_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut unit = group.unit().await.expect("unit");
+        sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *unit).await.expect("insert");
+        assert!(unit.commit().now_or_never().is_none(), "commit finished in one poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        insert(&group, 2).await.expect("the next write works");
+        // The cancelled unit may or may not be kept; the later one must be.
+        assert!(committed(&url).await.contains(&2));
+    }
+
+    /// A caller that gives up waiting for the writer must not make the writer believe, forever, that units are
+    /// waiting: then a dropped unit leaves its batch open and the file's write lock held until the next write.
+    #[tokio::test]
+    async fn attack_cancelled_wait_does_not_leave_write_lock_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let held = group.unit().await.expect("unit");
+        // Waits for the writer, then gives up.
+        assert!(tokio::time::timeout(Duration::from_millis(20), group.unit()).await.is_err());
+        drop(held);
+        // A unit dropped unfinished, alone: its batch must be closed without waiting for another write.
+        let unit = group.unit().await.expect("unit");
+        drop(unit);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Another process (or another Store on the same file) can take the write lock.
+        let mut other = AnyConnection::connect(&url).await.expect("connect");
+        other.execute("PRAGMA busy_timeout = 200").await.expect("pragma");
+        other.execute("BEGIN IMMEDIATE").await.expect("the write lock is free");
+        other.execute("ROLLBACK").await.expect("rollback");
+    }
+
+    /// Many writers at once, a third of them abandoned at some point (request timeouts): every write that was
+    /// acknowledged is durable, none that failed is, and the writer still works afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn abandoned_units_under_load_keep_acknowledged_writes_and_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut tasks = Vec::new();
+        for v in 0..300_i64 {
+            let group = group.clone();
+            tasks.push(tokio::spawn(async move {
+                let write = insert(&group, v);
+                if v % 3 == 0 {
+                    // Abandoned after 0 to 4 ms.
+                    let after = Duration::from_micros(u64::try_from(v * 131 % 4000).unwrap_or(0));
+                    match tokio::time::timeout(after, write).await {
+                        Ok(r) => (v, Some(r.is_ok())),
+                        Err(_) => (v, None),
+                    }
+                } else {
+                    (v, Some(write.await.is_ok()))
+                }
+            }));
+        }
+        let mut acknowledged = Vec::new();
+        let mut failed = Vec::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                (v, Some(true)) => acknowledged.push(v),
+                (v, Some(false)) => failed.push(v),
+                (_, None) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        insert(&group, 1000).await.expect("the writer still works");
+        let kept = committed(&url).await;
+        for v in &acknowledged {
+            assert!(kept.contains(v), "acknowledged write {v} is not durable");
+        }
+        for v in &failed {
+            assert!(!kept.contains(v), "failed write {v} was kept");
+        }
+        assert!(acknowledged.len() >= 150, "only {} writes acknowledged", acknowledged.len());
+    }
+
+    /// On some I/O and full-disk errors SQLite rolls the whole transaction back by itself: the batch and the unit's
+    /// savepoint are gone. When a write is waiting as that unit goes away, the writer must still start afresh
+    /// (and not fail every later write on the missing savepoint until a restart).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack_a_batch_sqlite_rolled_back_itself_does_not_brick_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, url) = open(dir.path()).await;
+        let mut unit = group.unit().await.expect("unit");
+        // What SQLite does after such an error.
+        unit.execute("ROLLBACK").await.expect("rollback");
+        let waiting = tokio::spawn({
+            let group = group.clone();
+            async move { insert(&group, 1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(unit);
+        waiting.await.expect("task").expect("the waiting write starts a new batch");
+        insert(&group, 2).await.expect("the writer works again");
+        assert_eq!(committed(&url).await, vec![1, 2]);
     }
 }

@@ -299,3 +299,70 @@ async fn attack_a_refund_key_reused_after_24_hours_replays_the_old_refund() {
     assert_eq!(body["amount"], "20.00", "{body}");
     assert_eq!(app.sandbox_payment(&payment_id).await["refunds"].as_array().unwrap().len(), 2);
 }
+
+// ----- the SQLite writer and cancelled requests -----
+
+/// Another process on the same SQLite file (a second instance, an operator's `sqlite3`) holds the write lock for
+/// a moment; a request's write waits for it past the request timeout and is cancelled. The writer connection's
+/// `BEGIN IMMEDIATE` still ran once the lock came free, unknown to the group commit: every later write of the
+/// instance failed ("cannot start a transaction within a transaction") until a restart, so no session, callback,
+/// notification or webhook could be recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_a_request_cancelled_while_its_write_waits_for_the_file_lock_leaves_writes_working() {
+    if std::env::var("DESHPAY_TEST_POSTGRES").is_ok_and(|s| !s.is_empty()) {
+        return; // SQLite's group commit only.
+    }
+    use sqlx::{Connection, Executor};
+    let app = spawn_app_with(|s| s.limits.request_timeout_ms = 400).await;
+    app.create_session("100.00").await;
+    let mut other = sqlx::AnyConnection::connect(&app.db_url).await.expect("a second connection to the file");
+    other.execute("BEGIN IMMEDIATE").await.expect("the write lock");
+    let r = app
+        .post_json(
+            "/v1/sessions",
+            &json!({"amount": "100.00", "currency": "BDT", "invoice": format!("ORD-{}", rand_suffix()),
+                    "return_url": "http://shop.test/return?order=1", "methods": ["bkash"]}),
+        )
+        .await;
+    assert_ne!(r.status(), 201, "the write waited for the lock past the request timeout");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.execute("ROLLBACK").await.expect("release the lock");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // create_session asserts 201.
+    let id = app.create_session("100.00").await;
+    assert_eq!(app.session(&id).await["status"], "open");
+}
+
+// ----- the confirm's stamp -----
+
+/// The stamp that claims bKash's Execute (`execute_started_at`, also `updated_at`) is what the reconciler's
+/// staleness counts from: it waits `2 x timeout + token wait`, the longest an Execute can still be in flight
+/// after the stamp (Execute, then a 401's renewal and the second Execute). The seam stamps with a time read
+/// before the token is fetched, so a slow renewal ahead of the Execute is not covered: the reconciler may Query
+/// while the Execute is still in flight, see `Initiated`, fail the attempt and free the session for a second
+/// payment. The stamp must be the time of the claim, right before the Execute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_the_execute_stamp_is_not_older_than_the_token_renewal_before_it() {
+    let app = spawn_app_with(|s| s.bkash.refresh_margin_secs = 3000).await;
+    let id = app.create_session("100.00").await;
+    let bkash_url = app.start_bkash(&id).await;
+    let payment_id = query_param(&bkash_url, "paymentID").unwrap();
+    let callback = app.pay_on_page(&bkash_url, WALLET, OTP, PIN).await;
+    // Our token is now within the refresh margin; its renewal takes a second.
+    app.clock.advance_secs(700);
+    for endpoint in ["refresh", "grant"] {
+        app.fault(json!({"endpoint": endpoint, "response": "normal", "delay_ms": 1000, "times": 1})).await;
+    }
+    let before = app.clock.now_ms();
+    app.follow_callback(&callback).await;
+    let attempt = app
+        .state
+        .store
+        .attempt_by_provider_ref(deshpay_api::Method::Bkash, &payment_id)
+        .await
+        .unwrap()
+        .expect("attempt");
+    let stamp = attempt.execute_started_at.expect("executed");
+    assert!(stamp >= before + 900, "stamped {} ms after the callback began, before the token renewal", stamp - before);
+    assert_eq!(app.session(&id).await["status"], "paid");
+}
