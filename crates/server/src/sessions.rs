@@ -4,7 +4,7 @@ use crate::clock::rfc3339;
 use crate::error::AppError;
 use crate::ids;
 use crate::state::AppState;
-use crate::store::{AttemptRow, AttemptState, SessionRow};
+use crate::store::{AttemptRow, AttemptState, RefundRow, SessionRow};
 use deshpay_api::{
     AttemptRecord, AttemptRecordStatus, AttemptStatus, AttemptView, CheckoutView, CreateSessionRequest, Currency,
     Method, Money, Payment, Refund, RefundStatus, Session, SessionId, SessionStatus,
@@ -134,6 +134,39 @@ pub fn validate_new_session(
     })
 }
 
+/// The merchant's view of a session from its rows.
+fn session_view(
+    row: SessionRow,
+    payment: Option<Payment>,
+    refunds: Vec<RefundRow>,
+    attempts: Vec<AttemptRecord>,
+) -> Result<Session, AppError> {
+    // What was refunded of the payment (automatic refunds of a duplicate are listed but not counted here).
+    let refunded: i64 = refunds
+        .iter()
+        .filter(|r| r.status == RefundStatus::Completed && Some(&r.attempt_id) == row.paid_attempt_id.as_ref())
+        .map(|r| r.amount.minor())
+        .sum();
+    let refunded = Money::from_minor(refunded, row.amount.currency()).map_err(AppError::internal)?;
+    Ok(Session {
+        id: row.id.clone(),
+        status: row.status,
+        amount: row.amount.to_decimal(),
+        amount_minor: row.amount.minor(),
+        currency: row.amount.currency(),
+        invoice: row.invoice,
+        methods: row.methods,
+        description: row.description,
+        return_url: row.return_url,
+        created_at: rfc3339(row.created_at),
+        expires_at: rfc3339(row.expires_at),
+        payment,
+        refunded: refunded.to_decimal(),
+        refunds: refunds.into_iter().map(refund_view).collect(),
+        attempts,
+    })
+}
+
 /// Maps the backend's attempt state to what the widget shows.
 pub fn attempt_status(state: AttemptState) -> AttemptStatus {
     match state {
@@ -165,7 +198,8 @@ impl AppState {
             )));
         }
         tracing::info!(session = %row.id, amount = %row.amount, "session created");
-        Ok(self.merchant_view(row).await?)
+        // Just written: no payment, refund or attempt to read back yet.
+        Ok(session_view(row, None, Vec::new(), Vec::new())?)
     }
 
     /// Loads a session, applying lazy expiry.
@@ -209,31 +243,8 @@ impl AppState {
             None => None,
         };
         let refunds = self.store.refunds(&row.id).await?;
-        // What was refunded of the payment (automatic refunds of a duplicate are listed but not counted here).
-        let refunded: i64 = refunds
-            .iter()
-            .filter(|r| r.status == RefundStatus::Completed && Some(&r.attempt_id) == row.paid_attempt_id.as_ref())
-            .map(|r| r.amount.minor())
-            .sum();
         let attempts = self.store.attempts_of(&row.id).await?.iter().map(attempt_record).collect();
-        let refunded = Money::from_minor(refunded, row.amount.currency()).map_err(AppError::internal)?;
-        Ok(Session {
-            id: row.id.clone(),
-            status: row.status,
-            amount: row.amount.to_decimal(),
-            amount_minor: row.amount.minor(),
-            currency: row.amount.currency(),
-            invoice: row.invoice,
-            methods: row.methods,
-            description: row.description,
-            return_url: row.return_url,
-            created_at: rfc3339(row.created_at),
-            expires_at: rfc3339(row.expires_at),
-            payment,
-            refunded: refunded.to_decimal(),
-            refunds: refunds.into_iter().map(refund_view).collect(),
-            attempts,
-        })
+        session_view(row, payment, refunds, attempts)
     }
 
     /// The widget's view: no return URL, no payer details.
