@@ -3,7 +3,7 @@
 //! - `build`: the widget for wasm32 into `pkg/` (wasm-bindgen, wasm-opt) and the native binaries.
 //! - `demo`: the sandbox, the merchant backend (SQLite) and the demo shop on 127.0.0.1; prints their URLs.
 //! - `test`: formatting, clippy, the widget build, and every test in the workspace.
-//! - `bench`: the benchmark figures.
+//! - `bench [--widget]`: the benchmark figures (`--widget`: only the widget's sizes, page load and UPI tap).
 //! - `fuzz [SECONDS]`: every cargo-fuzz target in `fuzz/` for a bounded time (nightly).
 //!
 //! Missing tools (the wasm32 target, pinned wasm-bindgen-cli, binaryen from npm) are installed on first use;
@@ -26,10 +26,10 @@ fn main() -> Result<()> {
         "build" => build(),
         "demo" => demo::run(rest),
         "test" => test(rest),
-        "bench" => bench(),
+        "bench" => bench(rest),
         "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <build|demo|test|bench|fuzz [SECONDS]>");
+            println!("usage: cargo xtask <build|demo|test|bench [--widget]|fuzz [SECONDS]>");
             Ok(())
         }
         other => bail!("unknown command {other:?}; try build, demo, test, bench or fuzz"),
@@ -98,12 +98,21 @@ fn test(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn bench() -> Result<()> {
+/// `cargo xtask bench [--widget]`: with `--widget`, only the widget's figures (no backend load, so no release
+/// backend and sandbox binaries).
+fn bench(rest: &[String]) -> Result<()> {
+    let widget_only = match rest {
+        [] => false,
+        [flag] if flag == "--widget" => true,
+        _ => bail!("usage: cargo xtask bench [--widget]"),
+    };
     tools::require_chromium()?;
     build()?;
-    // Two builds: `--bin` would otherwise restrict the first one to the bench binary.
-    run(cargo().args(["build", "--release", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+    if !widget_only {
+        // Two builds: `--bin` would otherwise restrict the first one to the bench binary.
+        run(cargo().args(["build", "--release", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+    }
     run(cargo().args(["build", "--release", "-p", "deshpay-e2e", "--bin", "deshpay-bench"]))?;
     let dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
-    run(&mut Command::new(dir.join("release/deshpay-bench")))
+    run(Command::new(dir.join("release/deshpay-bench")).args(rest))
 }
