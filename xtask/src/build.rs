@@ -175,8 +175,8 @@ fn minify(terser: &Path, file: &Path, banner: Option<&str>) -> Result<()> {
 }
 
 /// Puts wasm-split's loader of the split modules (`__wasm_split.js`, which imports the glue's `initSync`) into
-/// the glue, in place of the glue's import of it: one module less to fetch, one after the other, before the
-/// wasm can start (about 10 ms of `deshpay:ready`, more on a slow phone or network) and about 0.1 KB less.
+/// the glue, in place of the glue's import of it: one module less to fetch and evaluate, one after the other,
+/// before the widget can start (BENCHMARKS.md, "Page load"), and 0.15 KB brotli less.
 fn merge_split_link(glue: &str, link: &str) -> Result<String> {
     let import = format!("import * as import1 from \"./{SPLIT_LINK}\"");
     let link_import = "import { initSync } from \"./deshpay_widget.js\";";
