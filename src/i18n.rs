@@ -413,9 +413,21 @@ pub fn fill(text: &str, name: &str) -> String {
     out
 }
 
-/// A locale's texts in [`Key::ALL`] order, as `pkg/deshpay-<locale>.json` holds them (a JSON array of strings).
+/// A locale's texts in [`Key::ALL`] order, as `pkg/deshpay-<locale>.json` holds them (a JSON array of strings,
+/// followed there by the loader's [`loader_fallback`] text, which the loader takes off).
 pub fn table(locale: Locale) -> Vec<&'static str> {
     Key::ALL.iter().map(|k| k.text(locale)).collect()
+}
+
+/// What the loader (`www/deshpay.js`) shows in place of the widget when it cannot start. English is in the
+/// loader itself; Bengali and Hindi come last in their texts file (`cargo xtask build`), so an English page does
+/// not download them.
+pub fn loader_fallback(locale: Locale) -> &'static str {
+    match locale {
+        Locale::En => "The payment form could not load. Please refresh the page or contact the seller.",
+        Locale::Bn => "পেমেন্ট ফর্মটি লোড হয়নি। পেজটি রিফ্রেশ করুন অথবা বিক্রেতার সাথে যোগাযোগ করুন।",
+        Locale::Hi => "भुगतान फ़ॉर्म लोड नहीं हो सका। कृपया पेज रीफ़्रेश करें या विक्रेता से संपर्क करें।",
+    }
 }
 
 /// The texts in use: a locale, its texts when given (see [`Key::text`]), and the merchant's overrides (a few at

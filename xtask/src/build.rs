@@ -174,6 +174,77 @@ fn minify(terser: &Path, file: &Path, banner: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Puts wasm-split's loader of the split modules (`__wasm_split.js`, which imports the glue's `initSync`) into
+/// the glue, in place of the glue's import of it: one module less to fetch and evaluate, one after the other,
+/// before the widget can start (BENCHMARKS.md, "Page load"), and 0.15 KB brotli less.
+fn merge_split_link(glue: &str, link: &str) -> Result<String> {
+    let import = format!("import * as import1 from \"./{SPLIT_LINK}\"");
+    let link_import = "import { initSync } from \"./deshpay_widget.js\";";
+    if glue.matches(&import).count() != 1 || !link.contains(link_import) {
+        bail!(
+            "wasm-bindgen's glue or wasm-split's {SPLIT_LINK} changed shape; update merge_split_link in xtask/src/build.rs"
+        );
+    }
+    // The glue's functions are hoisted, so the loader's `initSync` is the glue's own; its exports become the
+    // import object the glue hands the wasm under the module name "./__wasm_split.js".
+    let exported: Vec<&str> = link
+        .match_indices("export const ")
+        .filter_map(|(at, m)| link[at + m.len()..].split([' ', '=']).next())
+        .collect();
+    let body = link.replace(link_import, "").replace("export const ", "const ");
+    let fetch_low = "const fetch_low = (url) => fetch(url, { priority: 'low' });";
+    let namespace = format!("const import1 = {{ {} }};", exported.join(", "));
+    Ok(glue.replace(&import, &[fetch_low, &body, &namespace].join("\n")))
+}
+
+/// The classes wasm-bindgen exports for `wasm-streams`, which Leptos always links in (through `server_fn`'s
+/// `browser` feature) for streaming server functions. The widget has none: nothing creates them, and the glue has
+/// no way to receive one from the wasm. Their exports and classes cost about 1.8 KB brotli on the first screen.
+const STREAM_CLASSES: [&str; 3] = ["IntoUnderlyingByteSource", "IntoUnderlyingSink", "IntoUnderlyingSource"];
+
+/// The wasm exports behind [`STREAM_CLASSES`] (methods and destructors), for wasm-opt's `--remove-exports`.
+const STREAM_EXPORTS: &str = "intounderlying*,__wbg_intounderlying*";
+
+/// Removes [`STREAM_CLASSES`] from the glue: each class with its `Symbol.dispose` line, and its finalization
+/// registry (which terser would keep: constructing it is a side effect).
+fn drop_stream_classes(glue: &str) -> Result<String> {
+    let mut glue = glue.to_owned();
+    for class in STREAM_CLASSES {
+        let dispose = format!("if (Symbol.dispose) {class}.prototype[Symbol.dispose] = {class}.prototype.free;\n");
+        let registry = format!("const {class}Finalization = ");
+        let (Some(start), Some(end)) = (glue.find(&format!("export class {class} {{")), glue.find(&dispose)) else {
+            bail!("wasm-bindgen's glue has no class {class} any more; update STREAM_CLASSES in xtask/src/build.rs");
+        };
+        glue.replace_range(start..end + dispose.len(), "");
+        let Some(start) = glue.find(&registry) else {
+            bail!("wasm-bindgen's glue has no {registry}...; update drop_stream_classes in xtask/src/build.rs");
+        };
+        let end = start + glue[start..].find(");\n").context("unterminated finalization registry")? + 3;
+        glue.replace_range(start..end, "");
+    }
+    if glue.to_lowercase().contains("intounderlying") {
+        bail!("the glue still refers to wasm-streams' classes after drop_stream_classes");
+    }
+    Ok(glue)
+}
+
+/// Removes [`STREAM_CLASSES`] and their wasm exports from the glue's type declarations.
+fn drop_stream_types(dts: &str) -> String {
+    let mut out = String::with_capacity(dts.len());
+    let mut in_class = false;
+    for line in dts.lines() {
+        if STREAM_CLASSES.iter().any(|c| line.starts_with(&format!("export class {c} {{"))) {
+            in_class = true;
+        }
+        if !in_class && !line.contains("intounderlying") {
+            out.push_str(line);
+            out.push('\n');
+        }
+        in_class &= line != "}";
+    }
+    out
+}
+
 /// Builds the widget into `pkg/`: wasm, JS glue, loader, types and package.json; prints the sizes.
 pub fn widget() -> Result<()> {
     let (toolchain, compiled) = compile_widget()?;
@@ -186,7 +257,7 @@ pub fn widget() -> Result<()> {
     clean_pkg(&pkg)?;
 
     // The UPI screen's code into its own module (see `upi_screen` in src/ui.rs): wasm-split writes the main
-    // module for wasm-bindgen, the UPI module and the JS that loads it, which the glue imports.
+    // module for wasm-bindgen, the UPI module and the JS that loads it, which goes into the glue.
     let split = target_dir().join("wasm-split");
     if split.exists() {
         std::fs::remove_dir_all(&split)?;
@@ -215,19 +286,27 @@ pub fn widget() -> Result<()> {
         bail!("wasm-split's {SPLIT_LINK} no longer fetches with {fetch:?}; update xtask/src/build.rs");
     }
     let link = link.replace(fetch, "fetch_low(new URL(");
-    let fetch_low = "const fetch_low = (url) => fetch(url, { priority: 'low' });\n";
-    std::fs::write(pkg.join(SPLIT_LINK), [fetch_low, &link].concat())?;
-    minify(&terser, &pkg.join(SPLIT_LINK), None)?;
 
     // `--keep-lld-exports`: the split module reaches the main module's function table through its export.
     run(Command::new(bindgen.join("wasm-bindgen"))
         .args(["--target", "web", "--keep-lld-exports", "--out-name", "deshpay_widget", "--out-dir"])
         .arg(&pkg)
         .arg(&input))?;
+    let glue = pkg.join("deshpay_widget.js");
+    let merged = merge_split_link(&std::fs::read_to_string(&glue)?, &link)?;
+    std::fs::write(&glue, drop_stream_classes(&merged)?)?;
+    let types = pkg.join("deshpay_widget.d.ts");
+    std::fs::write(&types, drop_stream_types(&std::fs::read_to_string(&types)?))?;
 
     let wasm = pkg.join("deshpay_widget_bg.wasm");
     let optimised = pkg.join("deshpay_widget_bg.opt.wasm");
-    run(Command::new(&wasm_opt).args(WASM_OPT).args(WASM_FEATURES).arg(&wasm).arg("-o").arg(&optimised))?;
+    run(Command::new(&wasm_opt)
+        .args(["--remove-exports", &format!("--pass-arg=remove-exports@{STREAM_EXPORTS}")])
+        .args(WASM_OPT)
+        .args(WASM_FEATURES)
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&optimised))?;
     std::fs::rename(&optimised, &wasm)?;
     minify(&terser, &pkg.join("deshpay_widget.js"), None)?;
 
@@ -242,7 +321,9 @@ pub fn widget() -> Result<()> {
     minify(&terser, &pkg.join("deshpay.js"), Some(LOADER_BANNER))?;
     std::fs::copy(root.join("www/deshpay.d.ts"), pkg.join("deshpay.d.ts"))?;
     for locale in LAZY_LOCALES {
-        let table = deshpay_widget::i18n::table(locale);
+        // The loader's own words when the widget cannot start come last; it takes them off.
+        let mut table = deshpay_widget::i18n::table(locale);
+        table.push(deshpay_widget::i18n::loader_fallback(locale));
         std::fs::write(pkg.join(locale_file(locale)), serde_json::to_string(&table)?)?;
     }
     std::fs::write(pkg.join("package.json"), package_json())?;
@@ -361,7 +442,6 @@ fn package_json() -> String {
         "deshpay_widget.d.ts",
         "deshpay_widget_bg.wasm",
         "deshpay_widget_bg.wasm.d.ts",
-        "__wasm_split.js",
         "split_*.wasm",
         "*.gz",
         "*.br",
@@ -388,13 +468,14 @@ fn package_json() -> String {
 
 /// What the browser downloads before the first interaction (the CSS is inside the wasm): the wasm, the JS glue
 /// and the loader; plus, for Bengali and Hindi, that locale's texts ([`LAZY_LOCALES`]).
-pub const FIRST_INTERACTION: [&str; 4] = ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js", SPLIT_LINK];
+pub const FIRST_INTERACTION: [&str; 3] = ["deshpay_widget_bg.wasm", "deshpay_widget.js", "deshpay.js"];
 
 /// What "Pay with UPI" loads on top of [`FIRST_INTERACTION`]: the UPI screen's wasm module, split off by
 /// wasm-split (prefetched once the first screen shows when the session offers UPI; never on the bKash path).
 pub const UPI_ON_TAP: [&str; 1] = ["split_upi.wasm"];
 
-/// The module wasm-split writes beside the glue, which imports it: it loads the split modules.
+/// The module wasm-split writes beside the glue, which imports it: it loads the split modules. The build merges
+/// it into the glue ([`merge_split_link`]); it is not shipped.
 const SPLIT_LINK: &str = "__wasm_split.js";
 
 /// Locales whose texts the wasm does not carry: the loader fetches `pkg/deshpay-<locale>.json` when one is used.

@@ -3,7 +3,8 @@
 //! - `build`: the widget for wasm32 into `pkg/` (wasm-bindgen, wasm-opt) and the native binaries.
 //! - `demo`: the sandbox, the merchant backend (SQLite) and the demo shop on 127.0.0.1; prints their URLs.
 //! - `test`: formatting, clippy, the widget build, and every test in the workspace.
-//! - `bench`: the benchmark figures.
+//! - `bench [--widget|--backend]`: the benchmark figures (`--widget`: only the widget's sizes, page load and UPI
+//!   tap; `--backend`: only the backend load).
 //! - `fuzz [SECONDS]`: every cargo-fuzz target in `fuzz/` for a bounded time (nightly).
 //!
 //! Missing tools (the wasm32 target, pinned wasm-bindgen-cli, binaryen from npm) are installed on first use;
@@ -26,10 +27,10 @@ fn main() -> Result<()> {
         "build" => build(),
         "demo" => demo::run(rest),
         "test" => test(rest),
-        "bench" => bench(),
+        "bench" => bench(rest),
         "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <build|demo|test|bench|fuzz [SECONDS]>");
+            println!("usage: cargo xtask <build|demo|test|bench [--widget|--backend]|fuzz [SECONDS]>");
             Ok(())
         }
         other => bail!("unknown command {other:?}; try build, demo, test, bench or fuzz"),
@@ -98,12 +99,24 @@ fn test(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn bench() -> Result<()> {
-    tools::require_chromium()?;
-    build()?;
-    // Two builds: `--bin` would otherwise restrict the first one to the bench binary.
-    run(cargo().args(["build", "--release", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+/// `cargo xtask bench [--widget|--backend]`: with `--widget`, only the widget's figures (no backend load, so no
+/// release backend and sandbox binaries); with `--backend`, only the backend load (no widget build, no Chromium).
+fn bench(rest: &[String]) -> Result<()> {
+    let (widget_only, backend_only) = match rest {
+        [] => (false, false),
+        [flag] if flag == "--widget" => (true, false),
+        [flag] if flag == "--backend" => (false, true),
+        _ => bail!("usage: cargo xtask bench [--widget|--backend]"),
+    };
+    if !backend_only {
+        tools::require_chromium()?;
+        build()?;
+    }
+    if !widget_only {
+        // Two builds: `--bin` would otherwise restrict the first one to the bench binary.
+        run(cargo().args(["build", "--release", "-p", "deshpay-server", "-p", "deshpay-sandbox"]))?;
+    }
     run(cargo().args(["build", "--release", "-p", "deshpay-e2e", "--bin", "deshpay-bench"]))?;
     let dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
-    run(&mut Command::new(dir.join("release/deshpay-bench")))
+    run(Command::new(dir.join("release/deshpay-bench")).args(rest))
 }

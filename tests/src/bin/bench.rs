@@ -9,6 +9,9 @@
 //!
 //! Needs release binaries of deshpay-server and deshpay-sandbox (`cargo xtask bench` builds them) and the
 //! built widget in pkg/. Writes target/bench/report.md.
+//!
+//! `--widget` (`cargo xtask bench --widget`) measures only the widget: sizes, page load (with where its time
+//! goes) and the tap on "Pay with UPI"; no backend load, so no release backend or sandbox binaries are needed.
 
 use anyhow::{Context, Result, bail};
 use deshpay_e2e::{API_KEY, Browser, Device, Stack, root};
@@ -31,19 +34,21 @@ fn main() -> Result<()> {
 }
 
 async fn run() -> Result<()> {
+    let widget_only = std::env::args().skip(1).any(|a| a == "--widget");
     let mut report = String::from("# DeshPay benchmark figures\n\n");
     let _ = writeln!(
         report,
-        "Machine: {} cores. Command: `cargo xtask bench`.\n",
-        std::thread::available_parallelism()?.get()
+        "Machine: {} cores. Command: `cargo xtask bench{}`.\n",
+        std::thread::available_parallelism()?.get(),
+        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>()
     );
-    // `DESHPAY_BENCH_ONLY=widget` or `=backend` runs one half (while working on it); the default runs both.
-    let only = std::env::var("DESHPAY_BENCH_ONLY").unwrap_or_default();
-    if only != "backend" {
+    // `--backend` (the binary's flag; `cargo xtask bench` builds the release backend for it) skips the widget.
+    let backend_only = std::env::args().skip(1).any(|a| a == "--backend");
+    if !backend_only {
         widget_sizes(&mut report)?;
         ready_times(&mut report).await?;
     }
-    if only != "widget" {
+    if !widget_only {
         backend_load(&mut report).await?;
     }
     println!("\n{report}");
@@ -84,7 +89,6 @@ fn widget_sizes(report: &mut String) -> Result<()> {
         "deshpay_widget_bg.wasm",
         "deshpay_widget.js",
         "deshpay.js",
-        "__wasm_split.js",
         "deshpay-bn.json",
         "deshpay-hi.json",
         "split_upi.wasm",
@@ -96,8 +100,8 @@ fn widget_sizes(report: &mut String) -> Result<()> {
         sizes.push(row);
     }
     let add = |a: [usize; 4], b: [usize; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
-    let english = sizes[..4].iter().fold([0; 4], |a, b| add(a, *b));
-    for (locale, total) in [("en", english), ("bn", add(english, sizes[4])), ("hi", add(english, sizes[5]))] {
+    let english = sizes[..3].iter().fold([0; 4], |a, b| add(a, *b));
+    for (locale, total) in [("en", english), ("bn", add(english, sizes[3])), ("hi", add(english, sizes[4]))] {
         let _ = writeln!(
             report,
             "| **total, {locale}** | {} | {} | **{} ({})** | {} |",
@@ -118,8 +122,8 @@ fn widget_sizes(report: &mut String) -> Result<()> {
         english[3],
         73_728i64 - english[3] as i64,
         english[1],
-        sizes[6][2],
-        sizes[6][3]
+        sizes[5][2],
+        sizes[5][3]
     );
     Ok(())
 }
@@ -173,6 +177,33 @@ async fn ready_at(browser: &Browser, stack: &Stack, id: &str) -> Result<f64> {
     }
 }
 
+/// Moments of one page load, ms since navigation start, from the page's navigation and resource timing:
+/// what arrived when, and when the widget asked for the session (it does once mounted, i.e. once the wasm is
+/// compiled, instantiated and has rendered "Loading").
+const PHASES: [(&str, &str); 8] = [
+    ("page HTML received", "performance.getEntriesByType('navigation')[0].responseEnd"),
+    ("loader `deshpay.js` received", "end('/deshpay.js')"),
+    ("glue `deshpay_widget.js` received", "end('/deshpay_widget.js')"),
+    ("wasm requested", "start('/deshpay_widget_bg.wasm')"),
+    ("wasm received", "end('/deshpay_widget_bg.wasm')"),
+    ("session requested (widget mounted)", "start('/v1/checkout/')"),
+    ("session received", "end('/v1/checkout/')"),
+    ("`deshpay:ready`", "window.deshpayEvents.find((e) => e.type === 'deshpay:ready').at"),
+];
+
+/// [`PHASES`] of the page just loaded (NaN for what it did not load).
+async fn phases(browser: &Browser) -> Result<Vec<f64>> {
+    let script = format!(
+        "const r = performance.getEntriesByType('resource'); \
+         const find = (p) => r.find((e) => e.name.includes(p)); \
+         const start = (p) => find(p)?.startTime ?? null; const end = (p) => find(p)?.responseEnd ?? null; \
+         return [{}];",
+        PHASES.iter().map(|(_, js)| *js).collect::<Vec<_>>().join(", ")
+    );
+    let v = browser.client.execute(&script, vec![]).await?;
+    Ok(v.as_array().context("phases")?.iter().map(|t| t.as_f64().unwrap_or(f64::NAN)).collect())
+}
+
 async fn ready_times(report: &mut String) -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start(Device::Desktop).await?;
@@ -183,15 +214,35 @@ async fn ready_times(report: &mut String) -> Result<()> {
         report,
         "median of {READY_RUNS} runs (ms since navigation start).\n\n| CPU | median | min | max |\n|---|---:|---:|---:|"
     );
+    // Per rate, per phase: the runs' times.
+    let mut moments = Vec::new();
     for rate in [1, 4] {
         browser.cdp("Emulation.setCPUThrottlingRate", json!({"rate": rate})).await?;
         let mut times = Vec::new();
+        let mut runs = vec![Vec::new(); PHASES.len()];
         for i in 0..READY_RUNS {
             times.push(ready_ms(&browser, &stack, i + rate * 100).await?);
+            for (phase, t) in runs.iter_mut().zip(phases(&browser).await?) {
+                phase.push(t);
+            }
         }
+        moments.push(runs);
         let (min, max) = (times.iter().copied().fold(f64::MAX, f64::min), times.iter().copied().fold(0.0, f64::max));
         let label = if rate == 1 { "unthrottled".to_owned() } else { format!("{rate}x throttled") };
         let _ = writeln!(report, "| {label} | {:.0} | {min:.0} | {max:.0} |", median(times));
+    }
+    report.push_str(
+        "\nWhere the time goes: median moment of each step of the same runs (ms since navigation start; the \
+         session is requested once the wasm is compiled, instantiated and mounted).\n\n\
+         | step | unthrottled | 4x throttled |\n|---|---:|---:|\n",
+    );
+    for (i, (name, _)) in PHASES.iter().enumerate() {
+        let _ = writeln!(
+            report,
+            "| {name} | {:.0} | {:.0} |",
+            median(moments[0][i].clone()),
+            median(moments[1][i].clone())
+        );
     }
     report.push('\n');
     upi_tap_times(&browser, &stack, report).await?;
