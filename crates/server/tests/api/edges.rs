@@ -538,32 +538,8 @@ async fn retention_forgets_old_idempotency_keys_and_notification_ids_but_not_rec
 /// Every log line of this test process from the first call on: the backend's and the sandbox's at trace level,
 /// the libraries' from warn. A process-wide subscriber, because a thread-scoped one misses callsites that tests
 /// on other threads reached first.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_logs() -> &'static Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,deshpay_server=trace,deshpay_sandbox=trace"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("only this test sets a subscriber");
-        captured
-    })
+fn captured_logs() -> &'static deshpay_testkit::CapturedLogs {
+    deshpay_testkit::capture_logs("warn,deshpay_server=trace,deshpay_sandbox=trace")
 }
 
 #[tokio::test]
