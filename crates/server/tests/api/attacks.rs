@@ -5,7 +5,6 @@
 use crate::helpers::*;
 use crate::money_rules::{MID, notification, trx_of};
 use deshpay_sandbox::{BestinOptions, Sandbox, SandboxConfig};
-use deshpay_server::clock::Clock;
 use deshpay_server::configuration::Settings;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -14,13 +13,7 @@ use std::time::Duration;
 async fn spawn_with_bestin(options: BestinOptions, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let sandbox =
         Sandbox::spawn(SandboxConfig { bestin_options: options, ..SandboxConfig::default() }).await.expect("sandbox");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (db_url, pg) = test_database(dir.path()).await;
-    let mut settings = settings_for(&sandbox, &db_url);
-    configure(&mut settings);
-    let clock = Clock::system();
-    let (url, state) = start_backend(settings, clock.clone()).await;
-    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir, _pg: pg }
+    spawn_app_on(sandbox, configure).await
 }
 
 impl TestApp {

@@ -13,7 +13,7 @@ const PRODUCTION_KEY: &str = "sk_live_9f3c1a7e5b2d4068a1c3e5f7092b4d6f";
 
 /// Settings a production backend would start with.
 fn production(sandbox: &deshpay_sandbox::Sandbox) -> Settings {
-    let mut s = settings_for(sandbox, "sqlite://unused.db");
+    let mut s = sandbox_settings(sandbox, "sqlite://unused.db");
     s.server.environment = Environment::Production;
     s.server.public_url = Some("https://pay.shop.example".into());
     s.server.allowed_origins = vec!["https://shop.example".into()];
@@ -103,7 +103,7 @@ async fn production_refuses_weak_keys_sandbox_credentials_and_http_urls_naming_t
 #[tokio::test]
 async fn the_sandbox_environment_refuses_an_empty_key_and_bad_origins_but_allows_http() {
     let sandbox = deshpay_sandbox::Sandbox::spawn(Default::default()).await.unwrap();
-    assert_eq!(preflight::check(&settings_for(&sandbox, "sqlite://x.db")), Ok(()));
+    assert_eq!(preflight::check(&sandbox_settings(&sandbox, "sqlite://x.db")), Ok(()));
     let cases: &[(&str, Change)] = &[
         ("merchant.api_key", |s| s.merchant.api_key = "".into()),
         ("server.allowed_origins", |s| s.server.allowed_origins = vec!["*".into()]),
@@ -115,7 +115,7 @@ async fn the_sandbox_environment_refuses_an_empty_key_and_bad_origins_but_allows
         ("server.admin_listen", |s| s.server.admin_listen = Some("loopback".into())),
     ];
     for (setting, change) in cases {
-        let mut settings = settings_for(&sandbox, "sqlite://x.db");
+        let mut settings = sandbox_settings(&sandbox, "sqlite://x.db");
         change(&mut settings);
         let refusals = preflight::check(&settings).expect_err(setting);
         assert!(refusals.0.iter().any(|r| r.setting == *setting), "{setting}: {refusals}");
@@ -129,7 +129,7 @@ async fn an_empty_api_key_or_a_wildcard_origin_stops_the_server_at_start() {
         [(|s: &mut Settings| s.merchant.api_key = "".into()) as Change, |s| s.server.allowed_origins = vec!["*".into()]]
     {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = settings_for(&app.sandbox, &format!("sqlite://{}", dir.path().join("x.db").display()));
+        let mut settings = sandbox_settings(&app.sandbox, &format!("sqlite://{}", dir.path().join("x.db").display()));
         change(&mut settings);
         let error = deshpay_server::Application::build(settings).await.expect_err("refused").to_string();
         assert!(error.contains("refusing to start"), "{error}");
@@ -173,7 +173,7 @@ async fn metrics_need_the_key_on_the_public_listener_and_not_on_the_admin_listen
     assert_eq!(app.http.get(format!("{}/healthz", app.url)).send().await.unwrap().status(), 200);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(&app.sandbox, &format!("sqlite://{}", dir.path().join("a.db").display()));
+    let mut settings = sandbox_settings(&app.sandbox, &format!("sqlite://{}", dir.path().join("a.db").display()));
     settings.server.admin_listen = Some("127.0.0.1:0".into());
     let backend = deshpay_server::Application::build(settings).await.unwrap();
     let admin = backend.admin_port().expect("admin listener bound");
@@ -270,8 +270,7 @@ async fn a_403_storm_that_is_not_about_the_token_renews_nothing_and_one_about_th
     assert_eq!(c["create"], 11, "one call per click, no retry with a new token: {c}");
 
     // Ten minutes later the gateway says the token expired, again and again: one renewal, not one per click.
-    let r = app.http.delete(format!("{}/__sandbox/bkash/faults", app.sandbox.url())).send().await.unwrap();
-    assert!(r.status().is_success());
+    app.control.clear_bkash_faults().await;
     app.advance(600).await;
     app.fault(json!({"endpoint": "create", "response": "message", "status": 403,
                      "message": "The incoming token has expired", "process": false, "times": 40}))
@@ -369,14 +368,11 @@ async fn event_streams_past_the_per_session_cap_get_429() {
     assert_eq!((open.len(), refused), (cap, 200 - cap));
     // A stream whose client went away frees its place (a reloaded page opens a new one).
     drop(open);
-    let mut reopened = false;
-    for _ in 0..40 {
-        if app.http.get(&url).send().await.unwrap().status() == 200 {
-            reopened = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let reopened = eventually(WAIT, || async {
+        let status = app.http.get(&url).send().await.unwrap().status();
+        if status == 200 { Ok(true) } else { Err(format!("closed streams still hold their places ({status})")) }
+    })
+    .await;
     assert!(reopened, "closed streams still hold their places");
     // Another session still gets its stream.
     let other = app.create_session("10.00").await;
@@ -542,32 +538,8 @@ async fn retention_forgets_old_idempotency_keys_and_notification_ids_but_not_rec
 /// Every log line of this test process from the first call on: the backend's and the sandbox's at trace level,
 /// the libraries' from warn. A process-wide subscriber, because a thread-scoped one misses callsites that tests
 /// on other threads reached first.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_logs() -> &'static Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,deshpay_server=trace,deshpay_sandbox=trace"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("only this test sets a subscriber");
-        captured
-    })
+fn captured_logs() -> &'static deshpay_testkit::CapturedLogs {
+    deshpay_testkit::capture_logs("warn,deshpay_server=trace,deshpay_sandbox=trace")
 }
 
 #[tokio::test]
@@ -594,12 +566,11 @@ async fn the_logs_of_a_whole_journey_hold_no_secret_key_or_token() {
     let started = app.start_upi(&upi).await;
     app.decide(started["links"]["upi"].as_str().unwrap(), "approve").await;
     assert!(app.get("/v1/balance").await.status().is_success());
-    for _ in 0..50 {
-        if hits.load(Ordering::SeqCst) > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // The webhook's delivery is part of the journey whose logs are checked.
+    eventually(WAIT, || async {
+        if hits.load(Ordering::SeqCst) > 0 { Ok(()) } else { Err("no webhook delivered".to_owned()) }
+    })
+    .await;
 
     let token =
         app.state.store.token(&format!("bkash:{}", app.state.providers.bkash.client.app_key())).await.unwrap().unwrap();

@@ -1,26 +1,27 @@
 //! `spawn_app()` and the customer/merchant moves the tests are written in.
 
-use deshpay_sandbox::{BkashCredentials, Sandbox, SandboxConfig};
+use deshpay_sandbox::{Sandbox, SandboxConfig};
 use deshpay_server::Application;
 use deshpay_server::clock::Clock;
-use deshpay_server::configuration::{
-    BestinSettings, BkashSettings, DatabaseSettings, Environment, LimitSettings, MerchantSettings, ReconcilerSettings,
-    RefundApi, RetentionSettings, ServerSettings, Settings,
-};
+use deshpay_server::configuration::Settings;
 use deshpay_server::state::AppState;
+pub use deshpay_testkit::{
+    API_KEY, BKASH_TIMEOUT_MS, PgDatabase, SandboxControl, eventually, rand_suffix, sandbox_settings, test_database,
+};
 use serde_json::{Value, json};
 
-pub const API_KEY: &str = "test-api-key-0123456789";
 pub const WALLET: &str = "01770618575";
 pub const OTP: &str = "123456";
 pub const PIN: &str = "12121";
-/// Client timeout for bKash calls in tests; sandbox delays beyond it play "no response".
-pub const BKASH_TIMEOUT_MS: u64 = 1500;
+/// How long a test waits for background work (notifications, webhooks, a racing instance) with [`eventually`].
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     pub sandbox: Sandbox,
+    /// The sandbox's control endpoints.
+    pub control: SandboxControl,
     pub clock: Clock,
     pub state: AppState,
     pub db_url: String,
@@ -28,117 +29,25 @@ pub struct TestApp {
     pub _pg: Option<PgDatabase>,
 }
 
-pub fn settings_for(sandbox: &Sandbox, db_url: &str) -> Settings {
-    let creds = BkashCredentials::public_sandbox();
-    let bestin = deshpay_sandbox::BestinCredentials::sandbox_default();
-    Settings {
-        server: ServerSettings {
-            environment: Environment::Sandbox,
-            admin_listen: None,
-            listen: "127.0.0.1:0".into(),
-            public_url: None,
-            allowed_origins: vec!["http://shop.test".into()],
-        },
-        database: DatabaseSettings { url: db_url.into(), max_connections: 8 },
-        limits: LimitSettings::default(),
-        retention: RetentionSettings::default(),
-        merchant: MerchantSettings {
-            api_key: API_KEY.into(),
-            api_key_next: None,
-            name: "Test Shop".into(),
-            session_ttl_secs: 1800,
-        },
-        bkash: BkashSettings {
-            base_url: sandbox.bkash_base_url(),
-            backup_base_url: None,
-            username: creds.username,
-            password: creds.password.into(),
-            app_key: creds.app_key,
-            app_secret: creds.app_secret.into(),
-            refund_api: RefundApi::V1,
-            timeout_ms: BKASH_TIMEOUT_MS,
-            refresh_margin_secs: 300,
-            refresh_token_lifetime_secs: 28 * 24 * 3600,
-        },
-        bestin: Some(BestinSettings {
-            base_url: sandbox.bestin_base_url(),
-            backup_base_url: None,
-            app_id: bestin.app_id,
-            secret: bestin.secret.into(),
-            merchant_id: bestin.mid,
-            public_key_pem: Some(deshpay_sandbox::BESTIN_TEST_PUBLIC_KEY_PEM.to_owned()),
-            timeout_ms: BKASH_TIMEOUT_MS,
-            poll_after_secs: 1,
-            payin_ttl_secs: 900,
-        }),
-        reconciler: ReconcilerSettings { interval_secs: 0, stale_after_secs: 2 },
-        webhook: None,
-        payments: Default::default(),
-    }
-}
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// A fresh database for one test: a SQLite file in `dir`, or, when `DESHPAY_TEST_POSTGRES` holds a server URL
-/// (e.g. `postgres://postgres@127.0.0.1:5432/test`), a new PostgreSQL database on that server, dropped when the
-/// returned guard drops.
-pub async fn test_database(dir: &std::path::Path) -> (String, Option<PgDatabase>) {
-    match std::env::var("DESHPAY_TEST_POSTGRES") {
-        Ok(server) if !server.is_empty() => {
-            let db = PgDatabase::create(&server).await;
-            (db.url.clone(), Some(db))
-        }
-        _ => (format!("sqlite://{}", dir.join("deshpay.db").display()), None),
-    }
-}
-
-/// A throwaway PostgreSQL database.
-pub struct PgDatabase {
-    pub url: String,
-    server: String,
-    name: String,
-}
-
-impl PgDatabase {
-    pub async fn create(server: &str) -> PgDatabase {
-        use sqlx::Connection;
-        let name = format!("deshpay_t_{}", rand_suffix().replace('-', "_"));
-        let mut conn = sqlx::PgConnection::connect(server).await.expect("PostgreSQL at DESHPAY_TEST_POSTGRES");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
-        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
-        PgDatabase { url: format!("{base}/{name}"), server: server.to_owned(), name }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop runs outside async: a short-lived runtime on its own thread removes the database.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let sandbox = Sandbox::spawn(SandboxConfig::default()).await.expect("sandbox");
+    spawn_app_on(Sandbox::spawn(SandboxConfig::default()).await.expect("sandbox"), configure).await
+}
+
+/// A backend with a fresh database in front of `sandbox`.
+pub async fn spawn_app_on(sandbox: Sandbox, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    deshpay_testkit::init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let (db_url, pg) = test_database(dir.path()).await;
-    let mut settings = settings_for(&sandbox, &db_url);
+    let mut settings = sandbox_settings(&sandbox, &db_url);
     configure(&mut settings);
     let clock = Clock::system();
     let (url, state) = start_backend(settings, clock.clone()).await;
-    TestApp { url, http: client(), sandbox, clock, state, db_url, _dir: dir, _pg: pg }
+    let control = SandboxControl::new(sandbox.url());
+    TestApp { url, http: client(), sandbox, control, clock, state, db_url, _dir: dir, _pg: pg }
 }
 
 /// Builds and serves a backend; returns its URL and state.
@@ -242,37 +151,22 @@ impl TestApp {
         (id, payment_id, back)
     }
 
-    pub async fn sandbox_get(&self, path: &str) -> Value {
-        let r = self.http.get(format!("{}{path}", self.sandbox.url())).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
     pub async fn counters(&self) -> Value {
-        self.sandbox_get("/__sandbox/bkash/counters").await
+        self.control.bkash_counters().await
     }
 
     pub async fn sandbox_payment(&self, payment_id: &str) -> Value {
-        self.sandbox_get(&format!("/__sandbox/bkash/payments/{payment_id}")).await
+        self.control.bkash_payment(payment_id).await
     }
 
     pub async fn fault(&self, fault: Value) {
-        let r =
-            self.http.post(format!("{}/__sandbox/bkash/faults", self.sandbox.url())).json(&fault).send().await.unwrap();
-        assert!(r.status().is_success(), "fault {fault}: {}", r.status());
+        self.control.bkash_fault(&fault).await;
     }
 
     /// Moves both clocks (ours and the sandbox's) forward.
     pub async fn advance(&self, secs: i64) {
         self.clock.advance_secs(secs);
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/clock/advance", self.sandbox.url()))
-            .json(&json!({"seconds": secs}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        self.control.advance_clock(secs).await;
     }
 }
 
@@ -297,15 +191,7 @@ impl TestApp {
     /// The customer approves on bKash's page (the sandbox's shortcut) with `wallet`; returns the callback URL.
     pub async fn approve(&self, bkash_url: &str, wallet: &str) -> String {
         let payment_id = query_param(bkash_url, "paymentID").unwrap();
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
-            .json(&json!({"wallet": wallet}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned()
+        self.control.approve_bkash(&payment_id, wallet).await
     }
 
     /// A widget API POST without a body.
@@ -316,11 +202,4 @@ impl TestApp {
 
 pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
-}
-
-pub fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{nanos}-{}", N.fetch_add(1, Ordering::SeqCst))
 }

@@ -17,8 +17,7 @@ impl TestApp {
     }
 
     async fn bestin_fault(&self, fault: Value) {
-        let r = self.http.post(format!("{}/__sandbox/bestin/faults", self.sandbox.url())).json(&fault).send().await;
-        assert!(r.unwrap().status().is_success());
+        self.control.bestin_fault(&fault).await;
     }
 
     async fn attempt_row(&self, id: &str) -> deshpay_server::store::AttemptRow {
@@ -252,7 +251,7 @@ async fn rule_3_a_bkash_duplicate_found_by_the_later_re_check_is_refunded_automa
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rule_4_one_execute_per_payment_id_two_reconcilers_on_two_instances() {
     let app = spawn_app().await;
-    let (url2, second) = start_backend(settings_for(&app.sandbox, &app.db_url), app.clock.clone()).await;
+    let (url2, second) = start_backend(sandbox_settings(&app.sandbox, &app.db_url), app.clock.clone()).await;
     let _ = url2;
     let id = app.create_session("91.00").await;
     let url = app.start_bkash(&id).await;

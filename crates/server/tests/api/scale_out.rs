@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 struct Cluster {
-    sandbox: Sandbox,
+    _sandbox: Sandbox,
+    control: SandboxControl,
     instances: Vec<String>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -22,14 +23,15 @@ async fn cluster(n: usize) -> Cluster {
     let (db_url, pg) = test_database(dir.path()).await;
     let mut instances = Vec::new();
     for _ in 0..n {
-        let mut settings = settings_for(&sandbox, &db_url);
+        let mut settings = sandbox_settings(&sandbox, &db_url);
         settings.bkash.timeout_ms = 20_000;
         // A load test from one address: the per-IP limit would (rightly) refuse it.
         settings.limits.ip_burst = 100_000;
         let (url, _) = start_backend(settings, Clock::system()).await;
         instances.push(url);
     }
-    Cluster { sandbox, instances, http: client(), _dir: dir, _pg: pg }
+    let control = SandboxControl::new(sandbox.url());
+    Cluster { _sandbox: sandbox, control, instances, http: client(), _dir: dir, _pg: pg }
 }
 
 impl Cluster {
@@ -39,8 +41,9 @@ impl Cluster {
         &self.instances[(nanos / 1000 + salt) % self.instances.len()]
     }
 
-    async fn sandbox_json(&self, path: &str) -> Value {
-        self.http.get(format!("{}{path}", self.sandbox.url())).send().await.unwrap().json().await.unwrap()
+    async fn session(&self, instance: &str, id: &str) -> Value {
+        let r = self.http.get(format!("{instance}/v1/sessions/{id}")).bearer_auth(API_KEY).send().await.unwrap();
+        r.json().await.unwrap()
     }
 
     /// One customer: session, start, approval at bKash, and the callback delivered twice to two instances.
@@ -61,15 +64,7 @@ impl Cluster {
         let url = r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned();
         let payment_id = query_param(&url, "paymentID").unwrap();
         // Each customer uses a wallet and amount of their own, so bKash's duplicate guard stays out of the way.
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/bkash/payments/{payment_id}/approve", self.sandbox.url()))
-            .json(&json!({"wallet": WALLET}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        let callback = r.json::<Value>().await.unwrap()["redirect_url"].as_str().unwrap().to_owned();
+        let callback = self.control.approve_bkash(&payment_id, WALLET).await;
         let path = callback.split_once("/v1/bkash/callback").unwrap().1.to_owned();
         let a = self.http.get(format!("{}/v1/bkash/callback{path}", self.instances[i % self.instances.len()])).send();
         let b =
@@ -96,29 +91,17 @@ async fn three_instances_pay_two_hundred_sessions_exactly_once_with_one_grant() 
     }
     // A duplicate that lost the claim may redirect while the winner is still executing: wait for the outcomes.
     for (id, payment_id) in &paid {
-        let mut status = Value::Null;
-        for _ in 0..100 {
-            status = cluster
-                .http
-                .get(format!("{}/v1/sessions/{id}", cluster.any(0)))
-                .bearer_auth(API_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap();
-            if status["status"] == "paid" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let status = eventually(WAIT, || async {
+            let status = cluster.session(cluster.any(0), id).await;
+            if status["status"] == "paid" { Ok(status) } else { Err(format!("not paid: {status}")) }
+        })
+        .await;
         assert_eq!(status["status"], "paid", "{status}");
         assert_eq!(status["payment"]["payment_id"], payment_id.as_str(), "no record lost");
-        let p = cluster.sandbox_json(&format!("/__sandbox/bkash/payments/{payment_id}")).await;
+        let p = cluster.control.bkash_payment(payment_id).await;
         assert_eq!(p["execute_calls"], 1, "{payment_id} executed once");
     }
-    let counters = cluster.sandbox_json("/__sandbox/bkash/counters").await;
+    let counters = cluster.control.bkash_counters().await;
     assert_eq!(counters["execute"], 200, "{counters}");
     assert_eq!(counters["grant"], 1, "one grant for all instances: {counters}");
     assert_eq!(counters["create"], 200);
@@ -128,23 +111,11 @@ async fn three_instances_pay_two_hundred_sessions_exactly_once_with_one_grant() 
 async fn concurrent_refunds_on_different_instances_never_exceed_the_payment() {
     let cluster = Arc::new(cluster(3).await);
     let (id, _) = cluster.pay_once(7).await;
-    let mut paid = Value::Null;
-    for _ in 0..100 {
-        paid = cluster
-            .http
-            .get(format!("{}/v1/sessions/{id}", cluster.instances[0]))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if paid["status"] == "paid" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let paid = eventually(WAIT, || async {
+        let paid = cluster.session(&cluster.instances[0], &id).await;
+        if paid["status"] == "paid" { Ok(paid) } else { Err(format!("not paid: {paid}")) }
+    })
+    .await;
     assert_eq!(paid["amount"], "17.00");
     let refunds = (0..9).map(|i| {
         let c = cluster.clone();
@@ -164,6 +135,6 @@ async fn concurrent_refunds_on_different_instances_never_exceed_the_payment() {
     let statuses = futures::future::join_all(refunds).await;
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 8, "{statuses:?}");
-    let counters = cluster.sandbox_json("/__sandbox/bkash/counters").await;
+    let counters = cluster.control.bkash_counters().await;
     assert_eq!(counters["refund"], 1, "{counters}");
 }

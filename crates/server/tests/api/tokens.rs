@@ -53,7 +53,7 @@ async fn the_token_is_refreshed_before_expiry_and_regranted_when_the_refresh_tok
 async fn a_restart_reuses_the_stored_token() {
     let app = spawn_app().await;
     app.pay("10.00", WALLET).await;
-    let settings = settings_for(&app.sandbox, &app.db_url);
+    let settings = sandbox_settings(&app.sandbox, &app.db_url);
     let (url, _) = start_backend(settings, Clock::system()).await;
     let r =
         app.http.post(format!("{url}/v1/checkout/{}/bkash", app.create_session("11.00").await)).send().await.unwrap();

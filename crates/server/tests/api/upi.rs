@@ -51,15 +51,29 @@ impl TestApp {
     }
 
     pub(crate) async fn wait_for_attempt(&self, id: &str, status: &str) -> Value {
-        let mut view = Value::Null;
-        for _ in 0..100 {
-            view = self.checkout(id).await;
+        eventually(WAIT, || async {
+            let view = self.checkout(id).await;
             if view["attempt"]["status"] == status {
-                return view;
+                Ok(view)
+            } else {
+                Err(format!("attempt never became {status}: {view}"))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("attempt never became {status}: {view}");
+        })
+        .await
+    }
+
+    /// Waits until the sandbox has made a notification attempt: it records one once our backend answered it
+    /// (or a fault dropped it).
+    async fn notification_attempted(&self) {
+        eventually(WAIT, || async {
+            let attempts = self.bestin("notifications").await;
+            if attempts.as_array().is_some_and(|a| !a.is_empty()) {
+                Ok(())
+            } else {
+                Err("no notification attempt".into())
+            }
+        })
+        .await;
     }
 
     pub(crate) async fn notify(&self, body: &Value) -> reqwest::Response {
@@ -67,21 +81,21 @@ impl TestApp {
     }
 
     pub(crate) async fn bestin(&self, path: &str) -> Value {
-        self.sandbox_get(&format!("/__sandbox/bestin/{path}")).await
+        self.control.bestin(path).await
     }
 
     /// The sandbox's notification log once it holds a delivery our backend acknowledged: the sandbox
     /// records it only after our `success` answer arrives, just after the store changed.
     async fn delivered_notifications(&self, path: &str) -> Value {
-        let mut deliveries = Value::Null;
-        for _ in 0..100 {
-            deliveries = self.bestin(path).await;
+        eventually(WAIT, || async {
+            let deliveries = self.bestin(path).await;
             if deliveries.as_array().unwrap().iter().any(|d| d["delivered"] == true) {
-                return deliveries;
+                Ok(deliveries)
+            } else {
+                Err(format!("no acknowledged delivery: {deliveries}"))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no acknowledged delivery: {deliveries}");
+        })
+        .await
     }
 }
 
@@ -216,7 +230,7 @@ async fn a_backend_with_the_production_key_rejects_sandbox_signatures() {
     let id = app.create_inr_session("101.00").await;
     let started = app.start_upi(&id).await;
     app.decide(started["links"]["upi"].as_str().unwrap(), "approve").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.notification_attempted().await;
     assert_eq!(app.checkout(&id).await["attempt"]["status"], "pending", "an unverifiable notification is not trusted");
     let deliveries = app.bestin("notifications").await;
     assert!(deliveries.as_array().unwrap().iter().all(|d| d["delivered"] != true), "{deliveries}");
@@ -228,13 +242,7 @@ async fn replays_and_out_of_order_notifications_never_move_a_payment_backwards()
     let (id, trx) = paid_upi_session(&app).await;
     let deliveries = app.delivered_notifications(&format!("notifications?trx_id={trx}")).await;
     let notify_id = deliveries[0]["notify_id"].as_str().unwrap().to_owned();
-    let r = app
-        .http
-        .post(format!("{}/__sandbox/bestin/notifications/{notify_id}/resend", app.sandbox.url()))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    app.control.resend_notification(&notify_id).await;
     let pending = json!({"mid": "M01KDESHPAYSANDBXX000000001", "trx_id": trx, "req_id": "x", "trx_type": "payin",
                          "status": "pending", "amount": "101.00", "ccy": "INR"});
     let failed = json!({"mid": "M01KDESHPAYSANDBXX000000001", "trx_id": trx, "req_id": "x", "trx_type": "payin",
@@ -255,16 +263,11 @@ async fn replays_and_out_of_order_notifications_never_move_a_payment_backwards()
 #[tokio::test]
 async fn when_notifications_are_lost_the_poller_finds_the_outcome() {
     let app = spawn_app().await;
-    app.http
-        .post(format!("{}/__sandbox/bestin/faults", app.sandbox.url()))
-        .json(&json!({"endpoint": "notify", "response": "drop", "times": 100}))
-        .send()
-        .await
-        .unwrap();
+    app.control.bestin_fault(&json!({"endpoint": "notify", "response": "drop", "times": 100})).await;
     let id = app.create_inr_session("90.00").await;
     let started = app.start_upi(&id).await;
     app.decide(started["links"]["upi"].as_str().unwrap(), "approve").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.notification_attempted().await;
     assert_eq!(app.checkout(&id).await["attempt"]["status"], "pending");
     app.advance(26).await; // the first /query is due 25 s after the payin
     app.state.reconcile_once().await.unwrap();
@@ -320,14 +323,11 @@ async fn payouts_move_the_balance_and_are_idempotent_by_reference() {
     let frozen = app.get("/v1/balance").await.json::<Value>().await.unwrap();
     assert_eq!(frozen[0]["frozen"], "101.00");
     let id = payout["id"].as_str().unwrap();
-    let mut status = Value::Null;
-    for _ in 0..80 {
-        status = app.get(&format!("/v1/payouts/{id}")).await.json::<Value>().await.unwrap();
-        if status["status"] == "succeeded" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = eventually(WAIT, || async {
+        let status = app.get(&format!("/v1/payouts/{id}")).await.json::<Value>().await.unwrap();
+        if status["status"] == "succeeded" { Ok(status) } else { Err(format!("payout not settled: {status}")) }
+    })
+    .await;
     assert_eq!(status["status"], "succeeded", "{status}");
     let after = app.get("/v1/balance").await.json::<Value>().await.unwrap();
     assert_eq!(after[0]["balance"], "99899.00");

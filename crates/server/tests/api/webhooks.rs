@@ -7,7 +7,6 @@ use deshpay_server::webhooks::signature;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const SECRET: &str = "whsec_test_0123456789abcdef";
 
@@ -45,15 +44,31 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    /// Waits until `n` requests arrived (at most 10 s).
+    /// Waits until `n` requests arrived (at most [`WAIT`]).
     async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
-        for _ in 0..200 {
-            if self.received().len() >= n {
-                return self.received();
+        eventually(WAIT, || async {
+            let received = self.received();
+            if received.len() >= n {
+                Ok(received)
+            } else {
+                Err(format!("expected {n} webhook requests, got {received:?}"))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("expected {n} webhook requests, got {:?}", self.received());
+        })
+        .await
+    }
+}
+
+impl TestApp {
+    /// Once every outbox row is recorded as delivered, moves the backend's clock `secs` forward (past any lease
+    /// or retry) and runs one webhook delivery pass, as the dispatcher would: it must send nothing more.
+    async fn deliver_webhooks_after(&self, secs: i64) {
+        eventually(WAIT, || async {
+            let rows = self.state.store.webhooks().await.unwrap();
+            if rows.iter().all(|r| r.3) { Ok(()) } else { Err(format!("not all recorded delivered: {rows:?}")) }
+        })
+        .await;
+        self.clock.advance_secs(secs);
+        deshpay_server::webhooks::deliver_due(&self.state).await.expect("delivery pass");
     }
 }
 
@@ -101,7 +116,8 @@ async fn a_paid_session_is_reported_once_with_a_valid_signature() {
     assert_eq!(data["trx_id"], app.session(&id).await["payment"]["trx_id"]);
     assert!(!got[0].1.contains(SECRET), "the secret never travels");
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // An hour later every retry would be due: one delivery pass sends none.
+    app.deliver_webhooks_after(3600).await;
     assert_eq!(receiver.received().len(), 1, "delivered once");
     let rows = app.state.store.webhooks().await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -121,7 +137,7 @@ async fn a_failing_endpoint_gets_the_same_event_until_it_answers_2xx() {
     for (headers, body) in &got {
         verified(headers, body);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.deliver_webhooks_after(3600).await;
     assert_eq!(receiver.received().len(), 3, "no more after the 2xx");
     let rows = app.state.store.webhooks().await.unwrap();
     assert_eq!((rows[0].2, rows[0].3), (3, true), "{rows:?}");
@@ -175,14 +191,11 @@ async fn an_unreachable_endpoint_is_retried_then_given_up_and_the_payment_stands
     let (id, _, _) = app.pay("75.00", WALLET).await;
     assert_eq!(app.session(&id).await["status"], "paid", "delivery problems never touch the payment");
 
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = app.state.store.webhooks().await.unwrap();
-        if rows.first().is_some_and(|r| r.4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let rows = eventually(WAIT, || async {
+        let rows = app.state.store.webhooks().await.unwrap();
+        if rows.first().is_some_and(|r| r.4) { Ok(rows) } else { Err(format!("not given up yet: {rows:?}")) }
+    })
+    .await;
     let (_, kind, attempts, delivered, gave_up, error) = rows[0].clone();
     assert_eq!((kind.as_str(), attempts, delivered, gave_up), ("session.paid", 3, false, true), "{rows:?}");
     assert_eq!(error.as_deref(), Some("connection failed"));
@@ -191,7 +204,7 @@ async fn an_unreachable_endpoint_is_retried_then_given_up_and_the_payment_stands
 #[tokio::test]
 async fn a_short_webhook_secret_is_refused_at_start() {
     let sandbox_app = spawn_app().await; // for its settings
-    let mut settings = settings_for(&sandbox_app.sandbox, &sandbox_app.db_url);
+    let mut settings = sandbox_settings(&sandbox_app.sandbox, &sandbox_app.db_url);
     settings.server.listen = "127.0.0.1:0".into();
     settings.webhook = Some(WebhookSettings { secret: "short".into(), ..webhook("http://127.0.0.1:9/hook", 10, 3) });
     let Err(error) = deshpay_server::startup::Application::build(settings).await else {
