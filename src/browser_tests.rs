@@ -136,14 +136,70 @@ async fn failure_shows_the_reason_and_try_again_returns_to_the_methods() {
     assert_eq!(w.text("h2"), "Payment failed");
     assert_eq!(
         w.text("[data-testid=deshpay-reason]"),
-        "There is not enough balance in your account. No money was taken."
+        "Your bKash balance is too low for ৳250.00. No money was taken. Add money or use another bKash account."
     );
-    assert_eq!(w.detail("deshpay:failure", "reason").as_deref(), Some("Insufficient Balance"));
+    assert_eq!(w.detail("deshpay:failure", "reason").as_deref(), Some("insufficient_balance"));
     w.click("Try again");
     w.settle().await;
     assert_eq!(w.buttons(), vec!["Pay with bKash".to_string()]);
     let focused = w.root.active_element().map(|e| e.text_content().unwrap_or_default());
     assert_eq!(focused.as_deref().map(str::trim), Some("Pay with bKash"), "focus follows to the method button");
+}
+
+/// A failed bKash attempt of ৳1,499.00 whose reason code is `reason`, as the backend's public view has it.
+fn failed_view(reason: &str) -> String {
+    format!(
+        r#"{{"id":"cs_abcdefghijklmnopqrstuvwx","status":"open","amount":"1499.00","amount_minor":149900,
+        "currency":"BDT","invoice":"INV-9","description":null,"methods":["bkash"],"expires_at":"2030-01-01T00:00:00Z",
+        "merchant_name":"Shop","attempt":{{"id":"att_ABCDEFGHIJKLMNOPQRSTUVWX","method":"bkash","status":"failed",
+        "reason":"{reason}","message":null,"trx_id":null}}}}"#
+    )
+}
+
+#[wasm_bindgen_test]
+async fn bkash_reasons_are_worded_in_each_language_with_the_amount_as_the_card_shows_it() {
+    use crate::i18n::{Key, Locale};
+    let balance = [
+        (
+            "en",
+            "Your bKash balance is too low for ৳1,499.00. No money was taken. Add money or use another bKash account.",
+        ),
+        (
+            "bn",
+            "আপনার বিকাশ অ্যাকাউন্টে ৳১,৪৯৯.০০ পেমেন্টের জন্য যথেষ্ট ব্যালেন্স নেই। কোনো টাকা কাটা হয়নি। টাকা যোগ করুন \
+             অথবা অন্য বিকাশ অ্যাকাউন্ট দিয়ে পেমেন্ট করুন।",
+        ),
+        (
+            "hi",
+            "आपके bKash खाते में ৳1,499.00 के भुगतान के लिए पर्याप्त बैलेंस नहीं है। कोई पैसा नहीं कटा है। खाते में पैसे \
+             डालें या किसी दूसरे bKash खाते से भुगतान करें।",
+        ),
+    ];
+    for (locale, text) in balance {
+        let view = failed_view("insufficient_balance");
+        let w = Mounted::new(&format!(r#"{{"locale":"{locale}","preview":{{"state":"failed","view":{view}}}}}"#)).await;
+        assert_eq!(w.text("[data-testid=deshpay-reason]"), text, "{locale}");
+        assert_eq!(w.detail("deshpay:failure", "reason").as_deref(), Some("insufficient_balance"));
+    }
+    let others = [
+        ("verification_failed", Key::ReasonVerification),
+        ("pin_failed", Key::ReasonPin),
+        ("invalid_wallet", Key::ReasonWallet),
+        ("account_restricted", Key::ReasonRestricted),
+        ("duplicate", Key::ReasonDuplicate),
+        ("saved_wallet_unavailable", Key::ReasonSavedWallet),
+        ("provider_unavailable", Key::ProviderUnavailable),
+        ("failed", Key::FailedNoReason),
+        ("a_code_from_a_newer_backend", Key::FailedNoReason),
+    ];
+    for locale in Locale::ALL {
+        for (reason, key) in others {
+            let view = failed_view(reason);
+            let options = format!(r#"{{"locale":"{}","preview":{{"state":"failed","view":{view}}}}}"#, locale.as_str());
+            let w = Mounted::new(&options).await;
+            assert_eq!(w.text("[data-testid=deshpay-reason]"), key.text(locale), "{reason} {locale:?}");
+        }
+    }
 }
 
 #[wasm_bindgen_test]

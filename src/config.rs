@@ -231,7 +231,7 @@ mod tests {
         assert!(warnings.is_empty());
         let preview = config.preview.unwrap();
         assert_eq!(preview.view.amount, "250.00");
-        assert!(matches!(preview.screen, Screen::Failed { message: Some(_), .. }));
+        assert!(matches!(preview.screen, Screen::Failed { detail: Some(_), .. }));
         assert_eq!(config.theme, Preset::Bkash);
         assert_eq!(config.strings.locale(), Locale::Hi);
     }

@@ -177,17 +177,30 @@ keys! {
         bn: "পেমেন্ট সম্পন্ন হয়নি। কোনো টাকা কাটা হয়নি।",
         hi: "भुगतान पूरा नहीं हुआ। आपके खाते से कोई पैसा नहीं कटा है।"
     }
-    /// Failure reason `insufficient_balance`.
+    /// Failure reason `insufficient_balance` (bKash 2023); `{amount}` is the session's amount as the card shows it.
     ReasonBalance "reason_insufficient_balance" {
-        en: "There is not enough balance in your account. No money was taken.",
-        bn: "আপনার অ্যাকাউন্টে যথেষ্ট ব্যালেন্স নেই। কোনো টাকা কাটা হয়নি।",
-        hi: "आपके खाते में पर्याप्त बैलेंस नहीं है। कोई पैसा नहीं कटा है।"
+        en: "Your bKash balance is too low for {amount}. No money was taken. Add money or use another bKash account.",
+        bn: "আপনার বিকাশ অ্যাকাউন্টে {amount} পেমেন্টের জন্য যথেষ্ট ব্যালেন্স নেই। কোনো টাকা কাটা হয়নি। টাকা যোগ করুন অথবা অন্য বিকাশ অ্যাকাউন্ট দিয়ে পেমেন্ট করুন।",
+        hi: "आपके bKash खाते में {amount} के भुगतान के लिए पर्याप्त बैलेंस नहीं है। कोई पैसा नहीं कटा है। खाते में पैसे डालें या किसी दूसरे bKash खाते से भुगतान करें।"
     }
-    /// Failure reason `verification_failed`: a wrong or expired verification code or PIN.
+    /// Failure reason `verification_failed` (bKash): the SMS verification code was wrong, expired or asked for
+    /// too often.
     ReasonVerification "reason_verification_failed" {
-        en: "The verification code or PIN was wrong or too late. No money was taken.",
-        bn: "ভেরিফিকেশন কোড বা পিন ভুল ছিল অথবা সময় পেরিয়ে গেছে। কোনো টাকা কাটা হয়নি।",
-        hi: "वेरिफ़िकेशन कोड या पिन गलत था या उसका समय निकल गया। कोई पैसा नहीं कटा है।"
+        en: "The verification code was wrong or expired. No money was taken. Try again with the code bKash sends by SMS.",
+        bn: "ভেরিফিকেশন কোড ভুল ছিল অথবা এর মেয়াদ শেষ হয়ে গেছে। কোনো টাকা কাটা হয়নি। বিকাশের এসএমএস-এ পাঠানো নতুন কোড দিয়ে আবার চেষ্টা করুন।",
+        hi: "वेरिफ़िकेशन कोड गलत था या उसका समय निकल गया। कोई पैसा नहीं कटा है। bKash के एसएमएस में आए नए कोड से फिर से कोशिश करें।"
+    }
+    /// Failure reason `pin_failed` (bKash): a wrong or late wallet PIN, or too many wrong PINs.
+    ReasonPin "reason_pin_failed" {
+        en: "The bKash PIN was wrong or entered too late. No money was taken. Try again. Forgot your PIN? Call bKash on 16247.",
+        bn: "বিকাশ পিন ভুল ছিল অথবা সময়মতো দেওয়া হয়নি। কোনো টাকা কাটা হয়নি। আবার চেষ্টা করুন। পিন ভুলে গেলে বিকাশ হেল্পলাইন ১৬২৪৭-এ কল করুন।",
+        hi: "bKash पिन गलत था या समय पर नहीं डाला गया। कोई पैसा नहीं कटा है। फिर से कोशिश करें। पिन भूल गए हों तो bKash हेल्पलाइन 16247 पर कॉल करें।"
+    }
+    /// Failure reason `invalid_wallet` (bKash): the number is not a bKash customer wallet.
+    ReasonWallet "reason_invalid_wallet" {
+        en: "This number is not a bKash customer account. No money was taken. Check the number or use another bKash account.",
+        bn: "এই নম্বরটি বিকাশ কাস্টমার অ্যাকাউন্ট নয়। কোনো টাকা কাটা হয়নি। নম্বরটি ঠিক আছে কি না দেখুন অথবা অন্য বিকাশ অ্যাকাউন্ট ব্যবহার করুন।",
+        hi: "यह नंबर bKash ग्राहक खाता नहीं है। कोई पैसा नहीं कटा है। नंबर जाँचें या किसी दूसरे bKash खाते का इस्तेमाल करें।"
     }
     /// Failure reason `account_restricted` (bKash): the wallet may not pay now.
     ReasonRestricted "reason_account_restricted" {
@@ -200,6 +213,12 @@ keys! {
         en: "A payment of the same amount was made a moment ago, so bKash refused this one. No money was taken for it. If the earlier payment was for this order, do not pay again.",
         bn: "কিছুক্ষণ আগে একই পরিমাণের আরেকটি পেমেন্ট হয়েছে, তাই বিকাশ এটি নেয়নি। এই পেমেন্টে কোনো টাকা কাটা হয়নি। আগের পেমেন্টটি এই অর্ডারের হলে আবার পেমেন্ট করবেন না।",
         hi: "इसी राशि का एक भुगतान अभी-अभी हुआ है, इसलिए bKash ने यह भुगतान नहीं लिया। कोई पैसा नहीं कटा है। अगर पिछला भुगतान इसी ऑर्डर का था, तो दोबारा भुगतान न करें।"
+    }
+    /// Failure reason `saved_wallet_unavailable` (bKash): the saved wallet (agreement) can no longer pay.
+    ReasonSavedWallet "reason_saved_wallet_unavailable" {
+        en: "Your saved bKash account can no longer be used. No money was taken. Pay with your bKash number instead.",
+        bn: "আপনার সেভ করা বিকাশ অ্যাকাউন্টটি আর ব্যবহার করা যাবে না। কোনো টাকা কাটা হয়নি। আপনার বিকাশ নম্বর দিয়ে পেমেন্ট করুন।",
+        hi: "आपका सेव किया गया bKash खाता अब इस्तेमाल नहीं हो सकता। कोई पैसा नहीं कटा है। अपने bKash नंबर से भुगतान करें।"
     }
     /// A failed UPI payment: a debit the bank reverses is possible, so no absolute "no money was taken".
     UpiFailedBody "upi_failed_body" {
@@ -391,19 +410,25 @@ impl Key {
     }
 }
 
-/// `text` with each `{merchant}` replaced by the merchant's `name` (other braces stay as they are). Searches
-/// for single characters only: a substring search would add a string searcher to the wasm.
-pub fn fill(text: &str, name: &str) -> String {
-    let mut out = String::with_capacity(text.len() + name.len());
+/// `text` with each `{merchant}` replaced by the merchant's name and each `{amount}` by the amount as the card
+/// shows it (other braces stay as they are). Searches for single characters only: a substring search would add a
+/// string searcher to the wasm.
+pub fn fill(text: &str, merchant: &str, amount: &str) -> String {
+    let mut out = String::with_capacity(text.len() + merchant.len() + amount.len());
     let mut rest = text;
     while let Some((before, after)) = rest.split_once('{') {
         out.push_str(before);
-        match after.split_once('}') {
-            Some(("merchant", tail)) => {
-                out.push_str(name);
+        let value = match after.split_once('}') {
+            Some(("merchant", tail)) => Some((merchant, tail)),
+            Some(("amount", tail)) => Some((amount, tail)),
+            _ => None,
+        };
+        match value {
+            Some((value, tail)) => {
+                out.push_str(value);
                 rest = tail;
             }
-            _ => {
+            None => {
                 out.push('{');
                 rest = after;
             }
@@ -525,11 +550,12 @@ mod tests {
 
     #[test]
     fn the_merchants_name_fills_its_placeholder_in_every_language() {
-        assert_eq!(fill("Please contact {merchant}.", "Demo Shop"), "Please contact Demo Shop.");
-        assert_eq!(fill("{merchant} and {merchant}", "A"), "A and A");
-        assert_eq!(fill("{x} {merchant", "A"), "{x} {merchant");
-        assert_eq!(fill("no placeholder", "A"), "no placeholder");
-        let placeholders = |t: &str| t.matches("{merchant}").count();
+        assert_eq!(fill("Please contact {merchant}.", "Demo Shop", "৳1.00"), "Please contact Demo Shop.");
+        assert_eq!(fill("{merchant} and {merchant}", "A", ""), "A and A");
+        assert_eq!(fill("{x} {merchant", "A", ""), "{x} {merchant");
+        assert_eq!(fill("no placeholder", "A", ""), "no placeholder");
+        assert_eq!(fill("too low for {amount}. {merchant}", "A", "৳১,৪৯৯.০০"), "too low for ৳১,৪৯৯.০০. A");
+        let placeholders = |t: &str| (t.matches("{merchant}").count(), t.matches("{amount}").count());
         for &key in Key::ALL {
             let en = placeholders(key.text(Locale::En));
             for locale in [Locale::Bn, Locale::Hi] {
@@ -542,8 +568,9 @@ mod tests {
             }
         }
         for key in [Key::SessionExpiredBody, Key::SessionCanceledBody, Key::NoMethodBody, Key::ReviewBody] {
-            assert!(placeholders(key.text(Locale::En)) > 0, "{key:?} names the merchant");
+            assert!(placeholders(key.text(Locale::En)).0 > 0, "{key:?} names the merchant");
         }
+        assert_eq!(placeholders(Key::ReasonBalance.text(Locale::En)).1, 1, "the balance text names the amount");
     }
 
     #[test]

@@ -193,8 +193,9 @@ pub enum Screen {
     Failed {
         /// What the paragraph says: the widget's words for the reason code ([`failure_text`]).
         text: Key,
-        /// The provider's words (e.g. bKash's statusMessage), for the `deshpay:failure` detail only.
-        message: Option<String>,
+        /// What `deshpay:failure` `detail.reason` says: the backend's reason code (`insufficient_balance`), or
+        /// from an older backend or a preview without one, the provider's words it sent.
+        detail: Option<String>,
     },
     /// The customer closed the provider's page.
     Cancelled,
@@ -271,13 +272,13 @@ impl Screen {
         })
     }
 
-    /// The host-page event this state fires, with `detail.reason` for failures (the provider's words). A review
+    /// The host-page event this state fires, with `detail.reason` for failures (the reason code). A review
     /// fires none: it is neither a failure the page may offer to retry nor a success.
     pub fn outcome(&self) -> Option<(Outcome, Option<String>)> {
         match self {
             Screen::Succeeded { .. } => Some((Outcome::Success, None)),
-            Screen::Failed { message, .. } => {
-                Some((Outcome::Failure, Some(message.clone().unwrap_or_else(|| "failed".into()))))
+            Screen::Failed { detail, .. } => {
+                Some((Outcome::Failure, Some(detail.clone().unwrap_or_else(|| "failed".into()))))
             }
             Screen::AttemptExpired => Some((Outcome::Failure, Some("expired".into()))),
             Screen::Cancelled => Some((Outcome::Cancel, None)),
@@ -323,7 +324,7 @@ impl Screen {
             },
             "failed" => match attempt.filter(|a| a.status == AttemptStatus::Failed) {
                 Some(a) => failed(a),
-                None => Screen::Failed { text: Key::ReasonBalance, message: Some("Insufficient Balance".into()) },
+                None => Screen::Failed { text: Key::ReasonBalance, detail: Some("insufficient_balance".into()) },
             },
             "cancelled" => Screen::Cancelled,
             "expired" => Screen::AttemptExpired,
@@ -373,22 +374,26 @@ pub fn screen_for(view: &CheckoutView, returned: bool) -> Screen {
     }
 }
 
-/// The failure screen of a failed attempt: the widget's words for its reason, the provider's for the event.
+/// The failure screen of a failed attempt: the widget's words for its reason, and the reason code for the event.
 fn failed(attempt: &AttemptView) -> Screen {
-    Screen::Failed {
-        text: failure_text(attempt.reason, attempt.method),
-        message: attempt.message.clone().filter(|m| !m.is_empty()),
-    }
+    let detail = match attempt.reason {
+        Some(reason) => Some(reason.as_str().to_owned()),
+        None => attempt.message.clone().filter(|m| !m.is_empty()),
+    };
+    Screen::Failed { text: failure_text(attempt.reason, attempt.method), detail }
 }
 
 /// What the failure paragraph says for a reason code (`None`: from a backend without codes) and method. Every
 /// text says what happened to the money; unknown codes get the neutral "not completed, no money was taken".
 pub fn failure_text(reason: Option<ReasonCode>, method: Method) -> Key {
     match (reason, method) {
-        (Some(ReasonCode::InsufficientBalance), _) => Key::ReasonBalance,
-        (Some(ReasonCode::VerificationFailed), _) => Key::ReasonVerification,
+        (Some(ReasonCode::InsufficientBalance), Method::Bkash) => Key::ReasonBalance,
+        (Some(ReasonCode::VerificationFailed), Method::Bkash) => Key::ReasonVerification,
+        (Some(ReasonCode::PinFailed), Method::Bkash) => Key::ReasonPin,
+        (Some(ReasonCode::InvalidWallet), Method::Bkash) => Key::ReasonWallet,
         (Some(ReasonCode::AccountRestricted), Method::Bkash) => Key::ReasonRestricted,
         (Some(ReasonCode::Duplicate), Method::Bkash) => Key::ReasonDuplicate,
+        (Some(ReasonCode::SavedWalletUnavailable), Method::Bkash) => Key::ReasonSavedWallet,
         (Some(ReasonCode::AlreadyPaid), _) => Key::AlreadyPaid,
         (Some(ReasonCode::ProviderUnavailable), Method::Bkash) => Key::ProviderUnavailable,
         (Some(ReasonCode::ProviderUnavailable), Method::Upi) => Key::UpiUnavailable,
@@ -551,9 +556,10 @@ mod tests {
                 Failed,
                 Some("Insufficient Balance"),
                 None,
-                Screen::Failed { text: Key::FailedNoReason, message: Some("Insufficient Balance".into()) },
+                // An older backend: no reason code, the provider's words for the event.
+                Screen::Failed { text: Key::FailedNoReason, detail: Some("Insufficient Balance".into()) },
             ),
-            (Failed, Some(""), None, Screen::Failed { text: Key::FailedNoReason, message: None }),
+            (Failed, Some(""), None, Screen::Failed { text: Key::FailedNoReason, detail: None }),
             (Cancelled, None, None, Screen::Cancelled),
             (Expired, None, None, Screen::AttemptExpired),
             (Pending, None, None, Screen::Confirming),
@@ -605,8 +611,14 @@ mod tests {
         let cases = [
             (Some(InsufficientBalance), Method::Bkash, Key::ReasonBalance),
             (Some(VerificationFailed), Method::Bkash, Key::ReasonVerification),
+            (Some(PinFailed), Method::Bkash, Key::ReasonPin),
+            (Some(InvalidWallet), Method::Bkash, Key::ReasonWallet),
             (Some(AccountRestricted), Method::Bkash, Key::ReasonRestricted),
             (Some(Duplicate), Method::Bkash, Key::ReasonDuplicate),
+            (Some(SavedWalletUnavailable), Method::Bkash, Key::ReasonSavedWallet),
+            // bKash's words never describe a UPI payment, whose debit may be reversed by the bank.
+            (Some(InsufficientBalance), Method::Upi, Key::UpiFailedBody),
+            (Some(VerificationFailed), Method::Upi, Key::UpiFailedBody),
             (Some(ProviderUnavailable), Method::Bkash, Key::ProviderUnavailable),
             (Some(ProviderUnavailable), Method::Upi, Key::UpiUnavailable),
             (Some(AlreadyPaid), Method::Bkash, Key::AlreadyPaid),
@@ -620,13 +632,13 @@ mod tests {
         for (reason, method, key) in cases {
             assert_eq!(failure_text(reason, method), key, "{reason:?} {method:?}");
         }
-        // The provider's English goes to the event only.
+        // The event carries the reason code (a preview's or an older backend's message only without one).
         let mut v = view(SessionStatus::Open, Some((AttemptStatus::Failed, Some("Insufficient Balance"), None)));
         v.attempt.as_mut().unwrap().reason = Some(InsufficientBalance);
         let screen = screen_for(&v, true);
-        assert_eq!(screen, Screen::Failed { text: Key::ReasonBalance, message: Some("Insufficient Balance".into()) });
-        assert_eq!(screen.outcome(), Some((Outcome::Failure, Some("Insufficient Balance".into()))));
-        let (_, _, button) = Screen::Failed { text: Key::AlreadyPaid, message: None }.outcome_texts().unwrap();
+        assert_eq!(screen, Screen::Failed { text: Key::ReasonBalance, detail: Some("insufficient_balance".into()) });
+        assert_eq!(screen.outcome(), Some((Outcome::Failure, Some("insufficient_balance".into()))));
+        let (_, _, button) = Screen::Failed { text: Key::AlreadyPaid, detail: None }.outcome_texts().unwrap();
         assert_eq!(button, None, "an order already paid is not paid again");
     }
 
@@ -648,7 +660,7 @@ mod tests {
         let mut screens = vec![Screen::Cancelled, Screen::AttemptExpired, Screen::Review, Screen::StillConfirming];
         for reason in deshpay_api::ReasonCode::ALL.into_iter().map(Some).chain([None]) {
             for method in [Method::Bkash, Method::Upi] {
-                screens.push(Screen::Failed { text: failure_text(reason, method), message: None });
+                screens.push(Screen::Failed { text: failure_text(reason, method), detail: None });
             }
         }
         for screen in screens {
@@ -724,7 +736,7 @@ mod tests {
                 None,
                 UpiProgress::Done(Screen::Failed {
                     text: Key::UpiFailedBody,
-                    message: Some("Declined by the customer".into()),
+                    detail: Some("Declined by the customer".into()),
                 }),
             ),
             (SessionStatus::Open, Expired, None, None, UpiProgress::Done(Screen::AttemptExpired)),
@@ -829,8 +841,8 @@ mod tests {
     fn outcomes_fire_the_documented_events() {
         assert_eq!(Screen::Succeeded { trx_id: "T".into() }.outcome(), Some((Outcome::Success, None)));
         assert_eq!(
-            Screen::Failed { text: Key::ReasonVerification, message: Some("Wrong PIN".into()) }.outcome(),
-            Some((Outcome::Failure, Some("Wrong PIN".into())))
+            Screen::Failed { text: Key::ReasonPin, detail: Some("pin_failed".into()) }.outcome(),
+            Some((Outcome::Failure, Some("pin_failed".into())))
         );
         assert_eq!(Screen::Review.outcome(), None, "a review is neither a failure nor a success for the page");
         assert_eq!(Screen::Cancelled.outcome().map(|o| o.0.event()), Some("deshpay:cancel"));

@@ -112,13 +112,21 @@ impl Checkout {
         (config.endpoint.clone(), config.session.clone())
     }
 
-    /// A text in the widget's locale, with the merchant's override, naming the merchant where it says `{merchant}`.
+    /// A text in the widget's locale, with the merchant's override, naming the merchant where it says `{merchant}`
+    /// and the session's amount, as the card shows it, where it says `{amount}`.
     fn t(self, key: Key) -> String {
-        let text = self.fixed().config.strings.get(key).to_owned();
+        let strings = &self.fixed().config.strings;
+        let text = strings.get(key).to_owned();
         if !text.contains('{') {
             return text;
         }
-        self.view.with_untracked(|v| crate::i18n::fill(&text, v.as_ref().map_or("", |v| &v.merchant_name)))
+        self.view.with_untracked(|v| match v {
+            Some(v) => {
+                let amount = money::format(v.amount_minor, v.currency, strings.locale());
+                crate::i18n::fill(&text, &v.merchant_name, &amount)
+            }
+            None => crate::i18n::fill(&text, "", ""),
+        })
     }
 
     fn is_preview(self) -> bool {

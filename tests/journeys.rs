@@ -119,7 +119,7 @@ async fn closing_the_bkash_page_shows_payment_cancelled() -> Result<()> {
 }
 
 #[tokio::test]
-async fn insufficient_balance_shows_the_widgets_words_and_passes_bkash_reason_to_the_page() -> Result<()> {
+async fn insufficient_balance_shows_the_widgets_words_and_passes_the_reason_code_to_the_page() -> Result<()> {
     let stack = Stack::start().await?;
     let browser = Browser::start(Device::Desktop).await?;
     browser.buy(&stack, "tea", "bkash", "en").await?;
@@ -128,10 +128,13 @@ async fn insufficient_balance_shows_the_widgets_words_and_passes_bkash_reason_to
     browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
     browser.wait_for_text("Payment failed", WAIT).await?;
     let reason = browser.in_widget("[data-testid=deshpay-reason]").await?.text().await?;
-    assert_eq!(reason, "There is not enough balance in your account. No money was taken.");
+    assert_eq!(
+        reason,
+        "Your bKash balance is too low for ৳250.00. No money was taken. Add money or use another bKash account."
+    );
     let failure = events(&browser).await?.into_iter().find(|e| e["type"] == "deshpay:failure");
     let failure = failure.expect("deshpay:failure fired");
-    assert_eq!(failure["detail"]["reason"], "Insufficient Balance", "bKash's words for the merchant's page");
+    assert_eq!(failure["detail"]["reason"], "insufficient_balance", "a stable code for the merchant's page");
     browser.screenshot("06-failed-insufficient-balance").await?;
     Ok(())
 }

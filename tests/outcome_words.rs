@@ -1,7 +1,9 @@
 //! The outcome screens in Bengali and Hindi, as a customer sees them in Chromium: the theme gallery's previews
-//! (no backend) of the failed, review, still-confirming and expired states. No English reaches the customer
-//! except brand names and the merchant's own content, and nothing invites a second payment while money may have
-//! moved; every preset theme passes axe. Screenshots: artifacts/screenshots/words-<state>-<locale>.png.
+//! (no backend) of the failed, review, still-confirming and expired states, and a real bKash payment refused for
+//! insufficient balance (shop -> widget -> backend -> sandbox), told with the amount in each language. No English
+//! reaches the customer except brand names and the merchant's own content, and nothing invites a second payment
+//! while money may have moved; every preset theme passes axe. Screenshots:
+//! artifacts/screenshots/words-<state>-<locale>.png and insufficient-balance-<locale>.png.
 
 use anyhow::{Result, bail};
 use deshpay_e2e::{Browser, Device, Stack};
@@ -83,6 +85,67 @@ async fn outcomes_in_bengali_and_hindi_speak_about_money_in_the_customers_langua
         browser.screenshot(&format!("words-{state}-{locale}")).await?;
         let violations = browser.axe_serious_violations().await?;
         assert!(violations.is_empty(), "{state}/{locale}: {violations:?}");
+    }
+    Ok(())
+}
+
+/// The sandbox's wallet whose payments bKash refuses with 2023 "Insufficient Balance".
+const LOW_BALANCE_WALLET: &str = "01823074817";
+
+#[tokio::test]
+async fn insufficient_balance_is_told_with_the_amount_in_english_bengali_and_hindi() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    // (locale, the bKash button, the paragraph after bKash refused the ৳1,499.00 scarf, the retry button)
+    let cases = [
+        (
+            "en",
+            "Pay with bKash",
+            "Your bKash balance is too low for ৳1,499.00. No money was taken. Add money or use another bKash account.",
+            "Try again",
+        ),
+        (
+            "bn",
+            "বিকাশ দিয়ে পেমেন্ট করুন",
+            "আপনার বিকাশ অ্যাকাউন্টে ৳১,৪৯৯.০০ পেমেন্টের জন্য যথেষ্ট ব্যালেন্স নেই। কোনো টাকা কাটা হয়নি। টাকা যোগ করুন \
+             অথবা অন্য বিকাশ অ্যাকাউন্ট দিয়ে পেমেন্ট করুন।",
+            "আবার চেষ্টা করুন",
+        ),
+        (
+            "hi",
+            "bKash से भुगतान करें",
+            "आपके bKash खाते में ৳1,499.00 के भुगतान के लिए पर्याप्त बैलेंस नहीं है। कोई पैसा नहीं कटा है। खाते में पैसे \
+             डालें या किसी दूसरे bKash खाते से भुगतान करें।",
+            "फिर से कोशिश करें",
+        ),
+    ];
+    for (locale, pay, paragraph, retry) in cases {
+        let session = browser.buy(&stack, "jamdani", "bkash", locale).await?;
+        browser.click_widget_button(pay).await?;
+        browser.wait_for_url(&format!("{}/redirect/tokenized/", stack.sandbox.url())).await?;
+        browser.pay_on_bkash_page(LOW_BALANCE_WALLET, "123456", "12121").await?;
+        browser.wait_for_url(&format!("{}/return", stack.shop)).await?;
+        let text = wait_for_body(&browser, paragraph).await?;
+        let shown = browser.in_widget("[data-testid=deshpay-reason]").await?.text().await?;
+        assert_eq!(shown, paragraph, "{locale}");
+        assert!(text.contains(retry), "{locale}: {text}");
+        if locale != "en" {
+            let english = latin_words(&text);
+            assert!(english.is_empty(), "{locale} shows English {english:?}: {text}");
+        }
+        let failure = browser
+            .client
+            .execute("return (window.deshpayEvents || []).find(e => e.type === 'deshpay:failure') || null;", vec![])
+            .await?;
+        assert_eq!(failure["detail"]["reason"], "insufficient_balance", "{locale}: {failure}");
+        // bKash's own words are the merchant's: in the merchant API, never on the customer's screen.
+        let attempt = &stack.session(&session).await?["attempts"][0];
+        assert_eq!(attempt["code"], "2023");
+        assert_eq!(attempt["message"], "Insufficient Balance");
+        assert!(!text.contains("Insufficient Balance"), "{locale}: {text}");
+        browser.screenshot(&format!("insufficient-balance-{locale}")).await?;
+        let violations = browser.axe_serious_violations().await?;
+        assert!(violations.is_empty(), "{locale}: {violations:?}");
     }
     Ok(())
 }

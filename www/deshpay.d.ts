@@ -32,12 +32,15 @@ export interface DeshPayTheme {
   spacing?: string | number;
 }
 
-/** Keys of the texts a merchant can override with `strings`. */
+/**
+ * Keys of the texts a merchant can override with `strings`. In a text, `{merchant}` is replaced by the merchant's
+ * name and `{amount}` by the session's amount as the widget shows it (`৳১,৪৯৯.০০` in Bengali).
+ */
 export type DeshPayStringKey =
   | 'pay_with_bkash' | 'pay_with_upi' | 'loading' | 'choose_method' | 'amount' | 'invoice' | 'redirecting'
   | 'confirming' | 'still_confirming' | 'check_status' | 'review' | 'review_body' | 'success' | 'trx_id' | 'failed' | 'failed_no_reason'
-  | 'reason_insufficient_balance' | 'reason_verification_failed' | 'reason_account_restricted' | 'reason_duplicate'
-  | 'upi_failed_body' | 'already_paid' | 'cancelled'
+  | 'reason_insufficient_balance' | 'reason_verification_failed' | 'reason_pin_failed' | 'reason_invalid_wallet'
+  | 'reason_account_restricted' | 'reason_duplicate' | 'reason_saved_wallet_unavailable' | 'upi_failed_body' | 'already_paid' | 'cancelled'
   | 'cancelled_body' | 'expired' | 'expired_body' | 'try_again' | 'session_expired' | 'session_expired_body'
   | 'session_canceled' | 'session_canceled_body' | 'not_found' | 'unreachable' | 'cancel_failed' | 'provider_unavailable'
   | 'start_failed' | 'no_method' | 'no_method_body' | 'upi_unavailable' | 'waiting_approval' | 'upi_scan_title'
@@ -66,10 +69,18 @@ export interface DeshPayCheckoutView {
     id: string;
     method: 'bkash' | 'upi';
     status: 'pending' | 'confirming' | 'succeeded' | 'failed' | 'cancelled' | 'expired' | 'review';
-    /** Why it ended: the widget shows its own words for it (unknown codes: a neutral text). */
-    reason?: 'insufficient_balance' | 'verification_failed' | 'account_restricted' | 'duplicate' | 'declined'
-      | 'provider_unavailable' | 'cancelled' | 'expired' | 'already_paid' | 'review' | 'failed' | null;
-    /** The provider's words, passed on in `deshpay:failure` `detail.reason`; never shown to the customer. */
+    /**
+     * Why it ended, mapped by the backend from the provider's code (bKash's codes: one table,
+     * `crates/server/src/reasons.rs`): the widget shows its own words for it in the customer's language and passes
+     * it on in `deshpay:failure` `detail.reason`. Unknown codes (from a newer backend): a neutral text.
+     */
+    reason?: 'insufficient_balance' | 'verification_failed' | 'pin_failed' | 'invalid_wallet' | 'account_restricted'
+      | 'duplicate' | 'saved_wallet_unavailable' | 'declined' | 'provider_unavailable' | 'cancelled' | 'expired'
+      | 'already_paid' | 'review' | 'failed' | null;
+    /**
+     * Always null from the backend: the provider's own words stay in the merchant API (`attempts[].message`).
+     * A preview may set it; without a `reason` it goes to `detail.reason`. Never shown to the customer.
+     */
     message?: string | null;
     trx_id?: string | null;
   } | null;
@@ -111,7 +122,11 @@ export interface DeshPayEventDetail {
   method?: 'bkash' | 'upi';
   /** The provider's transaction id (bKash trxID, Bestin Pay trx_id), on success. */
   trx_id?: string;
-  /** On failure: the provider's message, `'expired'`, `'wasm_unavailable'` or `'invalid_options'`. */
+  /**
+   * On failure: the attempt's reason code (`'insufficient_balance'`, `'pin_failed'`, ... as in
+   * `DeshPayCheckoutView`'s `attempt.reason`; `'failed'` without one), `'expired'`, `'wasm_unavailable'` or
+   * `'invalid_options'`. bKash's own message is in the merchant API, not here.
+   */
   reason?: string;
 }
 

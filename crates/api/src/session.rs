@@ -314,8 +314,9 @@ pub struct AttemptView {
     /// while the attempt is live or paid).
     #[serde(default)]
     pub reason: Option<ReasonCode>,
-    /// The provider's reason for a failure, in the provider's words (e.g. bKash's statusMessage): for the
-    /// merchant's page (`deshpay:failure` detail), never shown to the customer.
+    /// Always `null` from this backend: the provider's words (e.g. bKash's statusMessage) are for the merchant
+    /// and stay in the merchant API (`attempts[].code` and `message`); `reason` says why. Kept so that views
+    /// read the same in widgets of every version (and in previews, which may set it).
     pub message: Option<String>,
     /// Provider transaction id once paid.
     pub trx_id: Option<String>,
@@ -328,12 +329,20 @@ pub struct AttemptView {
 pub enum ReasonCode {
     /// The customer's wallet or account has too little money (bKash 2023).
     InsufficientBalance,
-    /// A wrong or expired verification code or PIN (bKash 2010 to 2019).
+    /// A wrong, expired or too often requested verification code sent by SMS (bKash 2010, 2013, 2016 to 2018;
+    /// backends before `pin_failed` also sent it for a wrong PIN).
     VerificationFailed,
+    /// A wrong or late wallet PIN, or too many wrong PINs (bKash 2011, 2014, 2015, 2019, 2043).
+    PinFailed,
+    /// The number is not a bKash customer wallet (bKash 2009, 2045, 2057, 2058).
+    InvalidWallet,
     /// The customer's account may not make this payment now (bKash 2037, 2038, 2044, 2046).
     AccountRestricted,
     /// The provider refused a repeat of a recent payment of the same amount (bKash 2029).
     Duplicate,
+    /// The customer's saved wallet (a bKash agreement) can no longer pay: cancelled, incomplete or unknown
+    /// (bKash 2051 to 2053, 2055, 2066).
+    SavedWalletUnavailable,
     /// The customer or their bank declined it (UPI).
     Declined,
     /// The provider did not answer.
@@ -355,11 +364,14 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code.
-    pub const ALL: [ReasonCode; 12] = [
+    pub const ALL: [ReasonCode; 15] = [
         ReasonCode::InsufficientBalance,
         ReasonCode::VerificationFailed,
+        ReasonCode::PinFailed,
+        ReasonCode::InvalidWallet,
         ReasonCode::AccountRestricted,
         ReasonCode::Duplicate,
+        ReasonCode::SavedWalletUnavailable,
         ReasonCode::Declined,
         ReasonCode::ProviderUnavailable,
         ReasonCode::Cancelled,
@@ -375,8 +387,11 @@ impl ReasonCode {
         match self {
             ReasonCode::InsufficientBalance => "insufficient_balance",
             ReasonCode::VerificationFailed => "verification_failed",
+            ReasonCode::PinFailed => "pin_failed",
+            ReasonCode::InvalidWallet => "invalid_wallet",
             ReasonCode::AccountRestricted => "account_restricted",
             ReasonCode::Duplicate => "duplicate",
+            ReasonCode::SavedWalletUnavailable => "saved_wallet_unavailable",
             ReasonCode::Declined => "declined",
             ReasonCode::ProviderUnavailable => "provider_unavailable",
             ReasonCode::Cancelled => "cancelled",
@@ -459,6 +474,23 @@ mod tests {
             assert_eq!(wire, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ReasonCode>(&wire).unwrap(), code);
             assert_eq!(ReasonCode::parse(code.as_str()), code);
+        }
+        // The names older widgets and merchants' pages know keep their meaning; newer ones read as `other` there.
+        for known in [
+            "insufficient_balance",
+            "verification_failed",
+            "account_restricted",
+            "duplicate",
+            "declined",
+            "provider_unavailable",
+            "cancelled",
+            "expired",
+            "already_paid",
+            "review",
+            "failed",
+            "other",
+        ] {
+            assert_eq!(ReasonCode::parse(known).as_str(), known);
         }
         assert_eq!(serde_json::from_str::<ReasonCode>("\"card_stolen\"").unwrap(), ReasonCode::Other);
         assert_eq!(ReasonCode::parse("card_stolen"), ReasonCode::Other);

@@ -264,8 +264,14 @@ impl AppState {
             id: a.id.clone(),
             method: a.method,
             status: attempt_status(a.state),
-            reason: crate::reasons::reason_for(a.state, a.failure_code.as_deref(), a.failure_message.as_deref()),
-            message: public_message(&a, |code| self.providers.get(a.method).is_some_and(|p| p.customer_decline(code))),
+            reason: crate::reasons::reason_for(
+                a.state,
+                a.method,
+                a.failure_code.as_deref(),
+                a.failure_message.as_deref(),
+            ),
+            // The provider's words stay in the merchant API: the widget words the reason code itself.
+            message: None,
             trx_id: if a.state == AttemptState::Completed { a.trx_id.clone() } else { None },
         });
         Ok(CheckoutView {
@@ -288,21 +294,6 @@ fn method_unavailable_message(method: Method) -> &'static str {
     match method {
         Method::Bkash => "this session does not offer bKash",
         Method::Upi => "this session does not offer UPI",
-    }
-}
-
-/// The text the public widget view may carry for an attempt: our own words, or a provider's message only when
-/// its provider says the code is a customer-facing decline (e.g. bKash's "Insufficient Balance"). Any other
-/// provider text (configuration errors, gateway or system messages) stays in the merchant API.
-fn public_message(a: &AttemptRow, customer_decline: impl Fn(&str) -> bool) -> Option<String> {
-    match a.state {
-        AttemptState::Superseded => Some("This order has already been paid.".into()),
-        AttemptState::Review => Some("We are checking your payment. Do not pay again.".into()),
-        _ => match a.failure_code.as_deref() {
-            Some(code) if customer_decline(code) => a.failure_message.clone(),
-            Some(_) => Some("Payment failed".into()),
-            None => a.failure_message.clone(),
-        },
     }
 }
 

@@ -202,9 +202,15 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(slug): Path<String>, Form(form)
     let n = shop.orders.fetch_add(1, Ordering::SeqCst);
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let invoice = format!("DB-{millis}-{n}");
+    let theme = safe_choice(form.theme.as_deref(), &["light", "dark", "bkash", "high-contrast"]);
+    let locale = safe_choice(form.locale.as_deref(), &["en", "bn", "hi"]);
+    let params: Vec<String> =
+        [("theme", theme), ("locale", locale)].into_iter().filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))).collect();
+    let look = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
+    // The customer comes back from bKash in the language and theme they paid in.
     let body = serde_json::json!({
         "amount": product.price, "currency": product.currency, "invoice": invoice,
-        "return_url": format!("{}/return", shop.url), "methods": [product.method],
+        "return_url": format!("{}/return{look}", shop.url), "methods": [product.method],
         "description": product.name,
     });
     let created = shop
@@ -229,15 +235,7 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(slug): Path<String>, Form(form)
         return (StatusCode::BAD_GATEWAY, layout("Error", html! { p { "The payment service is unavailable." } }))
             .into_response();
     };
-    let mut to = format!("/checkout/{id}");
-    let theme = safe_choice(form.theme.as_deref(), &["light", "dark", "bkash", "high-contrast"]);
-    let locale = safe_choice(form.locale.as_deref(), &["en", "bn", "hi"]);
-    let params: Vec<String> =
-        [("theme", theme), ("locale", locale)].into_iter().filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))).collect();
-    if !params.is_empty() {
-        to = format!("{to}?{}", params.join("&"));
-    }
-    Redirect::to(&to).into_response()
+    Redirect::to(&format!("/checkout/{id}{look}")).into_response()
 }
 
 /// `below` goes under the widget, inside the page's main column.
@@ -289,6 +287,10 @@ async fn checkout(State(shop): State<Arc<Shop>>, Path(session): Path<String>, Qu
 #[derive(Debug, Deserialize)]
 struct ReturnQuery {
     deshpay_session: Option<String>,
+    #[serde(default)]
+    theme: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 /// Where the backend sends the customer back after bKash: the same widget, which shows the outcome.
@@ -305,7 +307,8 @@ async fn return_page(State(shop): State<Arc<Shop>>, Query(q): Query<ReturnQuery>
                     p.webhooks { "Our server heard from DeshPay (signed webhook, verified): " (heard.join(", ")) }
                 }
             };
-            widget_page(&shop, &session, &Look::default(), "Your order", below).into_response()
+            let look = Look { theme: q.theme, locale: q.locale };
+            widget_page(&shop, &session, &look, "Your order", below).into_response()
         }
         None => (StatusCode::BAD_REQUEST, "missing session").into_response(),
     }

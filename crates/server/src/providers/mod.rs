@@ -255,9 +255,6 @@ pub trait PaymentProvider {
     async fn cancel(&self, attempt: &AttemptRow) -> Cancelled;
     /// When to sync an attempt next after a check now (`None`: no more scheduled checks).
     fn next_check(&self, attempt: &AttemptRow, now: i64) -> Option<i64>;
-    /// Whether the provider's message for `code` is its answer to the customer's own decline (shown in the
-    /// widget), rather than configuration, gateway or system text (kept for the merchant).
-    fn customer_decline(&self, code: &str) -> bool;
     /// Whether it refunds payments.
     fn refunds(&self) -> bool;
     /// Refunds part or all of a paid attempt.
@@ -354,10 +351,6 @@ impl Provider<'_> {
     /// See [`PaymentProvider::next_check`].
     pub fn next_check(self, attempt: &AttemptRow, now: i64) -> Option<i64> {
         dispatch!(self, p => p.next_check(attempt, now))
-    }
-    /// See [`PaymentProvider::customer_decline`].
-    pub fn customer_decline(self, code: &str) -> bool {
-        dispatch!(self, p => p.customer_decline(code))
     }
     /// See [`PaymentProvider::refunds`].
     pub fn refunds(self) -> bool {

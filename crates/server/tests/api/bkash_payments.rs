@@ -55,7 +55,8 @@ async fn three_wrong_otps_fail_the_payment_without_execute() {
     let view = app.checkout(&id).await;
     assert_eq!(view["status"], "open", "a failed attempt leaves the session payable");
     assert_eq!(view["attempt"]["status"], "failed");
-    assert_eq!(view["attempt"]["message"], "Payment failed");
+    assert_eq!(view["attempt"]["reason"], "failed", "bKash sent no code: the neutral words");
+    assert_eq!(app.session(&id).await["attempts"][0]["message"], "Payment failed");
     assert_eq!(app.counters().await["execute"], 0, "execute is called only for status=success");
 }
 
@@ -80,26 +81,28 @@ async fn close_then_yes_cancels_the_payment() {
     assert_eq!(app.counters().await["execute"], 0);
 }
 
-async fn assert_fails_at_execute(wallet: &str, expected_message: &str) {
+async fn assert_fails_at_execute(wallet: &str, expected_message: &str, reason: &str) {
     let app = spawn_app().await;
     let (id, _, back) = app.pay("120.00", wallet).await;
     assert_eq!(query_param(&back, "deshpay_status").as_deref(), Some("failed"));
     let view = app.checkout(&id).await;
     assert_eq!(view["status"], "open");
     assert_eq!(view["attempt"]["status"], "failed");
-    let message = view["attempt"]["message"].as_str().unwrap();
+    assert_eq!(view["attempt"]["reason"], reason);
+    let session = app.session(&id).await;
+    let message = session["attempts"][0]["message"].as_str().unwrap();
     assert!(message.contains(expected_message), "bKash's statusMessage is kept: {message}");
-    assert_eq!(app.session(&id).await["payment"], Value::Null);
+    assert_eq!(session["payment"], Value::Null);
 }
 
 #[tokio::test]
 async fn insufficient_balance_fails_with_bkash_message() {
-    assert_fails_at_execute("01823074817", "Insufficient Balance").await;
+    assert_fails_at_execute("01823074817", "Insufficient Balance", "insufficient_balance").await;
 }
 
 #[tokio::test]
 async fn a_debit_blocked_wallet_fails_with_bkash_message() {
-    assert_fails_at_execute("01823074818", "prohibit").await;
+    assert_fails_at_execute("01823074818", "prohibit", "account_restricted").await;
 }
 
 #[tokio::test]
@@ -109,7 +112,8 @@ async fn a_duplicate_payment_within_five_minutes_fails_then_works_later() {
     assert_eq!(query_param(&first, "deshpay_status").as_deref(), Some("paid"));
     let (id, _, second) = app.pay("300.00", "01929918378").await;
     assert_eq!(query_param(&second, "deshpay_status").as_deref(), Some("failed"));
-    let message = app.checkout(&id).await["attempt"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(app.checkout(&id).await["attempt"]["reason"], "duplicate");
+    let message = app.session(&id).await["attempts"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.to_lowercase().contains("duplicate"), "{message}");
 
     app.advance(301).await;
@@ -208,7 +212,9 @@ async fn an_execute_that_never_reached_bkash_is_resolved_unpaid_by_query() {
     assert_eq!(app.counters().await["query"], 1);
     let view = app.checkout(&id).await;
     assert_eq!(view["status"], "open");
-    assert!(view["attempt"]["message"].as_str().unwrap().contains("not charged"));
+    assert_eq!(view["attempt"]["reason"], "failed");
+    let message = app.session(&id).await["attempts"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("not charged"), "{message}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ mod helpers;
 
 mod attacks;
 mod bkash_payments;
+mod customer_words;
 mod edges;
 mod money_rules;
 mod refunds;

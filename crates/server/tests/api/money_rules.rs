@@ -620,7 +620,7 @@ async fn the_merchant_sees_the_insufficient_balance_attempt_and_bkashs_reason() 
 }
 
 #[tokio::test]
-async fn the_widget_sees_no_provider_text_beyond_a_customer_decline_and_the_merchant_sees_it_all() {
+async fn the_widget_sees_no_provider_text_and_the_merchant_sees_it_all() {
     let app = spawn_app().await;
     let id = app.create_session("41.00").await;
     app.fault(json!({"endpoint": "create", "response": "code", "code": "2001", "message": "Invalid App Key",
@@ -631,7 +631,8 @@ async fn the_widget_sees_no_provider_text_beyond_a_customer_decline_and_the_merc
     let body = r.text().await.unwrap();
     assert!(!body.contains("Invalid App Key"), "{body}");
     let view = app.checkout(&id).await;
-    assert_eq!(view["attempt"]["message"], "Payment failed", "{view}");
+    assert_eq!(view["attempt"]["message"], Value::Null, "{view}");
+    assert_eq!(view["attempt"]["reason"], "failed", "the merchant's set-up: neutral words for the customer");
     let s = app.session(&id).await;
     assert_eq!(s["attempts"][0]["code"], "2001");
     assert_eq!(s["attempts"][0]["message"], "Invalid App Key", "the merchant keeps bKash's words");

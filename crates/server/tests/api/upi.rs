@@ -145,7 +145,8 @@ async fn a_declined_upi_payment_fails_and_can_be_retried() {
     app.decide(started["links"]["upi"].as_str().unwrap(), "decline").await;
     let view = app.wait_for_attempt(&id, "failed").await;
     assert_eq!(view["status"], "open");
-    assert!(view["attempt"]["message"].as_str().unwrap().contains("declined"));
+    assert_eq!(view["attempt"]["reason"], "declined");
+    assert!(app.session(&id).await["attempts"][0]["message"].as_str().unwrap().contains("declined"));
     let again = app.start_upi(&id).await;
     assert_ne!(again["attempt_id"], started["attempt_id"], "a new payin with a fresh req_id");
 }

@@ -192,11 +192,6 @@ impl PaymentProvider for Bestin {
         CHECK_SCHEDULE_MS.get(done).map(|offset| (attempt.created_at + offset).max(now + 1_000))
     }
 
-    fn customer_decline(&self, _code: &str) -> bool {
-        // Bestin Pay's codes are about our requests, never the customer's own answer.
-        false
-    }
-
     fn refunds(&self) -> bool {
         false
     }

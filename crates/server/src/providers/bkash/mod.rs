@@ -222,10 +222,6 @@ impl PaymentProvider for Bkash {
         None
     }
 
-    fn customer_decline(&self, code: &str) -> bool {
-        codes::execute_code(code) == ExecuteCode::Declined
-    }
-
     fn refunds(&self) -> bool {
         true
     }
