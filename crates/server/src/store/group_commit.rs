@@ -8,8 +8,9 @@
 //! finishes waits until its batch is committed, so it is durable before the caller acts on it (money rule 7),
 //! and a batch whose `COMMIT` fails fails every unit in it. Readers use the pool and see committed data only.
 
-use sqlx::{AnyConnection, Executor};
-use std::ops::{Deref, DerefMut};
+use super::lite::{self, Steps};
+use rusqlite::Connection;
+use sqlx::{Any, Execute};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +32,9 @@ struct Batch {
 }
 
 struct Writer {
-    conn: AnyConnection,
+    /// Statements run on it in place, by the holder of the writer; only `COMMIT` (an fsync) moves to a blocking
+    /// thread, which is why it sits behind a (never contended) mutex of its own.
+    conn: Arc<std::sync::Mutex<Connection>>,
     batch: Option<Batch>,
     /// A unit was dropped inside its savepoint: the next holder rolls it back first.
     dirty: bool,
@@ -41,14 +44,10 @@ impl Writer {
     /// Rolls back a unit dropped inside its savepoint. When that fails the savepoint is gone (SQLite rolls the
     /// whole transaction back by itself after some I/O and full-disk errors): the batch is failed, so that the
     /// writer starts afresh instead of failing every later unit on the missing savepoint.
-    async fn clean(&mut self) -> Result<(), sqlx::Error> {
+    fn clean(&mut self) -> Result<(), sqlx::Error> {
         if self.dirty {
-            let undone = match self.conn.execute("ROLLBACK TO unit").await {
-                Ok(_) => self.conn.execute("RELEASE unit").await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = undone {
-                self.fail(&e).await;
+            if let Err(e) = self.batch_sql("ROLLBACK TO unit; RELEASE unit") {
+                self.fail(&e);
                 return Err(e);
             }
             self.dirty = false;
@@ -56,9 +55,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Runs statements without values (transaction control) in place.
+    fn batch_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let conn = self.conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+        conn.execute_batch(sql).map_err(lite::lite_err)
+    }
+
     /// Rolls the open batch back and fails its units.
-    async fn fail(&mut self, e: &sqlx::Error) {
-        let _ = self.conn.execute("ROLLBACK").await;
+    fn fail(&mut self, e: &sqlx::Error) {
+        // Fails when SQLite already rolled the transaction back by itself: nothing is open then either.
+        let _ = self.batch_sql("ROLLBACK");
         self.dirty = false;
         if let Some(batch) = self.batch.take() {
             tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
@@ -66,17 +72,25 @@ impl Writer {
         }
     }
 
+    /// Commits the open batch on a blocking thread (the fsync), then tells its units.
     async fn commit(&mut self) {
-        if self.batch.is_none() || self.clean().await.is_err() {
+        if self.batch.is_none() || self.clean().is_err() {
             return;
         }
-        match self.conn.execute("COMMIT").await {
-            Ok(_) => {
+        let conn = self.conn.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+            conn.execute_batch("COMMIT").map_err(lite::lite_err)
+        })
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("group commit: {e}"))));
+        match committed {
+            Ok(()) => {
                 if let Some(batch) = self.batch.take() {
                     batch.done.send_replace(Some(Ok(())));
                 }
             }
-            Err(e) => self.fail(&e).await,
+            Err(e) => self.fail(&e),
         }
     }
 }
@@ -90,7 +104,8 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn new(conn: AnyConnection) -> Arc<GroupCommit> {
+    pub(super) fn new(conn: Connection) -> Arc<GroupCommit> {
+        let conn = Arc::new(std::sync::Mutex::new(conn));
         Arc::new(GroupCommit {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None, dirty: false })),
             waiting: AtomicUsize::new(0),
@@ -113,13 +128,13 @@ impl GroupCommit {
         let mut w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         // A clean that fails has failed the batch it was in (logged there): this unit starts a new one.
-        let _ = w.clean().await;
+        let _ = w.clean();
         if w.batch.is_none() {
-            w.conn.execute("BEGIN IMMEDIATE").await?;
+            w.batch_sql("BEGIN IMMEDIATE")?;
             let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
             w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
         }
-        w.conn.execute("SAVEPOINT unit").await?;
+        w.batch_sql("SAVEPOINT unit")?;
         Ok(Unit { writer: Some(w), group: self })
     }
 
@@ -169,10 +184,10 @@ impl Unit {
         let Some(mut w) = self.writer.take() else { return Ok(()) };
         w.dirty = true;
         if undo {
-            w.clean().await?;
-        } else if let Err(e) = w.conn.execute("RELEASE unit").await {
+            w.clean()?;
+        } else if let Err(e) = w.batch_sql("RELEASE unit") {
             // Nothing of the unit is kept: rolled back alone now (or its batch failed when the savepoint is gone).
-            let _ = w.clean().await;
+            let _ = w.clean();
             return Err(e);
         } else {
             w.dirty = false;
@@ -222,16 +237,18 @@ impl Drop for Unit {
     }
 }
 
-impl Deref for Unit {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.writer.as_ref().expect("a live unit holds the writer").conn
+impl std::fmt::Debug for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unit").field("live", &self.writer.is_some()).finish_non_exhaustive()
     }
 }
 
-impl DerefMut for Unit {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.writer.as_mut().expect("a live unit holds the writer").conn
+impl Unit {
+    /// Runs one statement of the unit, in place.
+    pub(super) fn run<'q>(&self, query: impl Execute<'q, Any>) -> Result<Steps, sqlx::Error> {
+        let w = self.writer.as_ref().ok_or_else(|| sqlx::Error::Protocol("group commit: unit finished".into()))?;
+        let conn = w.conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+        lite::run(&conn, query)
     }
 }
 
@@ -245,28 +262,25 @@ impl std::fmt::Debug for GroupCommit {
 mod tests {
     use super::*;
     use futures::FutureExt;
-    use sqlx::Connection;
+    use std::path::PathBuf;
 
-    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, String) {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("g.db").display());
-        let mut conn = AnyConnection::connect(&url).await.expect("connect");
-        for pragma in super::super::SQLITE_PRAGMAS {
-            conn.execute(*pragma).await.expect("pragma");
-        }
-        conn.execute("CREATE TABLE t (v INTEGER NOT NULL)").await.expect("create");
-        (GroupCommit::new(conn), url)
+    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, PathBuf) {
+        let path = dir.join("g.db");
+        let conn = lite::open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").expect("create");
+        (GroupCommit::new(conn), path)
     }
 
     async fn insert(group: &Arc<GroupCommit>, v: i64) -> Result<(), sqlx::Error> {
-        let mut unit = group.unit().await?;
-        sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *unit).await?;
+        let unit = group.unit().await?;
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v))?;
         unit.commit().await
     }
 
-    async fn committed(url: &str) -> Vec<i64> {
-        let mut other = AnyConnection::connect(url).await.expect("connect");
-        sqlx::query_scalar("SELECT v FROM t ORDER BY v").fetch_all(&mut other).await.expect("select")
+    async fn committed(path: &std::path::Path) -> Vec<i64> {
+        let other = lite::open(path).expect("open");
+        let mut stmt = other.prepare("SELECT v FROM t ORDER BY v").expect("prepare");
+        stmt.query_map([], |r| r.get(0)).expect("select").collect::<Result<_, _>>().expect("rows")
     }
 
     /// A request that goes away (client gone, request timeout) while its unit's `BEGIN IMMEDIATE` is in flight
@@ -287,8 +301,8 @@ mod tests {
     async fn attack_cancelled_unit_commit_keeps_writer_usable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (group, url) = open(dir.path()).await;
-        let mut unit = group.unit().await.expect("unit");
-        sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *unit).await.expect("insert");
+        let unit = group.unit().await.expect("unit");
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (1)")).expect("insert");
         assert!(unit.commit().now_or_never().is_none(), "commit finished in one poll");
         tokio::time::sleep(Duration::from_millis(50)).await;
         insert(&group, 2).await.expect("the next write works");
@@ -311,10 +325,10 @@ mod tests {
         drop(unit);
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Another process (or another Store on the same file) can take the write lock.
-        let mut other = AnyConnection::connect(&url).await.expect("connect");
-        other.execute("PRAGMA busy_timeout = 200").await.expect("pragma");
-        other.execute("BEGIN IMMEDIATE").await.expect("the write lock is free");
-        other.execute("ROLLBACK").await.expect("rollback");
+        let other = lite::open(&url).expect("open");
+        other.busy_timeout(Duration::from_millis(200)).expect("busy timeout");
+        other.execute_batch("BEGIN IMMEDIATE").expect("the write lock is free");
+        other.execute_batch("ROLLBACK").expect("rollback");
     }
 
     /// Many writers at once, a third of them abandoned at some point (request timeouts): every write that was
@@ -368,9 +382,9 @@ mod tests {
     async fn attack_a_batch_sqlite_rolled_back_itself_does_not_brick_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (group, url) = open(dir.path()).await;
-        let mut unit = group.unit().await.expect("unit");
+        let unit = group.unit().await.expect("unit");
         // What SQLite does after such an error.
-        unit.execute("ROLLBACK").await.expect("rollback");
+        unit.run(sqlx::query("ROLLBACK")).expect("rollback");
         let waiting = tokio::spawn({
             let group = group.clone();
             async move { insert(&group, 1).await }
