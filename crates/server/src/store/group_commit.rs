@@ -72,19 +72,25 @@ impl Writer {
         }
     }
 
-    /// Commits the open batch on a blocking thread (the fsync), then tells its units.
+    /// Runs transaction control that may wait on a blocking thread: `COMMIT` (the fsync) and `BEGIN IMMEDIATE`
+    /// (which waits up to the busy timeout when another process holds the file's write lock), so that neither
+    /// stalls a runtime worker.
+    async fn blocking_sql(&self, sql: &'static str) -> Result<(), sqlx::Error> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+            conn.execute_batch(sql).map_err(lite::lite_err)
+        })
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("group commit: {e}"))))
+    }
+
+    /// Commits the open batch, then tells its units.
     async fn commit(&mut self) {
         if self.batch.is_none() || self.clean().is_err() {
             return;
         }
-        let conn = self.conn.clone();
-        let committed = tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
-            conn.execute_batch("COMMIT").map_err(lite::lite_err)
-        })
-        .await
-        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("group commit: {e}"))));
-        match committed {
+        match self.blocking_sql("COMMIT").await {
             Ok(()) => {
                 if let Some(batch) = self.batch.take() {
                     batch.done.send_replace(Some(Ok(())));
@@ -130,7 +136,7 @@ impl GroupCommit {
         // A clean that fails has failed the batch it was in (logged there): this unit starts a new one.
         let _ = w.clean();
         if w.batch.is_none() {
-            w.batch_sql("BEGIN IMMEDIATE")?;
+            w.blocking_sql("BEGIN IMMEDIATE").await?;
             let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
             w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
         }

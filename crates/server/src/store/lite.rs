@@ -19,6 +19,7 @@ use sqlx_core::HashMap;
 use sqlx_core::any::{AnyColumn, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue, AnyValueKind};
 use sqlx_core::ext::ustr::UStr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 /// Prepared statements kept per connection: the store has about seventy distinct statements.
@@ -39,10 +40,10 @@ pub(super) fn open(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
-/// The file of a `sqlite://` URL (query string and prefix removed).
-pub(super) fn path_of(url: &str) -> PathBuf {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    PathBuf::from(rest.split('?').next().unwrap_or(rest))
+/// The file of a `sqlite://` URL, as sqlx reads it (percent-decoding included), so that the pool that ran the
+/// migrations and the connections here open the same file.
+pub(super) fn path_of(url: &str) -> Result<PathBuf, Error> {
+    Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf())
 }
 
 /// A rusqlite error as the store's error type (the store's callers see sqlx errors only).
@@ -61,6 +62,11 @@ pub(super) type Steps = Vec<Either<AnyQueryResult, AnyRow>>;
 /// Runs one sqlx statement on `conn`: its text, with the bound values by their `$N` names.
 pub(super) fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Result<Steps, Error> {
     let sql = query.sql();
+    // SQLite prepares the first statement of a text only; sqlx would run them all. The store has no statement
+    // with a `;` inside (values are bound), so a second statement is refused rather than silently dropped.
+    if sql.trim_end().trim_end_matches(';').contains(';') {
+        return Err(Error::Protocol(format!("one statement at a time: {sql}")));
+    }
     let values = query.take_arguments().map_err(Error::Encode)?.map(|a| a.values.0).unwrap_or_default();
     let mut stmt = conn.prepare_cached(sql).map_err(lite_err)?;
     for index in 1..=stmt.parameter_count() {

@@ -267,7 +267,7 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let (writer, readers) = if backend == Backend::Sqlite {
-            let path = lite::path_of(&url);
+            let path = lite::path_of(&url)?;
             (Some(group_commit::GroupCommit::new(lite::open(&path)?)), Some(Arc::new(lite::Readers::new(path))))
         } else {
             (None, None)
