@@ -395,4 +395,52 @@ mod tests {
         insert(&group, 2).await.expect("the writer works again");
         assert_eq!(committed(&url).await, vec![1, 2]);
     }
+
+    /// Another connection on the file (another process, an operator's `sqlite3`, a second `Store`) holds the
+    /// write lock: the writer's `BEGIN IMMEDIATE` now waits for it (busy_timeout, up to 15 s) in place, on a tokio
+    /// worker, and every task queued on that worker (HTTP, reads, timers) waits with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn attack_a_busy_write_lock_does_not_block_a_tokio_worker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let other = lite::open(&path).expect("open");
+            other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+            locked.send(()).expect("send");
+            std::thread::sleep(Duration::from_millis(1500));
+            other.execute_batch("ROLLBACK").expect("release the write lock");
+        });
+        is_locked.recv().expect("locked");
+        let write = tokio::spawn({
+            let group = group.clone();
+            async move { insert(&group, 1).await }
+        });
+        // Not a tokio sleep: the timer is driven by the worker under test.
+        std::thread::sleep(Duration::from_millis(200));
+        let asked = Instant::now();
+        tokio::spawn(async {}).await.expect("trivial task");
+        let waited = asked.elapsed();
+        write.await.expect("task").expect("the write succeeds once the lock is free");
+        holder.join().expect("holder");
+        assert!(waited < Duration::from_millis(300), "a trivial task waited {waited:?} for the only tokio worker");
+    }
+
+    /// A reader (WAL, another connection) sees a unit's writes only once its batch is committed.
+    #[tokio::test]
+    async fn readers_do_not_see_a_batch_before_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let readers = lite::Readers::new(path);
+        let count = |readers: &lite::Readers| {
+            let steps = readers.run(sqlx::query("SELECT COUNT(*) FROM t")).expect("count");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            sqlx::Row::try_get::<i64, _>(&row, 0).expect("n")
+        };
+        let unit = group.unit().await.expect("unit");
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (1)")).expect("insert");
+        assert_eq!(count(&readers), 0, "a reader saw a unit not yet committed");
+        unit.commit().await.expect("commit");
+        assert_eq!(count(&readers), 1, "a reader missed an acknowledged write");
+    }
 }
