@@ -443,4 +443,65 @@ mod tests {
         unit.commit().await.expect("commit");
         assert_eq!(count(&readers), 1, "a reader missed an acknowledged write");
     }
+
+    /// The writer runs with the store's settings: FULL (a commit survives a power cut), WAL, foreign keys.
+    #[tokio::test]
+    async fn the_writer_commits_with_synchronous_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, _) = open(dir.path()).await;
+        let unit = group.unit().await.expect("unit");
+        let value = |sql: &'static str| {
+            let steps = unit.run(sqlx::query(sql)).expect("pragma");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            let v: sqlx_core::any::AnyValueKind<'static> = row.values[0].kind.clone();
+            format!("{v:?}")
+        };
+        assert_eq!(value("PRAGMA synchronous"), "BigInt(2)");
+        assert_eq!(value("PRAGMA journal_mode"), "Text(\"wal\")");
+        assert_eq!(value("PRAGMA foreign_keys"), "BigInt(1)");
+        unit.commit().await.expect("commit");
+    }
+
+    /// A real SQLITE_FULL (the file capped) in one unit while another unit of the batch waits for its commit:
+    /// the other write is acknowledged only if it is in the file, the full unit leaves nothing, and the writer
+    /// works afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_in_one_unit_neither_loses_nor_fakes_another_units_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let conn = lite::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (v INTEGER NOT NULL); CREATE TABLE big (b BLOB); PRAGMA max_page_count = 64",
+        )
+        .expect("create");
+        let group = GroupCommit::new(conn);
+        for round in 0..20_i64 {
+            let a = group.unit().await.expect("unit");
+            a.run(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(round)).expect("insert");
+            let full = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    let unit = group.unit().await?;
+                    unit.run(sqlx::query(
+                        "INSERT INTO big (b) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                         WHERE x < 200) SELECT zeroblob(4096) FROM c",
+                    ))?;
+                    unit.commit().await
+                }
+            });
+            while group.waiting.load(Ordering::SeqCst) == 0 && !full.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            let a_done = a.commit().await;
+            let full_done = full.await.expect("task");
+            assert!(full_done.is_err(), "a write past the file's cap was acknowledged");
+            let kept = committed(&path).await;
+            assert_eq!(a_done.is_ok(), kept.contains(&round), "round {round}: acknowledged {a_done:?}, kept {kept:?}");
+            let other = lite::open(&path).expect("open");
+            let blobs: i64 = other.query_row("SELECT COUNT(*) FROM big", [], |r| r.get(0)).expect("count");
+            assert_eq!(blobs, 0, "part of the full unit was kept");
+        }
+        insert(&group, 1000).await.expect("the writer still works");
+        assert!(committed(&path).await.contains(&1000));
+    }
 }

@@ -87,7 +87,8 @@ pub(super) fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Re
     let readonly = stmt.readonly();
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(lite_err)? {
-        let mut out = AnyRow { column_names: by_name.clone(), columns: Vec::with_capacity(columns), values: Vec::new() };
+        let mut out =
+            AnyRow { column_names: by_name.clone(), columns: Vec::with_capacity(columns), values: Vec::new() };
         for (i, name) in names.iter().enumerate() {
             let kind = match row.get_ref(i).map_err(lite_err)? {
                 ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
