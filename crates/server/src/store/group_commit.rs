@@ -401,4 +401,113 @@ mod tests {
         insert(&group, 2).await.expect("the writer works again");
         assert_eq!(committed(&url).await, vec![1, 2]);
     }
+
+    /// Another connection on the file (another process, an operator's `sqlite3`, a second `Store`) holds the
+    /// write lock: the writer's `BEGIN IMMEDIATE` now waits for it (busy_timeout, up to 15 s) in place, on a tokio
+    /// worker, and every task queued on that worker (HTTP, reads, timers) waits with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn attack_a_busy_write_lock_does_not_block_a_tokio_worker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let other = lite::open(&path).expect("open");
+            other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+            locked.send(()).expect("send");
+            std::thread::sleep(Duration::from_millis(1500));
+            other.execute_batch("ROLLBACK").expect("release the write lock");
+        });
+        is_locked.recv().expect("locked");
+        let write = tokio::spawn({
+            let group = group.clone();
+            async move { insert(&group, 1).await }
+        });
+        // Not a tokio sleep: the timer is driven by the worker under test.
+        std::thread::sleep(Duration::from_millis(200));
+        let asked = Instant::now();
+        tokio::spawn(async {}).await.expect("trivial task");
+        let waited = asked.elapsed();
+        write.await.expect("task").expect("the write succeeds once the lock is free");
+        holder.join().expect("holder");
+        assert!(waited < Duration::from_millis(300), "a trivial task waited {waited:?} for the only tokio worker");
+    }
+
+    /// A reader (WAL, another connection) sees a unit's writes only once its batch is committed.
+    #[tokio::test]
+    async fn readers_do_not_see_a_batch_before_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let readers = lite::Readers::new(path);
+        let count = |readers: &lite::Readers| {
+            let steps = readers.run(sqlx::query("SELECT COUNT(*) FROM t")).expect("count");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            sqlx::Row::try_get::<i64, _>(&row, 0).expect("n")
+        };
+        let unit = group.unit().await.expect("unit");
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (1)")).expect("insert");
+        assert_eq!(count(&readers), 0, "a reader saw a unit not yet committed");
+        unit.commit().await.expect("commit");
+        assert_eq!(count(&readers), 1, "a reader missed an acknowledged write");
+    }
+
+    /// The writer runs with the store's settings: FULL (a commit survives a power cut), WAL, foreign keys.
+    #[tokio::test]
+    async fn the_writer_commits_with_synchronous_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, _) = open(dir.path()).await;
+        let unit = group.unit().await.expect("unit");
+        let value = |sql: &'static str| {
+            let steps = unit.run(sqlx::query(sql)).expect("pragma");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            let v: sqlx_core::any::AnyValueKind<'static> = row.values[0].kind.clone();
+            format!("{v:?}")
+        };
+        assert_eq!(value("PRAGMA synchronous"), "BigInt(2)");
+        assert_eq!(value("PRAGMA journal_mode"), "Text(\"wal\")");
+        assert_eq!(value("PRAGMA foreign_keys"), "BigInt(1)");
+        unit.commit().await.expect("commit");
+    }
+
+    /// A real SQLITE_FULL (the file capped) in one unit while another unit of the batch waits for its commit:
+    /// the other write is acknowledged only if it is in the file, the full unit leaves nothing, and the writer
+    /// works afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_in_one_unit_neither_loses_nor_fakes_another_units_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let conn = lite::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (v INTEGER NOT NULL); CREATE TABLE big (b BLOB); PRAGMA max_page_count = 64",
+        )
+        .expect("create");
+        let group = GroupCommit::new(conn);
+        for round in 0..20_i64 {
+            let a = group.unit().await.expect("unit");
+            a.run(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(round)).expect("insert");
+            let full = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    let unit = group.unit().await?;
+                    unit.run(sqlx::query(
+                        "INSERT INTO big (b) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                         WHERE x < 200) SELECT zeroblob(4096) FROM c",
+                    ))?;
+                    unit.commit().await
+                }
+            });
+            while group.waiting.load(Ordering::SeqCst) == 0 && !full.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            let a_done = a.commit().await;
+            let full_done = full.await.expect("task");
+            assert!(full_done.is_err(), "a write past the file's cap was acknowledged");
+            let kept = committed(&path).await;
+            assert_eq!(a_done.is_ok(), kept.contains(&round), "round {round}: acknowledged {a_done:?}, kept {kept:?}");
+            let other = lite::open(&path).expect("open");
+            let blobs: i64 = other.query_row("SELECT COUNT(*) FROM big", [], |r| r.get(0)).expect("count");
+            assert_eq!(blobs, 0, "part of the full unit was kept");
+        }
+        insert(&group, 1000).await.expect("the writer still works");
+        assert!(committed(&path).await.contains(&1000));
+    }
 }

@@ -93,7 +93,8 @@ pub(super) fn run<'q>(conn: &Connection, mut query: impl Execute<'q, Any>) -> Re
     let readonly = stmt.readonly();
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(lite_err)? {
-        let mut out = AnyRow { column_names: by_name.clone(), columns: Vec::with_capacity(columns), values: Vec::new() };
+        let mut out =
+            AnyRow { column_names: by_name.clone(), columns: Vec::with_capacity(columns), values: Vec::new() };
         for (i, name) in names.iter().enumerate() {
             let kind = match row.get_ref(i).map_err(lite_err)? {
                 ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
@@ -222,5 +223,160 @@ impl sqlx::error::DatabaseError for LiteDbError {
             275 => ErrorKind::CheckViolation,
             _ => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open(&dir.path().join("l.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER, s TEXT, UNIQUE (s))").expect("create");
+        (dir, conn)
+    }
+
+    fn changed(steps: &Steps) -> u64 {
+        steps.iter().filter_map(|s| s.as_ref().left()).map(|r| r.rows_affected).sum()
+    }
+
+    fn rows(steps: Steps) -> Vec<AnyRow> {
+        steps.into_iter().filter_map(Either::right).collect()
+    }
+
+    fn values(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY v").expect("prepare");
+        stmt.query_map([], |r| r.get(0)).expect("select").collect::<Result<_, _>>().expect("rows")
+    }
+
+    /// sqlx's SQLite driver runs every statement of a query's text; running the first and reporting success is
+    /// a partial write nobody sees (rusqlite 0.32's `prepare` ignores the tail).
+    #[test]
+    fn attack_a_second_statement_in_one_query_is_not_silently_dropped() {
+        let (_dir, conn) = db();
+        let ran = run(&conn, sqlx::query("INSERT INTO t (v) VALUES (1); INSERT INTO t (v) VALUES (2)"));
+        let kept = values(&conn);
+        assert!(ran.is_err() || kept == vec![1, 2], "reported ok={} but kept {kept:?}", ran.is_ok());
+    }
+
+    /// refunds.rs relies on `is_unique_violation()` (UNIQUE index and primary key alike).
+    #[test]
+    fn unique_and_primary_key_violations_are_unique_violations() {
+        let (_dir, conn) = db();
+        run(&conn, sqlx::query("INSERT INTO t (id, v, s) VALUES ($1, $2, $3)").bind(1_i64).bind(1_i64).bind("a"))
+            .expect("insert");
+        run(&conn, sqlx::query("INSERT INTO t (id, v, s) VALUES (2, 2, 'b')")).expect("insert");
+        for q in [
+            sqlx::query("INSERT INTO t (id, v, s) VALUES ($1, 3, 'c')").bind(1_i64),
+            sqlx::query("UPDATE t SET s = $1 WHERE id = 2").bind("a"),
+            sqlx::query("INSERT INTO t (v, s) VALUES (3, $1) RETURNING id").bind("a"),
+        ] {
+            match run(&conn, q) {
+                Err(Error::Database(e)) => assert!(e.is_unique_violation(), "{e}"),
+                other => panic!("not a database error: ok={}", other.is_ok()),
+            }
+        }
+    }
+
+    /// The money rules rely on conditional updates returning rows_affected == 1, RETURNING or not.
+    #[test]
+    fn rows_affected_counts_the_statements_own_changes() {
+        let (_dir, conn) = db();
+        let ins = run(&conn, sqlx::query("INSERT INTO t (v, s) VALUES (1, 'a'), (2, 'b')")).expect("insert");
+        assert_eq!(changed(&ins), 2);
+        // A read after a write changed nothing.
+        let read = run(&conn, sqlx::query("SELECT v FROM t")).expect("select");
+        assert_eq!(changed(&read), 0);
+        // Nothing matched: 0, not the previous statement's count.
+        let none = run(&conn, sqlx::query("UPDATE t SET v = 5 WHERE v = $1").bind(99_i64)).expect("update");
+        assert_eq!(changed(&none), 0);
+        let ret = run(&conn, sqlx::query("UPDATE t SET v = v + 10 RETURNING v")).expect("update");
+        assert_eq!(changed(&ret), 2);
+        assert_eq!(rows(ret).len(), 2);
+        let ret0 = run(&conn, sqlx::query("UPDATE t SET v = 0 WHERE v < 0 RETURNING v")).expect("update");
+        assert_eq!(changed(&ret0), 0);
+        let ignored =
+            run(&conn, sqlx::query("INSERT INTO t (v, s) VALUES (7, 'a') ON CONFLICT (s) DO NOTHING")).expect("insert");
+        assert_eq!(changed(&ignored), 0);
+        let upsert =
+            run(&conn, sqlx::query("INSERT INTO t (v, s) VALUES (7, 'a') ON CONFLICT (s) DO UPDATE SET v = 8"))
+                .expect("upsert");
+        assert_eq!(changed(&upsert), 1);
+    }
+
+    /// `$1` is not `$10`; a repeated `$N` is one value; the text order of `$N` does not matter.
+    #[test]
+    fn dollar_parameters_bind_by_number() {
+        let (_dir, conn) = db();
+        let mut q = sqlx::query(
+            "SELECT $10 AS ten, $1 AS one, $2 + $2 AS twice, $3 AS three, $4 AS four, $5, $6, $7, $8, $9, $11",
+        );
+        for v in 1..=11_i64 {
+            q = q.bind(v * 100);
+        }
+        let row = rows(run(&conn, q).expect("select")).remove(0);
+        assert_eq!(row.try_get::<i64, _>("ten").expect("ten"), 1000);
+        assert_eq!(row.try_get::<i64, _>("one").expect("one"), 100);
+        assert_eq!(row.try_get::<i64, _>("twice").expect("twice"), 400);
+        assert_eq!(row.try_get::<i64, _>("three").expect("three"), 300);
+    }
+
+    /// A statement with more parameters than bound values is an error, not a NULL written silently.
+    #[test]
+    fn a_missing_value_is_an_error_not_null() {
+        let (_dir, conn) = db();
+        let ran = run(&conn, sqlx::query("INSERT INTO t (v, s) VALUES ($1, $2)").bind(1_i64));
+        assert!(ran.is_err());
+        assert!(values(&conn).is_empty());
+    }
+
+    /// Values decode as through sqlx's SQLite driver: integers as i64, NULL as None, text as text, and an integer
+    /// is not silently a string (or the reverse).
+    #[test]
+    fn values_decode_by_storage_class() {
+        let (_dir, conn) = db();
+        let row = rows(
+            run(
+                &conn,
+                sqlx::query("SELECT $1 AS i, $2 AS n, $3 AS s, $4 AS b, 1.5 AS f, '12' AS digits")
+                    .bind(i64::MIN)
+                    .bind(None::<i64>)
+                    .bind("tk_secret")
+                    .bind(true),
+            )
+            .expect("select"),
+        )
+        .remove(0);
+        assert_eq!(row.try_get::<i64, _>("i").expect("i"), i64::MIN);
+        assert_eq!(row.try_get::<Option<i64>, _>("n").expect("n"), None);
+        assert_eq!(row.try_get::<Option<String>, _>("n").expect("n"), None);
+        assert!(row.try_get::<i64, _>("n").is_err(), "NULL is not 0");
+        assert_eq!(row.try_get::<String, _>("s").expect("s"), "tk_secret");
+        assert_eq!(row.try_get::<i64, _>("b").expect("b"), 1);
+        assert!((row.try_get::<f64, _>("f").expect("f") - 1.5).abs() < f64::EPSILON);
+        assert!(row.try_get::<i64, _>("digits").is_err(), "text is not an integer");
+        assert!(row.try_get::<String, _>("i").is_err(), "an integer is not text");
+    }
+
+    /// A reused reader is not left inside a read transaction (a stale snapshot): it sees later commits.
+    #[test]
+    fn a_reused_reader_sees_later_commits() {
+        let (dir, conn) = db();
+        let readers = Readers::new(dir.path().join("l.db"));
+        let count = |readers: &Readers| {
+            let row = rows(readers.run(sqlx::query("SELECT COUNT(*) AS n FROM t")).expect("count")).remove(0);
+            row.try_get::<i64, _>("n").expect("n")
+        };
+        assert_eq!(count(&readers), 0);
+        // A read that fails (no value for `$1`) does not keep a snapshot either.
+        assert!(readers.run(sqlx::query("SELECT v FROM t WHERE v = $1")).is_err());
+        conn.execute_batch("INSERT INTO t (v) VALUES (1)").expect("insert");
+        assert_eq!(count(&readers), 1);
+        conn.execute_batch("BEGIN; INSERT INTO t (v) VALUES (2)").expect("open write");
+        assert_eq!(count(&readers), 1, "a reader sees uncommitted data");
+        conn.execute_batch("COMMIT").expect("commit");
+        assert_eq!(count(&readers), 2);
     }
 }

@@ -299,3 +299,20 @@ impl Store {
         sqlx::query("SELECT 1").execute(self.db()).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlx percent-decodes a `sqlite://` URL's path (it documents `%3F` for a `?` in a file name) and runs the
+    /// migrations on that file; the store's own connections must open the same file, not a new empty one.
+    #[tokio::test]
+    async fn attack_a_percent_encoded_sqlite_path_is_the_migrated_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/deshpay%20live.db", dir.path().display());
+        let store = Store::connect(&url, 2).await.expect("connect");
+        assert!(dir.path().join("deshpay live.db").exists(), "sqlx migrated the decoded path");
+        store.token("bkash").await.expect("a read on the migrated file");
+        assert!(store.try_lease("l", "me", 1, 2).await.expect("a write on the migrated file"));
+    }
+}
