@@ -43,7 +43,12 @@ pub(super) fn open(path: &Path) -> Result<Connection, Error> {
 /// The file of a `sqlite://` URL, as sqlx reads it (percent-decoding included), so that the pool that ran the
 /// migrations and the connections here open the same file.
 pub(super) fn path_of(url: &str) -> Result<PathBuf, Error> {
-    Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf())
+    let path = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf();
+    // An in-memory database would be a different, empty one on every connection.
+    if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+        return Err(Error::Configuration("database.url must name a SQLite file, not an in-memory database".into()));
+    }
+    Ok(path)
 }
 
 /// A rusqlite error as the store's error type (the store's callers see sqlx errors only).
@@ -158,7 +163,13 @@ impl Readers {
         let taken = self.idle.lock().map_err(|_| Error::PoolClosed)?.pop();
         let conn = match taken {
             Some(conn) => conn,
-            None => open(&self.path)?,
+            None => {
+                let conn = open(&self.path)?;
+                // Writes go through the group commit; a write sent here by mistake fails instead of waiting on
+                // the file's lock in place.
+                conn.execute_batch("PRAGMA query_only = ON").map_err(lite_err)?;
+                conn
+            }
         };
         let steps = run(&conn, query);
         // A connection left inside a transaction by a failed statement is not reused.
