@@ -2,7 +2,6 @@
 
 use super::{Query, Store, StoreResult, decode, decode_err, money_of, name_list};
 use deshpay_api::{AttemptId, Method, Money, SessionId};
-use sqlx::AnyConnection;
 
 /// Backend-side status of an attempt: finer than the widget's `AttemptStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,7 +248,7 @@ pub struct AttemptPatch {
     pub clear_execute: bool,
 }
 
-pub(super) async fn insert_attempt_in(tx: &mut AnyConnection, a: &AttemptRow) -> StoreResult<()> {
+pub(super) async fn insert_attempt_in(tx: &mut super::Tx, a: &AttemptRow) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
          $15, $16, $17, $18, $19, $20, $21)"
@@ -358,7 +357,7 @@ impl Store {
     pub async fn attempt(&self, id: &AttemptId) -> StoreResult<Option<AttemptRow>> {
         sqlx::query_as::<_, AttemptRecord>(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1"))
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(AttemptRow::try_from)
             .transpose()
@@ -374,7 +373,7 @@ impl Store {
         ))
         .bind(method.as_str())
         .bind(provider_ref)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db())
         .await?
         .map(AttemptRow::try_from)
         .transpose()
@@ -387,7 +386,7 @@ impl Store {
     pub async fn attempt_by_req_id(&self, req_id: &str) -> StoreResult<Option<AttemptRow>> {
         sqlx::query_as::<_, AttemptRecord>(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE req_id = $1"))
             .bind(req_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(AttemptRow::try_from)
             .transpose()
@@ -402,7 +401,7 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
         ))
         .bind(session_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db())
         .await?
         .map(AttemptRow::try_from)
         .transpose()
@@ -417,7 +416,7 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE session_id = $1 ORDER BY created_at, id"
         ))
         .bind(session_id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(AttemptRow::try_from)
@@ -435,7 +434,7 @@ impl Store {
         ))
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(AttemptRow::try_from)
@@ -461,7 +460,7 @@ impl Store {
         .bind(method.as_str())
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(AttemptRow::try_from)
@@ -478,7 +477,7 @@ impl Store {
             state_list(states)
         ))
         .bind(session_id.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(self.db())
         .await
     }
 
@@ -538,7 +537,7 @@ impl Store {
         .bind(method.as_str())
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(AttemptRow::try_from)

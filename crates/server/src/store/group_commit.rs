@@ -8,8 +8,9 @@
 //! finishes waits until its batch is committed, so it is durable before the caller acts on it (money rule 7),
 //! and a batch whose `COMMIT` fails fails every unit in it. Readers use the pool and see committed data only.
 
-use sqlx::{AnyConnection, Executor};
-use std::ops::{Deref, DerefMut};
+use super::lite::{self, Steps};
+use rusqlite::Connection;
+use sqlx::{Any, Execute};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +32,9 @@ struct Batch {
 }
 
 struct Writer {
-    conn: AnyConnection,
+    /// Statements run on it in place, by the holder of the writer; only `COMMIT` (an fsync) moves to a blocking
+    /// thread, which is why it sits behind a (never contended) mutex of its own.
+    conn: Arc<std::sync::Mutex<Connection>>,
     batch: Option<Batch>,
     /// A unit was dropped inside its savepoint: the next holder rolls it back first.
     dirty: bool,
@@ -41,14 +44,10 @@ impl Writer {
     /// Rolls back a unit dropped inside its savepoint. When that fails the savepoint is gone (SQLite rolls the
     /// whole transaction back by itself after some I/O and full-disk errors): the batch is failed, so that the
     /// writer starts afresh instead of failing every later unit on the missing savepoint.
-    async fn clean(&mut self) -> Result<(), sqlx::Error> {
+    fn clean(&mut self) -> Result<(), sqlx::Error> {
         if self.dirty {
-            let undone = match self.conn.execute("ROLLBACK TO unit").await {
-                Ok(_) => self.conn.execute("RELEASE unit").await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = undone {
-                self.fail(&e).await;
+            if let Err(e) = self.batch_sql("ROLLBACK TO unit; RELEASE unit") {
+                self.fail(&e);
                 return Err(e);
             }
             self.dirty = false;
@@ -56,9 +55,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Runs statements without values (transaction control) in place.
+    fn batch_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let conn = self.conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+        conn.execute_batch(sql).map_err(lite::lite_err)
+    }
+
     /// Rolls the open batch back and fails its units.
-    async fn fail(&mut self, e: &sqlx::Error) {
-        let _ = self.conn.execute("ROLLBACK").await;
+    fn fail(&mut self, e: &sqlx::Error) {
+        // Fails when SQLite already rolled the transaction back by itself: nothing is open then either.
+        let _ = self.batch_sql("ROLLBACK");
         self.dirty = false;
         if let Some(batch) = self.batch.take() {
             tracing::error!(error = %e, units = batch.units, "group commit failed; its writes are rolled back");
@@ -66,17 +72,31 @@ impl Writer {
         }
     }
 
+    /// Runs transaction control that may wait on a blocking thread: `COMMIT` (the fsync) and `BEGIN IMMEDIATE`
+    /// (which waits up to the busy timeout when another process holds the file's write lock), so that neither
+    /// stalls a runtime worker.
+    async fn blocking_sql(&self, sql: &'static str) -> Result<(), sqlx::Error> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+            conn.execute_batch(sql).map_err(lite::lite_err)
+        })
+        .await
+        .unwrap_or_else(|e| Err(sqlx::Error::Protocol(format!("group commit: {e}"))))
+    }
+
+    /// Commits the open batch, then tells its units.
     async fn commit(&mut self) {
-        if self.batch.is_none() || self.clean().await.is_err() {
+        if self.batch.is_none() || self.clean().is_err() {
             return;
         }
-        match self.conn.execute("COMMIT").await {
-            Ok(_) => {
+        match self.blocking_sql("COMMIT").await {
+            Ok(()) => {
                 if let Some(batch) = self.batch.take() {
                     batch.done.send_replace(Some(Ok(())));
                 }
             }
-            Err(e) => self.fail(&e).await,
+            Err(e) => self.fail(&e),
         }
     }
 }
@@ -90,7 +110,8 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn new(conn: AnyConnection) -> Arc<GroupCommit> {
+    pub(super) fn new(conn: Connection) -> Arc<GroupCommit> {
+        let conn = Arc::new(std::sync::Mutex::new(conn));
         Arc::new(GroupCommit {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None, dirty: false })),
             waiting: AtomicUsize::new(0),
@@ -113,13 +134,13 @@ impl GroupCommit {
         let mut w = self.writer.clone().lock_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         // A clean that fails has failed the batch it was in (logged there): this unit starts a new one.
-        let _ = w.clean().await;
+        let _ = w.clean();
         if w.batch.is_none() {
-            w.conn.execute("BEGIN IMMEDIATE").await?;
+            w.blocking_sql("BEGIN IMMEDIATE").await?;
             let id = self.next_batch.fetch_add(1, Ordering::SeqCst);
             w.batch = Some(Batch { id, units: 0, opened: Instant::now(), done: watch::channel(None).0 });
         }
-        w.conn.execute("SAVEPOINT unit").await?;
+        w.batch_sql("SAVEPOINT unit")?;
         Ok(Unit { writer: Some(w), group: self })
     }
 
@@ -169,10 +190,10 @@ impl Unit {
         let Some(mut w) = self.writer.take() else { return Ok(()) };
         w.dirty = true;
         if undo {
-            w.clean().await?;
-        } else if let Err(e) = w.conn.execute("RELEASE unit").await {
+            w.clean()?;
+        } else if let Err(e) = w.batch_sql("RELEASE unit") {
             // Nothing of the unit is kept: rolled back alone now (or its batch failed when the savepoint is gone).
-            let _ = w.clean().await;
+            let _ = w.clean();
             return Err(e);
         } else {
             w.dirty = false;
@@ -222,16 +243,18 @@ impl Drop for Unit {
     }
 }
 
-impl Deref for Unit {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.writer.as_ref().expect("a live unit holds the writer").conn
+impl std::fmt::Debug for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unit").field("live", &self.writer.is_some()).finish_non_exhaustive()
     }
 }
 
-impl DerefMut for Unit {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.writer.as_mut().expect("a live unit holds the writer").conn
+impl Unit {
+    /// Runs one statement of the unit, in place.
+    pub(super) fn run<'q>(&self, query: impl Execute<'q, Any>) -> Result<Steps, sqlx::Error> {
+        let w = self.writer.as_ref().ok_or_else(|| sqlx::Error::Protocol("group commit: unit finished".into()))?;
+        let conn = w.conn.lock().map_err(|_| sqlx::Error::Protocol("group commit: writer poisoned".into()))?;
+        lite::run(&conn, query)
     }
 }
 
@@ -245,28 +268,25 @@ impl std::fmt::Debug for GroupCommit {
 mod tests {
     use super::*;
     use futures::FutureExt;
-    use sqlx::Connection;
+    use std::path::PathBuf;
 
-    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, String) {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("g.db").display());
-        let mut conn = AnyConnection::connect(&url).await.expect("connect");
-        for pragma in super::super::SQLITE_PRAGMAS {
-            conn.execute(*pragma).await.expect("pragma");
-        }
-        conn.execute("CREATE TABLE t (v INTEGER NOT NULL)").await.expect("create");
-        (GroupCommit::new(conn), url)
+    async fn open(dir: &std::path::Path) -> (Arc<GroupCommit>, PathBuf) {
+        let path = dir.join("g.db");
+        let conn = lite::open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").expect("create");
+        (GroupCommit::new(conn), path)
     }
 
     async fn insert(group: &Arc<GroupCommit>, v: i64) -> Result<(), sqlx::Error> {
-        let mut unit = group.unit().await?;
-        sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *unit).await?;
+        let unit = group.unit().await?;
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v))?;
         unit.commit().await
     }
 
-    async fn committed(url: &str) -> Vec<i64> {
-        let mut other = AnyConnection::connect(url).await.expect("connect");
-        sqlx::query_scalar("SELECT v FROM t ORDER BY v").fetch_all(&mut other).await.expect("select")
+    async fn committed(path: &std::path::Path) -> Vec<i64> {
+        let other = lite::open(path).expect("open");
+        let mut stmt = other.prepare("SELECT v FROM t ORDER BY v").expect("prepare");
+        stmt.query_map([], |r| r.get(0)).expect("select").collect::<Result<_, _>>().expect("rows")
     }
 
     /// A request that goes away (client gone, request timeout) while its unit's `BEGIN IMMEDIATE` is in flight
@@ -287,8 +307,8 @@ mod tests {
     async fn attack_cancelled_unit_commit_keeps_writer_usable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (group, url) = open(dir.path()).await;
-        let mut unit = group.unit().await.expect("unit");
-        sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *unit).await.expect("insert");
+        let unit = group.unit().await.expect("unit");
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (1)")).expect("insert");
         assert!(unit.commit().now_or_never().is_none(), "commit finished in one poll");
         tokio::time::sleep(Duration::from_millis(50)).await;
         insert(&group, 2).await.expect("the next write works");
@@ -311,10 +331,10 @@ mod tests {
         drop(unit);
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Another process (or another Store on the same file) can take the write lock.
-        let mut other = AnyConnection::connect(&url).await.expect("connect");
-        other.execute("PRAGMA busy_timeout = 200").await.expect("pragma");
-        other.execute("BEGIN IMMEDIATE").await.expect("the write lock is free");
-        other.execute("ROLLBACK").await.expect("rollback");
+        let other = lite::open(&url).expect("open");
+        other.busy_timeout(Duration::from_millis(200)).expect("busy timeout");
+        other.execute_batch("BEGIN IMMEDIATE").expect("the write lock is free");
+        other.execute_batch("ROLLBACK").expect("rollback");
     }
 
     /// Many writers at once, a third of them abandoned at some point (request timeouts): every write that was
@@ -368,9 +388,9 @@ mod tests {
     async fn attack_a_batch_sqlite_rolled_back_itself_does_not_brick_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (group, url) = open(dir.path()).await;
-        let mut unit = group.unit().await.expect("unit");
+        let unit = group.unit().await.expect("unit");
         // What SQLite does after such an error.
-        unit.execute("ROLLBACK").await.expect("rollback");
+        unit.run(sqlx::query("ROLLBACK")).expect("rollback");
         let waiting = tokio::spawn({
             let group = group.clone();
             async move { insert(&group, 1).await }
@@ -380,5 +400,114 @@ mod tests {
         waiting.await.expect("task").expect("the waiting write starts a new batch");
         insert(&group, 2).await.expect("the writer works again");
         assert_eq!(committed(&url).await, vec![1, 2]);
+    }
+
+    /// Another connection on the file (another process, an operator's `sqlite3`, a second `Store`) holds the
+    /// write lock: the writer's `BEGIN IMMEDIATE` now waits for it (busy_timeout, up to 15 s) in place, on a tokio
+    /// worker, and every task queued on that worker (HTTP, reads, timers) waits with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn attack_a_busy_write_lock_does_not_block_a_tokio_worker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let other = lite::open(&path).expect("open");
+            other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+            locked.send(()).expect("send");
+            std::thread::sleep(Duration::from_millis(1500));
+            other.execute_batch("ROLLBACK").expect("release the write lock");
+        });
+        is_locked.recv().expect("locked");
+        let write = tokio::spawn({
+            let group = group.clone();
+            async move { insert(&group, 1).await }
+        });
+        // Not a tokio sleep: the timer is driven by the worker under test.
+        std::thread::sleep(Duration::from_millis(200));
+        let asked = Instant::now();
+        tokio::spawn(async {}).await.expect("trivial task");
+        let waited = asked.elapsed();
+        write.await.expect("task").expect("the write succeeds once the lock is free");
+        holder.join().expect("holder");
+        assert!(waited < Duration::from_millis(300), "a trivial task waited {waited:?} for the only tokio worker");
+    }
+
+    /// A reader (WAL, another connection) sees a unit's writes only once its batch is committed.
+    #[tokio::test]
+    async fn readers_do_not_see_a_batch_before_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, path) = open(dir.path()).await;
+        let readers = lite::Readers::new(path);
+        let count = |readers: &lite::Readers| {
+            let steps = readers.run(sqlx::query("SELECT COUNT(*) FROM t")).expect("count");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            sqlx::Row::try_get::<i64, _>(&row, 0).expect("n")
+        };
+        let unit = group.unit().await.expect("unit");
+        unit.run(sqlx::query("INSERT INTO t (v) VALUES (1)")).expect("insert");
+        assert_eq!(count(&readers), 0, "a reader saw a unit not yet committed");
+        unit.commit().await.expect("commit");
+        assert_eq!(count(&readers), 1, "a reader missed an acknowledged write");
+    }
+
+    /// The writer runs with the store's settings: FULL (a commit survives a power cut), WAL, foreign keys.
+    #[tokio::test]
+    async fn the_writer_commits_with_synchronous_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (group, _) = open(dir.path()).await;
+        let unit = group.unit().await.expect("unit");
+        let value = |sql: &'static str| {
+            let steps = unit.run(sqlx::query(sql)).expect("pragma");
+            let row = steps.into_iter().find_map(sqlx::Either::right).expect("row");
+            let v: sqlx_core::any::AnyValueKind<'static> = row.values[0].kind.clone();
+            format!("{v:?}")
+        };
+        assert_eq!(value("PRAGMA synchronous"), "BigInt(2)");
+        assert_eq!(value("PRAGMA journal_mode"), "Text(\"wal\")");
+        assert_eq!(value("PRAGMA foreign_keys"), "BigInt(1)");
+        unit.commit().await.expect("commit");
+    }
+
+    /// A real SQLITE_FULL (the file capped) in one unit while another unit of the batch waits for its commit:
+    /// the other write is acknowledged only if it is in the file, the full unit leaves nothing, and the writer
+    /// works afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_in_one_unit_neither_loses_nor_fakes_another_units_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let conn = lite::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (v INTEGER NOT NULL); CREATE TABLE big (b BLOB); PRAGMA max_page_count = 64",
+        )
+        .expect("create");
+        let group = GroupCommit::new(conn);
+        for round in 0..20_i64 {
+            let a = group.unit().await.expect("unit");
+            a.run(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(round)).expect("insert");
+            let full = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    let unit = group.unit().await?;
+                    unit.run(sqlx::query(
+                        "INSERT INTO big (b) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                         WHERE x < 200) SELECT zeroblob(4096) FROM c",
+                    ))?;
+                    unit.commit().await
+                }
+            });
+            while group.waiting.load(Ordering::SeqCst) == 0 && !full.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            let a_done = a.commit().await;
+            let full_done = full.await.expect("task");
+            assert!(full_done.is_err(), "a write past the file's cap was acknowledged");
+            let kept = committed(&path).await;
+            assert_eq!(a_done.is_ok(), kept.contains(&round), "round {round}: acknowledged {a_done:?}, kept {kept:?}");
+            let other = lite::open(&path).expect("open");
+            let blobs: i64 = other.query_row("SELECT COUNT(*) FROM big", [], |r| r.get(0)).expect("count");
+            assert_eq!(blobs, 0, "part of the full unit was kept");
+        }
+        insert(&group, 1000).await.expect("the writer still works");
+        assert!(committed(&path).await.contains(&1000));
     }
 }

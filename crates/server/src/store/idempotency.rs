@@ -49,7 +49,7 @@ impl Store {
         let seen =
             sqlx::query_as::<_, IdempotencyRecord>("SELECT request_hash, status, body FROM idempotency WHERE key = $1")
                 .bind(key)
-                .fetch_one(&self.pool)
+                .fetch_one(self.db())
                 .await?;
         let response = match (seen.status, seen.body) {
             (Some(s), Some(b)) => Some((u16::try_from(s).unwrap_or(500), b)),
@@ -64,7 +64,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn idempotency_generation(&self, key: &str) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT created_at FROM idempotency WHERE key = $1").bind(key).fetch_one(&self.pool).await
+        sqlx::query_scalar("SELECT created_at FROM idempotency WHERE key = $1").bind(key).fetch_one(self.db()).await
     }
 
     /// Stores the response for a claimed key.

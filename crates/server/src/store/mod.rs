@@ -7,9 +7,10 @@
 //! it into the typed row (ids parsed, `Money` built, states parsed), so a corrupt row is a decode error.
 
 use deshpay_api::{Currency, Money};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult};
-use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
-use std::ops::{Deref, DerefMut};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::{Any, AnyPool, ConnectOptions, Either, Execute, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ mod attempts;
 mod group_commit;
 mod idempotency;
 mod leases;
+mod lite;
 mod outbox;
 mod payment;
 mod payouts;
@@ -50,10 +52,13 @@ pub struct Store {
     backend: Backend,
     /// SQLite's one writer (group commit); `None` on PostgreSQL, whose transactions run on the pool.
     writer: Option<Arc<group_commit::GroupCommit>>,
+    /// SQLite's readers, run in place (see `lite`); `None` on PostgreSQL. The pool still runs the migrations.
+    readers: Option<Arc<lite::Readers>>,
 }
 
-/// A write transaction: on PostgreSQL a pooled transaction, on SQLite a unit of the group commit. It
-/// dereferences to the connection the statements run on; `commit` returns once the writes are durable.
+/// A write transaction: on PostgreSQL a pooled transaction, on SQLite a unit of the group commit. Statements run
+/// on `&mut tx` as on a connection; `commit` returns once the writes are durable.
+#[derive(Debug)]
 enum Tx {
     Pool(sqlx::Transaction<'static, sqlx::Any>),
     Group(group_commit::Unit),
@@ -75,24 +80,93 @@ impl Tx {
     }
 }
 
-impl Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            Tx::Pool(tx) => tx,
-            Tx::Group(unit) => unit,
-        }
+/// Where the store's reads run: the pool (PostgreSQL) or SQLite's readers in place.
+#[derive(Debug, Clone, Copy)]
+enum Db<'a> {
+    Pool(&'a AnyPool),
+    Lite(&'a lite::Readers),
+}
+
+/// What a statement run in place gave, as the stream sqlx's executors return.
+fn steps_stream<'e>(steps: StoreResult<lite::Steps>) -> BoxStream<'e, StoreResult<Either<AnyQueryResult, AnyRow>>> {
+    match steps {
+        Ok(steps) => Box::pin(futures_util::stream::iter(steps.into_iter().map(Ok))),
+        Err(e) => Box::pin(futures_util::stream::once(std::future::ready(Err(e)))),
     }
 }
 
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            Tx::Pool(tx) => tx,
-            Tx::Group(unit) => unit,
-        }
-    }
+fn first_row<'e>(steps: StoreResult<lite::Steps>) -> BoxFuture<'e, StoreResult<Option<AnyRow>>> {
+    Box::pin(std::future::ready(steps.map(|steps| steps.into_iter().find_map(Either::right))))
 }
+
+fn not_prepared<'e, T: Send + 'e>() -> BoxFuture<'e, StoreResult<T>> {
+    Box::pin(std::future::ready(Err(sqlx::Error::Protocol("statements run in place are not prepared apart".into()))))
+}
+
+/// Implements sqlx's `Executor` for a type that runs a statement either on a sqlx executor (the first arm) or in
+/// place (the second arm's value has `run`), so the store's statements are written once for both.
+macro_rules! in_place_or {
+    ($ty:ty, $sqlx_pat:pat => $sqlx:expr, $lite_pat:pat => $lite:expr) => {
+        impl<'c> Executor<'c> for $ty {
+            type Database = Any;
+
+            fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, StoreResult<Either<AnyQueryResult, AnyRow>>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                match self {
+                    $sqlx_pat => $sqlx.fetch_many(query),
+                    $lite_pat => steps_stream($lite.run(query)),
+                }
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, StoreResult<Option<AnyRow>>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                match self {
+                    $sqlx_pat => $sqlx.fetch_optional(query),
+                    $lite_pat => first_row($lite.run(query)),
+                }
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+                parameters: &'e [AnyTypeInfo],
+            ) -> BoxFuture<'e, StoreResult<AnyStatement<'q>>>
+            where
+                'c: 'e,
+            {
+                match self {
+                    $sqlx_pat => $sqlx.prepare_with(sql, parameters),
+                    $lite_pat => {
+                        let _ = $lite;
+                        not_prepared()
+                    }
+                }
+            }
+
+            fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, StoreResult<sqlx::Describe<Any>>>
+            where
+                'c: 'e,
+            {
+                match self {
+                    $sqlx_pat => $sqlx.describe(sql),
+                    $lite_pat => {
+                        let _ = $lite;
+                        not_prepared()
+                    }
+                }
+            }
+        }
+    };
+}
+
+in_place_or!(&'c mut Tx, Tx::Pool(tx) => &mut **tx, Tx::Group(unit) => unit);
+in_place_or!(Db<'c>, Db::Pool(pool) => pool, Db::Lite(readers) => readers);
 
 /// Store errors carry sqlx's cause; callers map them to `internal` (logged, not shown).
 pub type StoreResult<T> = Result<T, sqlx::Error>;
@@ -137,13 +211,21 @@ impl Store {
         }
     }
 
+    /// Where reads run.
+    fn db(&self) -> Db<'_> {
+        match &self.readers {
+            Some(readers) => Db::Lite(readers),
+            None => Db::Pool(&self.pool),
+        }
+    }
+
     /// One write statement, durable when this returns.
     async fn exec(&self, query: Query<'_>) -> StoreResult<AnyQueryResult> {
         if self.writer.is_none() {
             return query.execute(&self.pool).await;
         }
         let mut tx = self.begin().await?;
-        let done = query.execute(&mut *tx).await?;
+        let done = query.execute(&mut tx).await?;
         tx.commit().await?;
         Ok(done)
     }
@@ -184,16 +266,13 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = if backend == Backend::Sqlite {
-            let mut conn = AnyConnection::connect_with(&options).await?;
-            for pragma in SQLITE_PRAGMAS {
-                conn.execute(*pragma).await?;
-            }
-            Some(group_commit::GroupCommit::new(conn))
+        let (writer, readers) = if backend == Backend::Sqlite {
+            let path = lite::path_of(&url)?;
+            (Some(group_commit::GroupCommit::new(lite::open(&path)?)), Some(Arc::new(lite::Readers::new(path))))
         } else {
-            None
+            (None, None)
         };
-        Ok(Store { pool, backend, writer })
+        Ok(Store { pool, backend, writer, readers })
     }
 
     /// Which database this is.
@@ -209,7 +288,7 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Ok(None);
         }
-        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&self.pool).await.map(Some)
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(self.db()).await.map(Some)
     }
 
     /// A trivial query, for `/healthz`.
@@ -217,6 +296,23 @@ impl Store {
     /// # Errors
     /// When the database does not answer.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1").execute(self.db()).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlx percent-decodes a `sqlite://` URL's path (it documents `%3F` for a `?` in a file name) and runs the
+    /// migrations on that file; the store's own connections must open the same file, not a new empty one.
+    #[tokio::test]
+    async fn attack_a_percent_encoded_sqlite_path_is_the_migrated_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/deshpay%20live.db", dir.path().display());
+        let store = Store::connect(&url, 2).await.expect("connect");
+        assert!(dir.path().join("deshpay live.db").exists(), "sqlx migrated the decoded path");
+        store.token("bkash").await.expect("a read on the migrated file");
+        assert!(store.try_lease("l", "me", 1, 2).await.expect("a write on the migrated file"));
     }
 }

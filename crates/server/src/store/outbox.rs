@@ -3,7 +3,6 @@
 
 use super::{Query, Store, StoreResult};
 use deshpay_api::{AttemptId, SessionId};
-use sqlx::AnyConnection;
 
 /// The statement that appends an audit event, with its values bound.
 fn event_query<'q>(
@@ -26,7 +25,7 @@ fn event_query<'q>(
 
 /// Appends an audit event in the caller's transaction.
 pub(super) async fn insert_event(
-    tx: &mut AnyConnection,
+    tx: &mut super::Tx,
     session_id: Option<&SessionId>,
     attempt_id: Option<&AttemptId>,
     kind: &str,
@@ -53,7 +52,7 @@ pub struct WebhookRow {
 }
 
 /// Writes a webhook to the outbox in the caller's transaction.
-pub(super) async fn insert_webhook(tx: &mut AnyConnection, w: &WebhookRow) -> StoreResult<()> {
+pub(super) async fn insert_webhook(tx: &mut super::Tx, w: &WebhookRow) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, event_type, payload, created_at, attempts, next_attempt_at) \
          VALUES ($1, $2, $3, $4, 0, $4)",
@@ -91,7 +90,7 @@ impl Store {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await
     }
 
@@ -153,7 +152,7 @@ impl Store {
             "SELECT id, event_type, attempts, delivered_at, gave_up_at, last_error FROM webhook_deliveries \
              ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?;
         Ok(rows
             .into_iter()
@@ -185,7 +184,7 @@ impl Store {
             "SELECT kind, detail FROM events WHERE session_id = $1 ORDER BY created_at, id",
         )
         .bind(session_id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?;
         Ok(rows.into_iter().map(|(kind, detail)| (kind, detail.unwrap_or_default())).collect())
     }
@@ -223,7 +222,7 @@ impl Store {
     pub async fn notification_seen(&self, notify_id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT notify_id FROM notifications WHERE notify_id = $1")
             .bind(notify_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?;
         Ok(row.is_some())
     }

@@ -81,7 +81,7 @@ impl Store {
                 .bind(attempt)
                 .bind(now)
                 .bind(session)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected()
             }),
@@ -93,7 +93,7 @@ impl Store {
                 .bind(attempt)
                 .bind(now)
                 .bind(session)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
                 None
             }
@@ -110,7 +110,7 @@ impl Store {
                 .bind(attempt)
                 .bind(now)
                 .bind(session)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected()
             }),
@@ -120,7 +120,7 @@ impl Store {
             return Ok(false);
         }
         let sql = transition_sql(c.from);
-        let moved = bind_transition(sqlx::query(&sql), c.attempt, c.to, &c.patch, now).execute(&mut *tx).await?;
+        let moved = bind_transition(sqlx::query(&sql), c.attempt, c.to, &c.patch, now).execute(&mut tx).await?;
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -150,7 +150,7 @@ impl Store {
         )
         .bind(new.session_id.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if open.rows_affected() != 1 {
             tx.rollback().await?;
@@ -161,7 +161,7 @@ impl Store {
             state_list(&[AttemptState::Creating, AttemptState::Created, AttemptState::Executing])
         ))
         .bind(new.session_id.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?
         .into_iter()
         .map(AttemptRow::try_from)
@@ -191,7 +191,7 @@ impl Store {
             )
             .bind(id.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             insert_event(&mut tx, Some(&new.session_id), Some(id), "attempt.superseded", new.id.as_str(), now).await?;
         }

@@ -125,7 +125,7 @@ impl Store {
     async fn payout_by(&self, column: &str, value: &str) -> StoreResult<Option<PayoutRow>> {
         sqlx::query_as::<_, PayoutRecord>(&format!("SELECT * FROM payouts WHERE {column} = $1"))
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(PayoutRow::try_from)
             .transpose()
@@ -205,7 +205,7 @@ impl Store {
         ))
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(PayoutRow::try_from)

@@ -99,7 +99,7 @@ impl Store {
             // Serialise refunds of one payment across instances: read-committed sums would race.
             sqlx::query("SELECT id FROM attempts WHERE id = $1 FOR UPDATE")
                 .bind(r.attempt_id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         let done = sqlx::query(
@@ -119,7 +119,7 @@ impl Store {
         .bind(now)
         .bind(paid_minor)
         .bind(request_key.map(str::to_owned))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -132,7 +132,7 @@ impl Store {
     pub async fn refund_by_request_key(&self, key: &str) -> StoreResult<Option<RefundRow>> {
         sqlx::query_as::<_, RefundRecord>("SELECT * FROM refunds WHERE request_key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(RefundRow::try_from)
             .transpose()
@@ -175,7 +175,7 @@ impl Store {
         .bind(failure_message.map(str::to_owned))
         .bind(now)
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await;
         let done = match done {
             // Another of our refunds claimed this bKash refund first (the unique index): not this one's.
@@ -203,7 +203,7 @@ impl Store {
     pub async fn refunds(&self, session_id: &SessionId) -> StoreResult<Vec<RefundRow>> {
         sqlx::query_as::<_, RefundRecord>("SELECT * FROM refunds WHERE session_id = $1 ORDER BY created_at, id")
             .bind(session_id.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?
             .into_iter()
             .map(RefundRow::try_from)
@@ -220,7 +220,7 @@ impl Store {
         )
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?
         .into_iter()
         .map(RefundRow::try_from)

@@ -4,7 +4,6 @@ use super::attempts::state_list;
 use super::outbox::{insert_event, insert_webhook};
 use super::{AttemptState, Store, StoreResult, WebhookRow, decode, decode_err, money_of};
 use deshpay_api::{AttemptId, Method, Money, SessionId, SessionStatus};
-use sqlx::AnyConnection;
 
 /// A session row.
 #[derive(Debug, Clone)]
@@ -86,7 +85,7 @@ const LIVE_FOR_INVOICE: &str = "SELECT * FROM sessions WHERE invoice = $1 AND (s
 /// Takes the lock of a session's invoice for the rest of the transaction: the invoice row before the session
 /// row, everywhere, so that no two transactions wait for each other. A write, so that it can open a SQLite
 /// transaction (which then holds the write lock at once).
-pub(super) async fn lock_invoice_of(tx: &mut AnyConnection, session: &str, now: i64) -> StoreResult<()> {
+pub(super) async fn lock_invoice_of(tx: &mut super::Tx, session: &str, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO invoices (invoice, updated_at) SELECT invoice, $2 FROM sessions WHERE id = $1 \
          ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
@@ -99,7 +98,7 @@ pub(super) async fn lock_invoice_of(tx: &mut AnyConnection, session: &str, now: 
 }
 
 /// Takes the invoice's row lock (creating it on first use) for the rest of the transaction.
-async fn lock_invoice(tx: &mut AnyConnection, invoice: &str, now: i64) -> StoreResult<()> {
+async fn lock_invoice(tx: &mut super::Tx, invoice: &str, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO invoices (invoice, updated_at) VALUES ($1, $2) \
          ON CONFLICT (invoice) DO UPDATE SET updated_at = excluded.updated_at",
@@ -119,7 +118,7 @@ impl Store {
     pub async fn session(&self, id: &SessionId) -> StoreResult<Option<SessionRow>> {
         sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(SessionRow::try_from)
             .transpose()
@@ -134,7 +133,7 @@ impl Store {
         sqlx::query_as::<_, SessionRecord>(LIVE_FOR_INVOICE)
             .bind(invoice)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?
             .map(SessionRow::try_from)
             .transpose()
@@ -152,7 +151,7 @@ impl Store {
         let holder = sqlx::query_as::<_, SessionRecord>(LIVE_FOR_INVOICE)
             .bind(&s.invoice)
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         if let Some(holder) = holder {
             tx.rollback().await?;
@@ -173,7 +172,7 @@ impl Store {
         .bind(s.status.as_str())
         .bind(s.created_at)
         .bind(s.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_event(&mut tx, Some(&s.id), None, "session.created", &s.amount.to_string(), now).await?;
         tx.commit().await?;
@@ -195,7 +194,7 @@ impl Store {
         ))
         .bind(id.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() != 1 {
             tx.rollback().await?;
@@ -208,7 +207,7 @@ impl Store {
             state_list(&[AttemptState::Creating, AttemptState::Executing])
         ))
         .bind(id.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         if busy > 0 {
             tx.rollback().await?;
@@ -220,7 +219,7 @@ impl Store {
         )
         .bind(id.as_str())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_event(&mut tx, Some(id), None, "session.expired", "", now).await?;
         if let Some(webhook) = webhook {

@@ -43,7 +43,7 @@ impl Store {
     pub async fn token(&self, name: &str) -> StoreResult<Option<StoredToken>> {
         let row = sqlx::query_as::<_, TokenRecord>("SELECT * FROM provider_tokens WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?;
         Ok(row.map(StoredToken::from))
     }
