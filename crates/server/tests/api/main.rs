@@ -6,6 +6,7 @@ mod attacks;
 mod bkash_payments;
 mod edges;
 mod money_rules;
+mod openapi;
 mod refunds;
 mod restart;
 mod scale_out;
