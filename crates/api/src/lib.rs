@@ -22,4 +22,6 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use ids::{AttemptId, ID_RANDOM_LEN, IdError, RefundId, SessionId};
 pub use money::{Currency, Money, MoneyError};
 pub use session::*;
-pub use webhook::{PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent};
+pub use webhook::{
+    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent,
+};

@@ -6,6 +6,15 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
+/// A string schema with a pattern, a description and an example.
+fn string(pattern: &str, description: &str, example: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .examples([example])
+}
+
 /// A decimal amount as the API writes it: the currency's minor units with exactly two decimals ("250.00",
 /// "0.05"), as a string, never a float. `amount_minor` beside it, where present, is the same amount as an
 /// integer of minor units (poisha, paise).
@@ -14,12 +23,12 @@ pub struct Amount;
 
 impl PartialSchema for Amount {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(r"^[0-9]+\.[0-9]{2}$"))
-            .description(Some("Decimal amount with exactly two decimals, e.g. \"250.00\" (never a float)."))
-            .examples(["250.00"])
-            .into()
+        string(
+            r"^[0-9]+\.[0-9]{2}$",
+            "Decimal amount with exactly two decimals, e.g. \"250.00\" (never a float).",
+            "250.00",
+        )
+        .into()
     }
 }
 
@@ -32,14 +41,9 @@ pub struct AmountInput;
 
 impl PartialSchema for AmountInput {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(r"^[0-9]+(\.[0-9]+)?$"))
-            .description(Some(
-                "Decimal amount, e.g. \"250.00\": at most two significant decimals, no sign, exponent or separators.",
-            ))
-            .examples(["250.00"])
-            .into()
+        let description =
+            "Decimal amount, e.g. \"250.00\": at most two significant decimals, no sign, exponent or separators.";
+        string(r"^[0-9]+(\.[0-9]+)?$", description, "250.00").into()
     }
 }
 
@@ -51,12 +55,9 @@ pub struct Timestamp;
 
 impl PartialSchema for Timestamp {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
+        let pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$";
+        string(pattern, "RFC 3339 time in UTC with milliseconds.", "2025-01-31T12:00:00.000Z")
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .pattern(Some(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"))
-            .description(Some("RFC 3339 time in UTC with milliseconds."))
-            .examples(["2025-01-31T12:00:00.000Z"])
             .into()
     }
 }

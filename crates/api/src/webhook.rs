@@ -58,40 +58,13 @@ impl WebhookData {
     }
 }
 
-/// `data` of `session.paid`.
+/// The attempt and the money of `session.paid` and `payment.needs_review`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SessionPaid {
-    /// The session that is now paid.
-    pub session_id: SessionId,
-    /// The attempt that paid it.
-    pub attempt_id: AttemptId,
-    /// The method that paid.
-    pub method: Method,
-    /// Decimal amount.
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
-    pub amount: String,
-    /// Amount in minor units.
-    pub amount_minor: i64,
-    /// Currency.
-    pub currency: Currency,
-    /// The provider's transaction id (bKash trxID).
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub trx_id: Option<String>,
-    /// The provider's id of the attempt (bKash paymentID, Bestin Pay trx_id).
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub provider_ref: Option<String>,
-    /// True when the success arrived after the attempt had been closed (a late success that still paid).
-    pub late: bool,
-}
-
-/// `data` of `payment.needs_review`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PaymentNeedsReview {
+pub struct PaymentEvent {
     /// The session of the attempt.
     pub session_id: SessionId,
-    /// The attempt in `review`.
+    /// The attempt.
     pub attempt_id: AttemptId,
     /// Its method.
     pub method: Method,
@@ -102,12 +75,32 @@ pub struct PaymentNeedsReview {
     pub amount_minor: i64,
     /// Currency.
     pub currency: Currency,
-    /// The provider's transaction id, when money moved.
+    /// The provider's transaction id (bKash trxID), when money moved.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub trx_id: Option<String>,
-    /// The provider's id of the attempt.
+    /// The provider's id of the attempt (bKash paymentID, Bestin Pay trx_id).
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub provider_ref: Option<String>,
+}
+
+/// `data` of `session.paid`: the attempt that paid the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionPaid {
+    /// The attempt that paid and its money.
+    #[serde(flatten)]
+    pub payment: PaymentEvent,
+    /// True when the success arrived after the attempt had been closed (a late success that still paid).
+    pub late: bool,
+}
+
+/// `data` of `payment.needs_review`: the attempt in `review`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentNeedsReview {
+    /// The attempt and its money.
+    #[serde(flatten)]
+    pub payment: PaymentEvent,
     /// Why it needs a person, in words.
     pub reason: String,
 }
@@ -178,7 +171,7 @@ mod tests {
 
     #[test]
     fn event_types_match_the_wire() {
-        let paid = SessionPaid {
+        let payment = PaymentEvent {
             session_id: SessionId::parse("cs_ABCDEFGHIJKLMNOPQRSTUVWX").unwrap(),
             attempt_id: AttemptId::parse("att_ABCDEFGHIJKLMNOPQRSTUVWX").unwrap(),
             method: Method::Bkash,
@@ -187,22 +180,15 @@ mod tests {
             currency: Currency::Bdt,
             trx_id: None,
             provider_ref: None,
-            late: false,
         };
-        let review = PaymentNeedsReview {
-            session_id: paid.session_id.clone(),
-            attempt_id: paid.attempt_id.clone(),
-            method: Method::Bkash,
-            amount: "1.00".into(),
-            amount_minor: 100,
-            currency: Currency::Bdt,
-            trx_id: None,
-            provider_ref: None,
-            reason: "r".into(),
-        };
+        let paid = SessionPaid { payment: payment.clone(), late: false };
+        let review = PaymentNeedsReview { payment: payment.clone(), reason: "r".into() };
+        // The payment's fields sit beside `late` and `reason`, not under a key of their own.
+        assert_eq!(serde_json::to_value(&paid).unwrap()["session_id"], "cs_ABCDEFGHIJKLMNOPQRSTUVWX");
+        assert_eq!(serde_json::to_value(&review).unwrap()["reason"], "r");
         let refund = RefundSettled {
             refund_id: RefundId::parse("rf_ABCDEFGHIJKLMNOPQRSTUVWX").unwrap(),
-            session_id: paid.session_id.clone(),
+            session_id: payment.session_id.clone(),
             amount: "1.00".into(),
             amount_minor: 100,
             currency: Currency::Bdt,
@@ -210,7 +196,7 @@ mod tests {
             message: None,
         };
         let expired = SessionExpired {
-            session_id: paid.session_id.clone(),
+            session_id: payment.session_id.clone(),
             invoice: "i".into(),
             amount: "1.00".into(),
             currency: Currency::Bdt,

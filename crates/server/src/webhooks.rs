@@ -15,7 +15,9 @@
 use crate::clock::rfc3339;
 use crate::state::AppState;
 use crate::store::{AttemptRow, RefundRow, SessionRow, WebhookRow};
-use deshpay_api::{PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent};
+use deshpay_api::{
+    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent,
+};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
@@ -42,41 +44,30 @@ pub fn event(state: &AppState, data: WebhookData) -> Option<WebhookRow> {
     Some(WebhookRow { id, event_type, payload, created_at: now, attempts: 0 })
 }
 
+/// The attempt and money fields of `session.paid` and `payment.needs_review`.
+fn payment_event(attempt: &AttemptRow, trx_id: Option<&str>) -> PaymentEvent {
+    PaymentEvent {
+        session_id: attempt.session_id.clone(),
+        attempt_id: attempt.id.clone(),
+        method: attempt.method,
+        amount: attempt.amount.to_decimal(),
+        amount_minor: attempt.amount.minor(),
+        currency: attempt.amount.currency(),
+        trx_id: trx_id.map(str::to_owned),
+        provider_ref: attempt.provider_ref.clone(),
+    }
+}
+
 /// `session.paid` for `attempt`, which completed with the provider's `trx_id` (`late`: after it had been
 /// closed).
 pub fn session_paid(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, late: bool) -> Option<WebhookRow> {
-    event(
-        state,
-        WebhookData::SessionPaid(SessionPaid {
-            session_id: attempt.session_id.clone(),
-            attempt_id: attempt.id.clone(),
-            method: attempt.method,
-            amount: attempt.amount.to_decimal(),
-            amount_minor: attempt.amount.minor(),
-            currency: attempt.amount.currency(),
-            trx_id: trx_id.map(str::to_owned),
-            provider_ref: attempt.provider_ref.clone(),
-            late,
-        }),
-    )
+    event(state, WebhookData::SessionPaid(SessionPaid { payment: payment_event(attempt, trx_id), late }))
 }
 
 /// `payment.needs_review`: money moved (or may have) on `attempt` and a person must look at it.
 pub fn needs_review(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, reason: &str) -> Option<WebhookRow> {
-    event(
-        state,
-        WebhookData::PaymentNeedsReview(PaymentNeedsReview {
-            session_id: attempt.session_id.clone(),
-            attempt_id: attempt.id.clone(),
-            method: attempt.method,
-            amount: attempt.amount.to_decimal(),
-            amount_minor: attempt.amount.minor(),
-            currency: attempt.amount.currency(),
-            trx_id: trx_id.map(str::to_owned),
-            provider_ref: attempt.provider_ref.clone(),
-            reason: reason.to_owned(),
-        }),
-    )
+    let review = PaymentNeedsReview { payment: payment_event(attempt, trx_id), reason: reason.to_owned() };
+    event(state, WebhookData::PaymentNeedsReview(review))
 }
 
 /// `session.expired`: the session can no longer be paid.
