@@ -74,6 +74,22 @@ macro_rules! id_type {
                 id.0
             }
         }
+
+        // A string with the id's shape, so that a client can tell a session id from an attempt id.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(concat!("^", $prefix, "[A-Za-z0-9]{24}$")))
+                    .description(Some(concat!("A ", $kind, " id: `", $prefix, "` followed by 24 letters or digits.")))
+                    .examples([concat!($prefix, "AbCdEfGhIjKlMnOpQrStUvWx")])
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// The currencies DeshPay takes. bKash settles in BDT, Bestin Pay (UPI) in INR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Currency {
     /// Bangladeshi taka (minor unit: poisha).
     #[serde(rename = "BDT")]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A payment method a session may offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// bKash tokenized checkout (BDT).
@@ -44,6 +45,7 @@ impl Method {
 
 /// Lifecycle of a session: `open -> paid | expired | canceled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     /// Waiting for payment.
@@ -70,6 +72,7 @@ impl SessionStatus {
 
 /// Coarse status of one payment attempt, as the widget shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptStatus {
     /// Created at the provider; the customer has not finished on the provider's side.
@@ -99,10 +102,13 @@ impl AttemptStatus {
 /// `POST /v1/sessions`: what the merchant's server asks for. Text fields are validated by the backend so that
 /// every mistake gets its own error code (`invalid_amount`, `invalid_currency`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateSessionRequest {
     /// Decimal amount, e.g. "250.00" (at most 2 decimals, greater than zero).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::AmountInput))]
     pub amount: String,
     /// "BDT" (bKash) or "INR" (UPI).
+    #[cfg_attr(feature = "openapi", schema(value_type = Currency))]
     pub currency: String,
     /// The merchant's order reference, unique per merchant; sent to bKash as merchantInvoiceNumber.
     pub invoice: String,
@@ -110,6 +116,7 @@ pub struct CreateSessionRequest {
     pub return_url: String,
     /// Methods offered, e.g. `["bkash"]`; defaults to every method of the currency.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Method>))]
     pub methods: Vec<String>,
     /// Shown to the customer.
     #[serde(default)]
@@ -121,29 +128,35 @@ pub struct CreateSessionRequest {
 
 /// The completed payment of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     /// The method that paid.
     pub method: Method,
     /// The attempt that paid.
     pub attempt_id: AttemptId,
     /// The provider's payment id (bKash paymentID).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payment_id: Option<String>,
     /// The provider's transaction id (bKash trxID): what refunds and searches need.
     pub trx_id: String,
     /// The payer's wallet, masked (e.g. "017*****575").
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payer: Option<String>,
     /// When the provider confirmed it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub paid_at: String,
 }
 
 /// A session as the merchant sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// Session id (`cs_...`).
     pub id: SessionId,
     /// Lifecycle status.
     pub status: SessionStatus,
     /// Decimal amount, e.g. "250.00".
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Amount in minor units.
     pub amount_minor: i64,
@@ -154,26 +167,33 @@ pub struct Session {
     /// Offered methods.
     pub methods: Vec<Method>,
     /// Description for the customer.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub description: Option<String>,
     /// Return URL.
     pub return_url: String,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub created_at: String,
     /// Expiry time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub expires_at: String,
     /// The payment, once paid.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payment: Option<Payment>,
     /// Total refunded so far (completed refunds), decimal.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub refunded: String,
     /// Refunds, oldest first.
     pub refunds: Vec<Refund>,
     /// Every payment attempt of the session, oldest first: what the customer tried and why it failed.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub attempts: Vec<AttemptRecord>,
 }
 
 /// The backend's status of an attempt, as the merchant sees it (finer than the widget's [`AttemptStatus`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptRecordStatus {
     /// Written; the provider's create call is under way.
@@ -201,6 +221,7 @@ pub enum AttemptRecordStatus {
 
 /// One attempt in the merchant's view of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptRecord {
     /// Attempt id.
     pub id: AttemptId,
@@ -209,33 +230,44 @@ pub struct AttemptRecord {
     /// Status.
     pub status: AttemptRecordStatus,
     /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Currency.
     pub currency: Currency,
     /// The provider's id for the attempt (bKash paymentID, Bestin Pay trx_id).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payment_id: Option<String>,
     /// The provider's transaction id once money moved.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub trx_id: Option<String>,
     /// The payer, masked.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payer: Option<String>,
     /// The provider's code for a failure (e.g. bKash "2023").
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub code: Option<String>,
     /// The provider's reason, in the provider's words (e.g. "Insufficient Balance").
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub message: Option<String>,
     /// True when a provider-confirmed success arrived after the attempt had been closed and still paid the
     /// session (a late success).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub late: bool,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub created_at: String,
     /// Last change.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub updated_at: String,
 }
 
 /// `POST /v1/sessions/{id}/refunds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefundRequest {
     /// Decimal amount; at most what is left of the payment.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::AmountInput))]
     pub amount: String,
     /// Reason sent to bKash (at most 255 characters).
     #[serde(default)]
@@ -247,6 +279,7 @@ pub struct RefundRequest {
 
 /// Status of a refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RefundStatus {
     /// Sent to the provider; outcome not yet known (it is checked with the provider's refund status).
@@ -259,50 +292,63 @@ pub enum RefundStatus {
 
 /// A refund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refund {
     /// Refund id.
     pub id: RefundId,
     /// Session refunded.
     pub session_id: SessionId,
     /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Currency.
     pub currency: Currency,
     /// Status.
     pub status: RefundStatus,
     /// The provider's refund transaction id.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub refund_trx_id: Option<String>,
     /// Reason given.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// The provider's message when it failed.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub failure_message: Option<String>,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub created_at: String,
 }
 
 /// `GET /v1/bkash/transactions/{trx_id}`: bKash's Search Transaction, in our words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BkashTransaction {
     /// bKash trxID.
     pub trx_id: String,
     /// bKash transactionStatus, e.g. "Completed".
     pub status: String,
     /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Currency.
     pub currency: Currency,
     /// Payer wallet, masked.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub customer: Option<String>,
     /// bKash transactionType.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub transaction_type: Option<String>,
     /// bKash initiationTime, as bKash wrote it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub initiation_time: Option<String>,
     /// bKash completedTime, as bKash wrote it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub completed_time: Option<String>,
 }
 
 /// The latest attempt, as the widget sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     /// Attempt id.
     pub id: AttemptId,
@@ -313,18 +359,22 @@ pub struct AttemptView {
     /// Why a final attempt ended as it did, as a code the widget words in the customer's language (`None`
     /// while the attempt is live or paid).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<ReasonCode>,
     /// Always `null` from this backend: the provider's words (e.g. bKash's statusMessage) are for the merchant
     /// and stay in the merchant API (`attempts[].code` and `message`); `reason` says why. Kept so that views
     /// read the same in widgets of every version (and in previews, which may set it).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub message: Option<String>,
     /// Provider transaction id once paid.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub trx_id: Option<String>,
 }
 
 /// Why an attempt ended, in words of our own rather than the provider's (mapped by the backend from the
 /// provider's codes and messages). Unknown codes from a newer backend read as [`ReasonCode::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
     /// The customer's wallet or account has too little money (bKash 2023).
@@ -411,12 +461,14 @@ impl ReasonCode {
 
 /// `GET /v1/checkout/{id}`: the public view of a session (no return URL, no payer details).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckoutView {
     /// Session id.
     pub id: SessionId,
     /// Lifecycle status.
     pub status: SessionStatus,
     /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Amount in minor units.
     pub amount_minor: i64,
@@ -425,19 +477,23 @@ pub struct CheckoutView {
     /// Merchant's invoice.
     pub invoice: String,
     /// Description.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub description: Option<String>,
     /// Offered methods.
     pub methods: Vec<Method>,
     /// Expiry time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub expires_at: String,
     /// The merchant's display name.
     pub merchant_name: String,
     /// Latest attempt, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub attempt: Option<AttemptView>,
 }
 
 /// `POST /v1/checkout/{id}/bkash`: where to send the browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartBkashResponse {
     /// The new attempt.
     pub attempt_id: AttemptId,
@@ -503,10 +559,13 @@ mod tests {
 
 /// Deep links for UPI apps, exactly as Bestin Pay returned them (the widget never builds links itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpiLinks {
     /// `paytmmp://...`
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub paytm: Option<String>,
     /// `phonepe://...`
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub phonepe: Option<String>,
     /// `upi://pay?...`: any UPI app.
     pub upi: String,
@@ -514,6 +573,7 @@ pub struct UpiLinks {
 
 /// A QR code drawn by the backend, ready for an SVG: `<svg viewBox="0 0 {size} {size}"><path d="{path}"/>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QrSvg {
     /// Side of the square in modules, the 4-module quiet zone included.
     pub size: u32,
@@ -523,6 +583,7 @@ pub struct QrSvg {
 
 /// `POST /v1/checkout/{id}/upi`: links for a phone, the QR payload for a desktop, and the deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartUpiResponse {
     /// The new attempt.
     pub attempt_id: AttemptId,
@@ -531,15 +592,19 @@ pub struct StartUpiResponse {
     /// Text to draw as a QR code (the `upi://pay` link).
     pub qr: String,
     /// `qr` drawn as a QR code (error correction M); `None` if the text is too long for one.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub qr_svg: Option<QrSvg>,
     /// When the payment request expires (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub expires_at: String,
 }
 
 /// `POST /v1/payouts`: send money to a UPI address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutRequest {
     /// Decimal amount, e.g. "101.00".
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::AmountInput))]
     pub amount: String,
     /// "INR".
     pub currency: String,
@@ -551,6 +616,7 @@ pub struct PayoutRequest {
 
 /// Status of a payout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PayoutStatus {
     /// Accepted by the provider; money not yet sent.
@@ -565,12 +631,14 @@ pub enum PayoutStatus {
 
 /// A payout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payout {
     /// Payout id (`po_...`).
     pub id: String,
     /// Merchant reference.
     pub reference: String,
     /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub amount: String,
     /// Currency.
     pub currency: Currency,
@@ -579,22 +647,29 @@ pub struct Payout {
     /// Status.
     pub status: PayoutStatus,
     /// Provider's transaction id.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub trx_id: Option<String>,
     /// Provider's reason on failure.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub failure_message: Option<String>,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub created_at: String,
 }
 
 /// One currency of `GET /v1/balance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BalanceEntry {
     /// Currency.
     pub currency: Currency,
     /// Total balance, decimal.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub balance: String,
     /// Available for payouts, decimal.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub available: String,
     /// Held (pending payouts), decimal.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
     pub frozen: String,
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzz_checks;
 pub mod ids;
 pub mod metrics;
+pub mod openapi;
 pub mod payments;
 pub mod payouts;
 pub mod preflight;

@@ -12,12 +12,19 @@ struct Args {
     /// TOML settings file; `DESHPAY_<SECTION>__<KEY>` environment variables override it.
     #[arg(long, env = "DESHPAY_CONFIG")]
     config: Option<PathBuf>,
+    /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
+    #[arg(long)]
+    openapi: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     deshpay_server::telemetry::init();
     let args = Args::parse();
+    if args.openapi {
+        println!("{}", deshpay_server::openapi::json());
+        return Ok(());
+    }
     let settings = Settings::load(args.config.as_deref())?;
     let app = Application::build(settings).await?;
     println!("backend: {}", app.url());

@@ -6,7 +6,7 @@
 //! any instance may deliver, one at a time per event (a lease), until the merchant answers 2xx. The event id is
 //! the same on every retry; merchants deduplicate on it.
 //!
-//! Request: `POST {webhook.url}` with the JSON event
+//! Request: `POST {webhook.url}` with the JSON event ([`WebhookEvent`], described in `/openapi.json`)
 //! `{"id":"evt_...","type":"session.paid","created_at":"<RFC 3339>","data":{...}}` and the headers
 //! `DeshPay-Event-Id: evt_...` and `DeshPay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`, the HMAC of
 //! `"<t>.<body>"` under `webhook.secret`. Merchants recompute it, compare in constant time, and reject a `t`
@@ -15,9 +15,11 @@
 use crate::clock::rfc3339;
 use crate::state::AppState;
 use crate::store::{AttemptRow, RefundRow, SessionRow, WebhookRow};
+use deshpay_api::{
+    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent,
+};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
 use sha2::Sha256;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -31,64 +33,52 @@ const MAX_RETRY_MS: i64 = 6 * 3600 * 1000;
 /// Events delivered per pass at most.
 const BATCH: i64 = 20;
 
-/// The outbox row of a new event of `event_type` with `data`, or `None` when no webhook is configured.
-pub fn event(state: &AppState, event_type: &str, data: Value) -> Option<WebhookRow> {
+/// The outbox row of a new event with `data` (its `type` included), or `None` when no webhook is configured.
+pub fn event(state: &AppState, data: WebhookData) -> Option<WebhookRow> {
     state.settings.webhook.as_ref()?;
     let now = state.clock.now_ms();
     let id = crate::ids::webhook_id();
-    let payload = json!({"id": id, "type": event_type, "created_at": rfc3339(now), "data": data}).to_string();
-    Some(WebhookRow { id, event_type: event_type.to_owned(), payload, created_at: now, attempts: 0 })
+    let event_type = data.event_type().to_owned();
+    let event = WebhookEvent { id: id.clone(), created_at: rfc3339(now), event: data };
+    let payload = serde_json::to_string(&event).expect("a webhook event serializes");
+    Some(WebhookRow { id, event_type, payload, created_at: now, attempts: 0 })
+}
+
+/// The attempt and money fields of `session.paid` and `payment.needs_review`.
+fn payment_event(attempt: &AttemptRow, trx_id: Option<&str>) -> PaymentEvent {
+    PaymentEvent {
+        session_id: attempt.session_id.clone(),
+        attempt_id: attempt.id.clone(),
+        method: attempt.method,
+        amount: attempt.amount.to_decimal(),
+        amount_minor: attempt.amount.minor(),
+        currency: attempt.amount.currency(),
+        trx_id: trx_id.map(str::to_owned),
+        provider_ref: attempt.provider_ref.clone(),
+    }
 }
 
 /// `session.paid` for `attempt`, which completed with the provider's `trx_id` (`late`: after it had been
 /// closed).
 pub fn session_paid(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, late: bool) -> Option<WebhookRow> {
-    event(
-        state,
-        "session.paid",
-        json!({
-            "session_id": attempt.session_id.as_str(),
-            "attempt_id": attempt.id.as_str(),
-            "method": attempt.method,
-            "amount": attempt.amount.to_decimal(),
-            "amount_minor": attempt.amount.minor(),
-            "currency": attempt.amount.currency(),
-            "trx_id": trx_id,
-            "provider_ref": attempt.provider_ref,
-            "late": late,
-        }),
-    )
+    event(state, WebhookData::SessionPaid(SessionPaid { payment: payment_event(attempt, trx_id), late }))
 }
 
 /// `payment.needs_review`: money moved (or may have) on `attempt` and a person must look at it.
 pub fn needs_review(state: &AppState, attempt: &AttemptRow, trx_id: Option<&str>, reason: &str) -> Option<WebhookRow> {
-    event(
-        state,
-        "payment.needs_review",
-        json!({
-            "session_id": attempt.session_id.as_str(),
-            "attempt_id": attempt.id.as_str(),
-            "method": attempt.method,
-            "amount": attempt.amount.to_decimal(),
-            "amount_minor": attempt.amount.minor(),
-            "currency": attempt.amount.currency(),
-            "trx_id": trx_id,
-            "provider_ref": attempt.provider_ref,
-            "reason": reason,
-        }),
-    )
+    let review = PaymentNeedsReview { payment: payment_event(attempt, trx_id), reason: reason.to_owned() };
+    event(state, WebhookData::PaymentNeedsReview(review))
 }
 
 /// `session.expired`: the session can no longer be paid.
 pub fn session_expired(state: &AppState, session: &SessionRow) -> Option<WebhookRow> {
     event(
         state,
-        "session.expired",
-        json!({
-            "session_id": session.id.as_str(),
-            "invoice": session.invoice,
-            "amount": session.amount.to_decimal(),
-            "currency": session.amount.currency(),
+        WebhookData::SessionExpired(SessionExpired {
+            session_id: session.id.clone(),
+            invoice: session.invoice.clone(),
+            amount: session.amount.to_decimal(),
+            currency: session.amount.currency(),
         }),
     )
 }
@@ -101,20 +91,16 @@ pub fn refund_settled(
     refund_trx_id: Option<&str>,
     failure: Option<&str>,
 ) -> Option<WebhookRow> {
-    let kind = if succeeded { "refund.succeeded" } else { "refund.failed" };
-    event(
-        state,
-        kind,
-        json!({
-            "refund_id": refund.id.as_str(),
-            "session_id": refund.session_id.as_str(),
-            "amount": refund.amount.to_decimal(),
-            "amount_minor": refund.amount.minor(),
-            "currency": refund.amount.currency(),
-            "refund_trx_id": refund_trx_id,
-            "message": failure,
-        }),
-    )
+    let data = RefundSettled {
+        refund_id: refund.id.clone(),
+        session_id: refund.session_id.clone(),
+        amount: refund.amount.to_decimal(),
+        amount_minor: refund.amount.minor(),
+        currency: refund.amount.currency(),
+        refund_trx_id: refund_trx_id.map(str::to_owned),
+        message: failure.map(str::to_owned),
+    };
+    event(state, if succeeded { WebhookData::RefundSucceeded(data) } else { WebhookData::RefundFailed(data) })
 }
 
 /// `DeshPay-Signature` of `body` sent at `timestamp` (Unix seconds) under `secret`.

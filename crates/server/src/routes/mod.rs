@@ -5,6 +5,7 @@ pub mod error;
 use crate::auth;
 use crate::edge::{self, StreamCaps};
 use crate::error::{ApiJson, AppError, NothingDone};
+use crate::openapi::{IdempotencyKey, RefundOrError};
 use crate::routes::error::parse_session_id;
 use crate::state::AppState;
 use axum::Extension;
@@ -14,9 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, heade
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use deshpay_api::{CreateSessionRequest, ErrorCode, PayoutRequest, RefundRequest, SessionStatus};
+use deshpay_api::{
+    BalanceEntry, BkashTransaction, CheckoutView, CreateSessionRequest, ErrorBody, ErrorCode, Payout, PayoutRequest,
+    Refund, RefundRequest, Session, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse,
+};
+use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,44 +29,102 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route of the public listener, in groups that share layers. The router ([`router`]) and the API
+/// document ([`crate::openapi::document`]) are both made from this one list: a handler is routed only through
+/// `routes!`, which needs its `#[utoipa::path]`, so a route cannot be served undocumented.
+pub struct Routes {
+    /// The merchant API: behind the API key.
+    pub merchant: OpenApiRouter<AppState>,
+    /// The widget's payment starts and cancels: rate-limited per IP and per session, CORS.
+    pub widget_actions: OpenApiRouter<AppState>,
+    /// The widget's reads: CORS.
+    pub widget: OpenApiRouter<AppState>,
+    /// Bestin Pay's notifications: their own body limit.
+    pub notify: OpenApiRouter<AppState>,
+    /// Metrics: behind the API key on the public listener.
+    pub metrics: OpenApiRouter<AppState>,
+    /// Everything else: bKash's callback, the health check, this API's description.
+    pub open: OpenApiRouter<AppState>,
+}
+
+impl Routes {
+    /// The routes, without layers or state.
+    pub fn new() -> Self {
+        Routes {
+            merchant: OpenApiRouter::new()
+                .routes(routes!(create_session))
+                .routes(routes!(get_session))
+                .routes(routes!(create_refund))
+                .routes(routes!(search_transaction))
+                .routes(routes!(create_payout))
+                .routes(routes!(get_payout))
+                .routes(routes!(cancel_payout))
+                .routes(routes!(balance)),
+            widget_actions: OpenApiRouter::new()
+                .routes(routes!(start_bkash))
+                .routes(routes!(start_upi))
+                .routes(routes!(cancel_checkout)),
+            widget: OpenApiRouter::new().routes(routes!(checkout_view)).routes(routes!(checkout_events)),
+            notify: OpenApiRouter::new().routes(routes!(bestin_notify)),
+            metrics: OpenApiRouter::new().routes(routes!(metrics)),
+            open: OpenApiRouter::new()
+                .routes(routes!(bkash_callback))
+                .routes(routes!(healthz))
+                .routes(routes!(openapi_json)),
+        }
+    }
+
+    /// The paths and operations of every group (merged into `base`, which carries the rest of the document).
+    pub fn into_openapi(self, base: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+        let Routes { merchant, widget_actions, widget, notify, metrics, open } = self;
+        OpenApiRouter::with_openapi(base)
+            .merge(merchant)
+            .merge(widget_actions)
+            .merge(widget)
+            .merge(notify)
+            .merge(metrics)
+            .merge(open)
+            .into_openapi()
+    }
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes").finish_non_exhaustive()
+    }
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// The whole router; pure, so tests can drive it with `oneshot` (serve it with `ConnectInfo<SocketAddr>`: the
 /// per-IP limit reads the peer address).
 pub fn router(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
-    let merchant = Router::new()
-        .route("/v1/sessions", post(create_session))
-        .route("/v1/sessions/{id}", get(get_session))
-        .route("/v1/sessions/{id}/refunds", post(create_refund))
-        .route("/v1/bkash/transactions/{trx_id}", get(search_transaction))
-        .route("/v1/payouts", post(create_payout))
-        .route("/v1/payouts/{id}", get(get_payout))
-        .route("/v1/payouts/{id}/cancel", post(cancel_payout))
-        .route("/v1/balance", get(balance))
+    let Routes { merchant, widget_actions, widget, notify, metrics, open } = Routes::new();
+    let merchant = merchant
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key))
         .layer(RequestBodyLimitLayer::new(limits.merchant_body_bytes));
     // Starting an attempt or cancelling may call the provider: limited per client IP and per session.
-    let widget_actions = Router::new()
-        .route("/v1/checkout/{id}/bkash", post(start_bkash))
-        .route("/v1/checkout/{id}/upi", post(start_upi))
-        .route("/v1/checkout/{id}/cancel", post(cancel_checkout))
-        .route_layer(edge::session_limiter(&limits))
-        .route_layer(edge::ip_limiter(&limits));
-    let widget = Router::new()
-        .route("/v1/checkout/{id}", get(checkout_view))
-        .route("/v1/checkout/{id}/events", get(checkout_events))
+    let widget_actions =
+        widget_actions.route_layer(edge::session_limiter(&limits)).route_layer(edge::ip_limiter(&limits));
+    let widget = widget
         .merge(widget_actions)
         .layer(RequestBodyLimitLayer::new(limits.widget_body_bytes))
         .layer(Extension(StreamCaps::new(&limits)))
         .layer(cors(&state));
-    Router::new()
-        .merge(merchant)
-        .merge(widget)
-        .route("/v1/bkash/callback", get(bkash_callback))
-        .route("/v1/bestinpay/notify", post(bestin_notify).layer(RequestBodyLimitLayer::new(limits.notify_body_bytes)))
-        .route("/healthz", get(healthz))
-        // On the public listener the metrics need the API key; `server.admin_listen` serves them without.
-        .route("/metrics", get(metrics).route_layer(middleware::from_fn_with_state(state.clone(), require_api_key)))
+    let notify = notify.layer(RequestBodyLimitLayer::new(limits.notify_body_bytes));
+    // On the public listener the metrics need the API key; `server.admin_listen` serves them without.
+    let metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let (routes, _) =
+        OpenApiRouter::new().merge(merchant).merge(widget).merge(notify).merge(metrics).merge(open).split_for_parts();
+    routes
         .fallback(|| async { AppError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(middleware::from_fn(edge::json_errors))
         .layer(
@@ -78,7 +140,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The operations router of `server.admin_listen`: `/healthz` and `/metrics` without a key.
 pub fn admin_router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+    let (routes, _) = OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics)).split_for_parts();
+    routes.with_state(state)
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -176,6 +239,24 @@ where
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// Create a checkout session.
+///
+/// The amount is fixed here, server to server: the browser never sets it. Send the widget the session's `id`.
+/// With an `Idempotency-Key`, a repeat of the same request replays the first answer.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "merchant", security(("api_key" = [])),
+    params(IdempotencyKey),
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 201, description = "The new session.", body = Session),
+        (status = 400, description = "`invalid_amount`, `invalid_currency`, `invalid_request`, `method_not_available`, `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong API key.", body = ErrorBody),
+        (status = 409, description = "`invoice_in_use`, `idempotency_conflict`, `payment_in_progress`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`invalid_json`: send `Content-Type: application/json`.", body = ErrorBody),
+        (status = 422, description = "`invalid_json`: a field is missing or has the wrong type.", body = ErrorBody),
+    )
+)]
 async fn create_session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -195,12 +276,47 @@ async fn create_session(
     .await
 }
 
+/// Get a session with its payment, attempts and refunds.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}", tag = "merchant", security(("api_key" = [])),
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "The session.", body = Session),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+    )
+)]
 async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     let row = state.load_session(&id).await?;
     Ok(Json(state.merchant_view(row).await?).into_response())
 }
 
+/// Refund a paid bKash session, in full or in part.
+///
+/// The answer's status says where the refund stands: 201 completed, 202 pending (checked with bKash until it
+/// settles; `refund.succeeded` or `refund.failed` follows), 422 failed. With an `Idempotency-Key`, a repeat
+/// replays the first answer.
+#[utoipa::path(
+    post, path = "/v1/sessions/{id}/refunds", tag = "merchant", security(("api_key" = [])),
+    params(
+        ("id" = SessionId, Path, description = "Session id."),
+        IdempotencyKey,
+    ),
+    request_body = RefundRequest,
+    responses(
+        (status = 201, description = "Refunded.", body = Refund),
+        (status = 202, description = "Sent to bKash; the outcome is not known yet.", body = Refund),
+        (status = 400, description = "`invalid_amount`, `invalid_request`, `method_not_available` (not a bKash payment), `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 409, description = "`payment_not_found` (nothing paid to refund), `refund_exceeds_payment`, `idempotency_conflict`, `payment_in_progress`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`invalid_json`.", body = ErrorBody),
+        (status = 422, description = "bKash refused the refund: the failed refund (`status` `failed`, `failure_message`), or `refund_failed`; also `invalid_json` for a body of the wrong shape.", body = RefundOrError),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn create_refund(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -222,35 +338,108 @@ async fn create_refund(
     .await
 }
 
+/// Search a bKash transaction by its trxID (bKash's Search Transaction).
+#[utoipa::path(
+    get, path = "/v1/bkash/transactions/{trx_id}", tag = "merchant", security(("api_key" = [])),
+    params(("trx_id" = String, Path, description = "bKash trxID (letters and digits).")),
+    responses(
+        (status = 200, description = "What bKash knows of the transaction.", body = BkashTransaction),
+        (status = 400, description = "`invalid_request`: a malformed trxID.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 404, description = "`transaction_not_found`.", body = ErrorBody),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn search_transaction(State(state): State<AppState>, Path(trx_id): Path<String>) -> Result<Response, AppError> {
     Ok(Json(state.search_bkash(&trx_id).await?).into_response())
 }
 
+/// The public view of a session, for the widget.
+///
+/// No API key: the session id is the capability. No return URL, no payer details.
+#[utoipa::path(
+    get, path = "/v1/checkout/{id}", tag = "widget",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "The session as the customer may see it.", body = CheckoutView),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+    )
+)]
 async fn checkout_view(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     let view = state.checkout_view(&id).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
 }
 
+/// Start paying with bKash: creates a bKash payment; send the browser to `redirect_url`.
+#[utoipa::path(
+    post, path = "/v1/checkout/{id}/bkash", tag = "widget",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 201, description = "The attempt and bKash's page.", body = StartBkashResponse),
+        (status = 400, description = "`method_not_available`.", body = ErrorBody),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 409, description = "`session_already_paid`, `session_expired`, `session_canceled`, `payment_in_progress`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`; `Retry-After` says when to try again.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 502, description = "`provider_error`: bKash refused to create the payment.", body = ErrorBody),
+    )
+)]
 async fn start_bkash(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     Ok((StatusCode::CREATED, Json(state.start_bkash(&id).await?)).into_response())
 }
 
+/// Start paying with UPI: deep links for a phone's UPI apps, a QR code for a desktop, and the deadline.
+#[utoipa::path(
+    post, path = "/v1/checkout/{id}/upi", tag = "widget",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 201, description = "The attempt, its links and QR code.", body = StartUpiResponse),
+        (status = 400, description = "`method_not_available` (also when UPI is not configured).", body = ErrorBody),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 409, description = "`session_already_paid`, `session_expired`, `session_canceled`, `payment_in_progress`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`; `Retry-After` says when to try again.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn start_upi(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     Ok((StatusCode::CREATED, Json(state.start_upi(&id).await?)).into_response())
 }
 
+/// The customer cancels the pending payment; answers with the session's public view.
+#[utoipa::path(
+    post, path = "/v1/checkout/{id}/cancel", tag = "widget",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "The session after the cancel.", body = CheckoutView),
+        (status = 400, description = "`method_not_available`: UPI is not configured.", body = ErrorBody),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 409, description = "`nothing_to_cancel`, `session_already_paid`, `session_expired`, `session_canceled`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`; `Retry-After` says when to try again.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn cancel_checkout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_session_id(&id)?;
     state.cancel_checkout(&id).await?;
     Ok(Json(state.checkout_view(&id).await?).into_response())
 }
 
-/// Server-sent events: the session's public view each time it changes (event `session`), until it is final.
-/// At most `limits.streams_per_session` per session and `limits.streams_total` in all; each ends after
-/// `limits.stream_max_secs` (the widget then reconnects or polls).
+/// Server-sent events: the session's public view each time it changes, until it is final.
+///
+/// Each event is `event: session` with `data:` one `CheckoutView` as JSON. At most `limits.streams_per_session`
+/// streams per session and `limits.streams_total` in all; each ends after `limits.stream_max_secs` (the widget
+/// then reconnects or polls `GET /v1/checkout/{id}`).
+#[utoipa::path(
+    get, path = "/v1/checkout/{id}/events", tag = "widget",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "A stream of `session` events whose data is a `CheckoutView`.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many live streams; poll instead.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    )
+)]
 async fn checkout_events(
     State(state): State<AppState>,
     Extension(caps): Extension<Arc<StreamCaps>>,
@@ -299,6 +488,21 @@ async fn checkout_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// Bestin Pay's signed notification of a payin or payout (provider-facing, not for merchants).
+///
+/// Verified (RSA-SHA512 over the values as sent, bound to our merchant id) and deduplicated before it counts.
+#[utoipa::path(
+    post, path = "/v1/bestinpay/notify", tag = "provider",
+    request_body(content = Object, description = "Bestin Pay's notification, as Bestin Pay signs it."),
+    responses(
+        (status = 200, description = "Accepted (also for a duplicate).", content_type = "text/plain", body = String, example = "success"),
+        (status = 400, description = "`invalid_notification`: malformed.", body = ErrorBody),
+        (status = 401, description = "`invalid_notification`: the signature does not verify.", body = ErrorBody),
+        (status = 403, description = "`invalid_notification`: for another merchant.", body = ErrorBody),
+        (status = 404, description = "`invalid_notification` (an order we do not know) or `not_found` (UPI not configured).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+    )
+)]
 async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     use crate::payouts::NotifyRejection;
     match state.bestin_notification(&body).await {
@@ -327,6 +531,25 @@ async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -
     }
 }
 
+/// Send money to a UPI address (Bestin Pay payout).
+///
+/// `reference` makes it idempotent: repeating it returns the same payout with 200.
+#[utoipa::path(
+    post, path = "/v1/payouts", tag = "merchant", security(("api_key" = [])),
+    request_body = PayoutRequest,
+    responses(
+        (status = 200, description = "A payout with this reference already exists: that payout.", body = Payout),
+        (status = 201, description = "Created.", body = Payout),
+        (status = 202, description = "Sent; Bestin Pay's answer is not known yet (it is queried).", body = Payout),
+        (status = 400, description = "`invalid_amount`, `invalid_currency`, `invalid_request`, `method_not_available` (UPI not configured), `invalid_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict` (reference reused for another payout), `insufficient_balance`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`invalid_json`.", body = ErrorBody),
+        (status = 422, description = "Bestin Pay refused it (`insufficient_balance`, `provider_error`), or `invalid_json`.", body = ErrorBody),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn create_payout(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PayoutRequest>,
@@ -340,18 +563,68 @@ async fn create_payout(
     Ok((status, Json(payout)).into_response())
 }
 
+/// Get a payout.
+#[utoipa::path(
+    get, path = "/v1/payouts/{id}", tag = "merchant", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Payout id (`po_...`).")),
+    responses(
+        (status = 200, description = "The payout.", body = Payout),
+        (status = 400, description = "`method_not_available`: UPI is not configured.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 404, description = "`payout_not_found`.", body = ErrorBody),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn get_payout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     Ok(Json(state.get_payout(&id).await?).into_response())
 }
 
+/// Cancel a payout that has not been sent.
+#[utoipa::path(
+    post, path = "/v1/payouts/{id}/cancel", tag = "merchant", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Payout id (`po_...`).")),
+    responses(
+        (status = 200, description = "The payout, now `canceled` (or as it stands).", body = Payout),
+        (status = 400, description = "`method_not_available`: UPI is not configured.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 404, description = "`payout_not_found`.", body = ErrorBody),
+        (status = 409, description = "`nothing_to_cancel`.", body = ErrorBody),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn cancel_payout(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
     Ok(Json(state.cancel_payout(&id).await?).into_response())
 }
 
+/// The merchant's Bestin Pay balance (INR).
+#[utoipa::path(
+    get, path = "/v1/balance", tag = "merchant", security(("api_key" = [])),
+    responses(
+        (status = 200, description = "One entry per currency.", body = Vec<BalanceEntry>),
+        (status = 400, description = "`method_not_available`: UPI is not configured.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+        (status = 502, description = "`provider_error`.", body = ErrorBody),
+    )
+)]
 async fn balance(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(Json(state.balance().await?).into_response())
 }
 
+/// bKash's redirect of the customer's browser after its page (provider-facing, not for merchants).
+///
+/// Only `success` leads to Execute Payment; then the browser goes back to the merchant's `return_url`.
+#[utoipa::path(
+    get, path = "/v1/bkash/callback", tag = "provider",
+    params(
+        ("paymentID" = String, Query, description = "bKash paymentID (letters and digits, at most 64)."),
+        ("status" = String, Query, description = "`success`, `failure` or `cancel`."),
+    ),
+    responses(
+        (status = 303, description = "To the merchant's `return_url`, with the session id.", headers(("Location" = String, description = "Where the browser goes."))),
+        (status = 400, description = "`invalid_request`: missing or malformed `paymentID` or `status`.", body = ErrorBody),
+        (status = 404, description = "`payment_not_found`: an unknown paymentID.", body = ErrorBody),
+    )
+)]
 async fn bkash_callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, AppError> {
     // bKash adds signature and apiVersion too; neither can be verified, so only Execute/Query establish truth.
     let callback = edge::parse_callback_query(query.as_deref().unwrap_or_default())?;
@@ -359,17 +632,61 @@ async fn bkash_callback(State(state): State<AppState>, RawQuery(query): RawQuery
     Ok(Redirect::to(&to).into_response())
 }
 
+/// Health check: whether the store answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Serving.", body = Health),
+        (status = 503, description = "The store does not answer (`unavailable`).", body = Health),
+    )
+)]
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Ok(()) => Json(Health { status: HealthStatus::Ok }).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"}))).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: HealthStatus::Unavailable })).into_response()
         }
     }
 }
 
+/// `GET /healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Whether the store answers.
+    pub status: HealthStatus,
+}
+
+/// The state of `GET /healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Serving.
+    Ok,
+    /// The store does not answer.
+    Unavailable,
+}
+
+/// Prometheus metrics (OpenMetrics text).
+///
+/// On the public listener they need the API key; `server.admin_listen` serves them without.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", security(("api_key" = [])),
+    responses(
+        (status = 200, description = "OpenMetrics text.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
+}
+
+/// This API's description: an OpenAPI 3.1 document, webhooks included.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()).into_response()
 }

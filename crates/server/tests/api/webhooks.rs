@@ -12,7 +12,7 @@ const SECRET: &str = "whsec_test_0123456789abcdef";
 
 /// What the merchant's endpoint received: headers and parsed body, in order.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     received: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     /// Statuses to answer, in order; 200 once they run out.
     answers: Arc<Mutex<VecDeque<u16>>>,
@@ -20,7 +20,7 @@ struct Receiver {
 
 impl Receiver {
     /// Serves on 127.0.0.1:0; returns its URL.
-    async fn start(&self, answers: &[u16]) -> String {
+    pub(crate) async fn start(&self, answers: &[u16]) -> String {
         self.answers.lock().unwrap().extend(answers);
         let me = self.clone();
         let app = axum::Router::new().route(
@@ -45,7 +45,7 @@ impl Receiver {
     }
 
     /// Waits until `n` requests arrived (at most [`WAIT`]).
-    async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
         eventually(WAIT, || async {
             let received = self.received();
             if received.len() >= n {
@@ -72,7 +72,7 @@ impl TestApp {
     }
 }
 
-fn webhook(url: &str, retry_ms: u64, max_attempts: u32) -> WebhookSettings {
+pub(crate) fn webhook(url: &str, retry_ms: u64, max_attempts: u32) -> WebhookSettings {
     WebhookSettings {
         url: url.into(),
         secret: SECRET.into(),
