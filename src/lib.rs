@@ -98,6 +98,12 @@ mod exports {
         // it pulls in) out: it costs about 1 KB gzip, and a release panic aborts either way.
         #[cfg(debug_assertions)]
         console_error_panic_hook::set_once();
+        // `prefetch`: the loader's request for the session view (see `api::checkout_view`); not part of the
+        // documented options.
+        let prefetched = js_sys::Reflect::get(&options, &JsValue::from_str("prefetch"))
+            .ok()
+            .filter(|p| !p.is_undefined())
+            .map(|p| js_sys::Promise::resolve(&p));
         let options = <MountOptions as crate::decode::Decode>::decode(options)
             .ok_or_else(|| JsError::new("DeshPay: bad options: expected an object with the documented fields"))?;
         let (config, warnings) = Config::new(
@@ -118,6 +124,6 @@ mod exports {
             document.create_element("div").map_err(|_| JsError::new("no div"))?.unchecked_into();
         container.set_class_name("dp-root");
         root.append_child(&container).map_err(|_| JsError::new("cannot append to the shadow root"))?;
-        Ok(WidgetHandle { inner: Some(crate::ui::mount(config, host, container)) })
+        Ok(WidgetHandle { inner: Some(crate::ui::mount(config, host, container, prefetched)) })
     }
 }

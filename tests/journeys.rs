@@ -257,3 +257,27 @@ async fn bengali_texts_come_from_their_file_and_english_stands_in_when_it_cannot
     assert_eq!(lang.as_deref(), Some("en"), "the widget says it speaks English");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_session_is_read_once_and_beside_the_wasm_not_after_it() -> Result<()> {
+    let stack = Stack::start().await?;
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    browser.wait_for_text("Pay with bKash", WAIT).await?;
+    // The loader asks for the session view while the wasm downloads; the widget uses that answer instead of
+    // asking again once it has started (BENCHMARKS.md, "Page load to deshpay:ready").
+    let timing = browser
+        .client
+        .execute(
+            "const r = performance.getEntriesByType('resource'); \
+             const reads = r.filter((e) => e.name.endsWith('/v1/checkout/' + arguments[0])); \
+             const wasm = r.find((e) => e.name.includes('/deshpay_widget_bg.wasm')); \
+             return [reads.length, reads[0]?.startTime, wasm?.responseEnd];",
+            vec![Value::from(session.as_str())],
+        )
+        .await?;
+    let timing: Vec<f64> = timing.as_array().expect("array").iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+    assert_eq!(timing[0], 1.0, "one read of the session before the first screen: {timing:?}");
+    assert!(timing[1] < timing[2], "the session is requested before the wasm has arrived: {timing:?}");
+    Ok(())
+}

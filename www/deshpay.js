@@ -44,12 +44,18 @@ const texts = {}; // locale -> Promise of its texts (an array in the widget's ke
 function load() {
   glue ??= (async () => {
     if (typeof WebAssembly !== 'object') throw new Error('WebAssembly is not available');
-    // The wasm downloads while the glue does, not after it: they were one after the other (measured in
-    // BENCHMARKS.md, "Page load to deshpay:ready").
-    const wasm = fetch(WASM);
+    // The wasm downloads and compiles (as it streams in) while the glue downloads, not after it: the glue only
+    // instantiates the compiled module (BENCHMARKS.md, "Page load to deshpay:ready").
+    const wasm = fetch(WASM).then((response) => {
+      if (!response.ok) throw new Error(`HTTP ${response.status} for ${WASM}`);
+      // Streaming compilation needs the application/wasm type; a server that sends another gets the slow path.
+      return /^application\/wasm\b/.test(response.headers.get('content-type'))
+        ? WebAssembly.compileStreaming(response)
+        : response.arrayBuffer().then((bytes) => WebAssembly.compile(bytes));
+    });
     wasm.catch(() => {}); // reported by the await below, or moot when the glue cannot load
     const module = await import(GLUE);
-    await module.default({ module_or_path: wasm }); // compiles pkg/deshpay_widget_bg.wasm as it streams in
+    await module.default({ module_or_path: await wasm });
     return module;
   })().catch((error) => {
     glue = undefined; // a later mount may try again
@@ -135,6 +141,15 @@ export function mount(element, options = {}) {
       return [type, listener];
     });
   const { session, endpoint, strings, preview } = options;
+  // The widget's first request, the session view, is made now, beside the wasm's download, rather than once the
+  // wasm has started; the widget awaits this answer instead of asking (a failure is asked once more, as the widget
+  // would have asked a moment later). The URL is the one the widget builds (src/api.rs).
+  const id = typeof session === 'string' ? session.trim() : '';
+  const view = !preview && typeof endpoint === 'string' && /^cs_\w+$/.test(id)
+    ? `${endpoint.trim().replace(/\/+$/, '')}/v1/checkout/${id}`
+    : undefined;
+  const prefetch = view && fetch(view).catch(() => fetch(view));
+  prefetch?.catch(() => {}); // the widget reports it
   // Fetched beside the wasm, not after it; without them the widget speaks English rather than not at all.
   let locale = pickLocale(options.locale);
   const localeTexts = loadTexts(locale).catch((error) => {
@@ -148,7 +163,7 @@ export function mount(element, options = {}) {
     ([module, texts]) => {
       if (gone) return false;
       try {
-        widget = module.mount(host, root, { session, endpoint, theme, locale, strings, preview, texts });
+        widget = module.mount(host, root, { session, endpoint, theme, locale, strings, preview, texts, prefetch });
         return true;
       } catch (error) {
         console.error(error);

@@ -265,7 +265,7 @@ fn embed_page(session: &str, endpoint: &str, look: &Look, heading: &str, below: 
         html! {
             h1 { (heading) }
             p { "Order for session " code { (session) } }
-            script src="/events.js" {}
+            script src="/events.js" defer {}
             script type="module" src="/deshpay.js" data-session=(session) data-endpoint=(endpoint)
                 data-theme=[theme] data-locale=[locale] {}
             (below)
