@@ -243,12 +243,12 @@ pub async fn render(state: &AppState, raw_id: &str, headers: &HeaderMap) -> Resp
         },
         html! {
             h1 { (title) }
-            div#pay {}
+            div id="pay" {}
             script type="module" src="/pay/pkg/deshpay.js" data-session=(row.id.as_str()) data-endpoint=(endpoint)
                 data-theme=(theme) data-locale=(locale.as_str()) data-target="#pay" {}
             noscript { div.card { p.bad { (Word::NoScript.text(locale)) } } }
             @if let Some(url) = &row.success_url {
-                p#next.card.next hidden {
+                p id="next" class="card next" hidden {
                     a href=(url) { (fill(Word::Continue.text(locale), merchant)) }
                     br;
                     span.muted { (Word::RedirectNote.text(locale)) }
