@@ -94,7 +94,8 @@ async fn focused_name(browser: &Browser) -> Result<String> {
 /// Presses a key as the keyboard does (to whatever has focus).
 async fn press(browser: &Browser, key: Key) -> Result<()> {
     let key: char = key.into();
-    let actions = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    let actions =
+        KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
     browser.client.perform_actions(actions).await?;
     Ok(())
 }

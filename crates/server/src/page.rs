@@ -60,12 +60,8 @@ impl Word {
             (Word::NoScript, En) => {
                 "This payment page needs JavaScript. Turn it on, or open the link in your phone's browser."
             }
-            (Word::NoScript, Bn) => {
-                "এই পেমেন্ট পেজে JavaScript লাগে। এটি চালু করুন, অথবা লিংকটি আপনার ফোনের ব্রাউজারে খুলুন।"
-            }
-            (Word::NoScript, Hi) => {
-                "इस भुगतान पेज को JavaScript चाहिए। इसे चालू करें, या लिंक को अपने फ़ोन के ब्राउज़र में खोलें।"
-            }
+            (Word::NoScript, Bn) => "এই পেমেন্ট পেজে JavaScript লাগে। এটি চালু করুন, অথবা লিংকটি আপনার ফোনের ব্রাউজারে খুলুন।",
+            (Word::NoScript, Hi) => "इस भुगतान पेज को JavaScript चाहिए। इसे चालू करें, या लिंक को अपने फ़ोन के ब्राउज़र में खोलें।",
             (Word::Footer, En) => "Secure payment page of {merchant}, by DeshPay",
             (Word::Footer, Bn) => "{merchant}-এর নিরাপদ পেমেন্ট পেজ, DeshPay দ্বারা",
             (Word::Footer, Hi) => "{merchant} का सुरक्षित भुगतान पेज, DeshPay द्वारा",
@@ -126,7 +122,11 @@ fn pick_locale(session: Option<&str>, headers: &HeaderMap) -> Locale {
         return locale;
     }
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    accept.split(',').filter_map(|tag| Locale::parse(tag.split(';').next().unwrap_or_default())).next().unwrap_or_default()
+    accept
+        .split(',')
+        .filter_map(|tag| Locale::parse(tag.split(';').next().unwrap_or_default()))
+        .next()
+        .unwrap_or_default()
 }
 
 fn fill(text: &str, merchant: &str) -> String {
@@ -208,14 +208,7 @@ pub async fn render(state: &AppState, raw_id: &str, headers: &HeaderMap) -> Resp
     let locale = pick_locale(row.page_locale.as_deref(), headers);
     let theme = row.page_theme.as_deref().filter(|t| PAGE_THEMES.contains(t)).unwrap_or("light");
     let status = |key: Key, body: Key| {
-        notice(
-            StatusCode::GONE,
-            locale,
-            theme,
-            merchant,
-            key.text(locale),
-            &fill(body.text(locale), merchant),
-        )
+        notice(StatusCode::GONE, locale, theme, merchant, key.text(locale), &fill(body.text(locale), merchant))
     };
     match row.status {
         SessionStatus::Expired => return status(Key::SessionExpired, Key::SessionExpiredBody),
@@ -261,13 +254,7 @@ pub async fn render(state: &AppState, raw_id: &str, headers: &HeaderMap) -> Resp
 }
 
 /// The receipt of a paid session.
-fn paid(
-    locale: Locale,
-    theme: &str,
-    merchant: &str,
-    row: &crate::store::SessionRow,
-    trx_id: Option<&str>,
-) -> Response {
+fn paid(locale: Locale, theme: &str, merchant: &str, row: &crate::store::SessionRow, trx_id: Option<&str>) -> Response {
     let heading = Key::Success.text(locale);
     let amount = deshpay_widget::money::format(row.amount.minor(), row.amount.currency(), locale);
     let refresh = row.success_url.as_ref().map(|url| format!("{SUCCESS_REDIRECT_SECS};url={url}"));

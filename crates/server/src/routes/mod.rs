@@ -751,7 +751,8 @@ async fn pay_qr(State(state): State<AppState>, Path(id): Path<String>) -> Result
         SessionStatus::Open | SessionStatus::Paid => {}
     }
     let url = crate::sessions::page_url(&state.public_url, &row.id);
-    let svg = crate::page::qr_svg(&url).ok_or_else(|| AppError::internal(anyhow::anyhow!("the page URL does not fit a QR code")))?;
+    let svg = crate::page::qr_svg(&url)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the page URL does not fit a QR code")))?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),

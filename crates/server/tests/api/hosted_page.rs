@@ -196,7 +196,9 @@ async fn a_payment_link_lives_seven_days_by_default_and_at_most() {
     let app = spawn_app().await;
     let link = app.created(json!({"link": true})).await;
     let lifetime = |s: &Value| {
-        let t = |f: &str| time::OffsetDateTime::parse(s[f].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let t = |f: &str| {
+            time::OffsetDateTime::parse(s[f].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+        };
         (t("expires_at") - t("created_at")).whole_seconds()
     };
     assert_eq!(lifetime(&link), 7 * 86_400);
@@ -246,7 +248,8 @@ async fn success_url_theme_and_locale_are_checked() {
         let error: Value = r.json().await.unwrap();
         assert_eq!(error["error"]["code"], "invalid_request", "{bad}: {error}");
     }
-    for good in ["https://shop.example/thanks", "http://localhost:3000/ok", "http://127.0.0.1/ok", "http://[::1]:8080/"] {
+    for good in ["https://shop.example/thanks", "http://localhost:3000/ok", "http://127.0.0.1/ok", "http://[::1]:8080/"]
+    {
         let s = app.created(json!({"link": true, "success_url": good})).await;
         assert_eq!(s["success_url"], good);
     }
