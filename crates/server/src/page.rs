@@ -4,7 +4,8 @@
 //!
 //! Server-rendered (maud). An open session gets the same widget as a merchant page (the loader and `pkg/` from
 //! `server.widget_dir`, served precompressed at `GET /pay/pkg/{file}`) with the session's theme and language; a
-//! paid one its receipt and, with `success_url`, a link there (followed after a few seconds); an expired or
+//! paid one its receipt and, with `success_url`, a link there (never an automatic redirect, which would be a
+//! time limit the customer cannot stop, WCAG 2.2.1); an expired or
 //! cancelled one a 410 page, an unknown id a 404 page. The page shows only what the widget API shows anyone who
 //! holds the session id (merchant name, amount, invoice, description, transaction id), never the merchant's
 //! return URL, attempts' provider messages or anything secret. It runs under a strict Content-Security-Policy:
@@ -22,9 +23,6 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
-/// Seconds the paid page waits before it follows `success_url`.
-pub const SUCCESS_REDIRECT_SECS: u32 = 5;
-
 /// The page's own words (the outcome headings and bodies are the widget's: [`Key`]).
 #[derive(Debug, Clone, Copy)]
 enum Word {
@@ -32,8 +30,6 @@ enum Word {
     Title,
     /// The link to `success_url`; `{merchant}`.
     Continue,
-    /// Below it.
-    RedirectNote,
     /// Without JavaScript.
     NoScript,
     /// The footer; `{merchant}`.
@@ -54,9 +50,6 @@ impl Word {
             (Word::Continue, En) => "Continue to {merchant}",
             (Word::Continue, Bn) => "{merchant}-এ ফিরে যান",
             (Word::Continue, Hi) => "{merchant} पर वापस जाएँ",
-            (Word::RedirectNote, En) => "You will be taken there in a few seconds.",
-            (Word::RedirectNote, Bn) => "কয়েক সেকেন্ডের মধ্যে আপনাকে সেখানে নিয়ে যাওয়া হবে।",
-            (Word::RedirectNote, Hi) => "कुछ ही सेकंड में आपको वहाँ ले जाया जाएगा।",
             (Word::NoScript, En) => {
                 "This payment page needs JavaScript. Turn it on, or open the link in your phone's browser."
             }
@@ -97,9 +90,9 @@ footer{font-size:.875rem;color:var(--muted);text-align:center}\
 .next{font-size:1.125rem}";
 
 /// The page's one script: after a payment on this page (the widget's `deshpay:success`), shows the link to
-/// `success_url` and follows it a few seconds later.
+/// `success_url`.
 const SCRIPT: &str = "addEventListener('deshpay:success',()=>{const n=document.getElementById('next');\
-if(!n)return;n.hidden=false;setTimeout(()=>location.assign(n.querySelector('a').href),5000)});";
+if(n)n.hidden=false});";
 
 fn sha256_source(text: &str) -> String {
     format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes())))
@@ -243,8 +236,6 @@ pub async fn render(state: &AppState, raw_id: &str, headers: &HeaderMap) -> Resp
             @if let Some(url) = &row.success_url {
                 p id="next" class="card next" hidden {
                     a href=(url) { (fill(Word::Continue.text(locale), merchant)) }
-                    br;
-                    span.muted { (Word::RedirectNote.text(locale)) }
                 }
             }
             footer { (fill(Word::Footer.text(locale), merchant)) }
@@ -257,15 +248,11 @@ pub async fn render(state: &AppState, raw_id: &str, headers: &HeaderMap) -> Resp
 fn paid(locale: Locale, theme: &str, merchant: &str, row: &crate::store::SessionRow, trx_id: Option<&str>) -> Response {
     let heading = Key::Success.text(locale);
     let amount = deshpay_widget::money::format(row.amount.minor(), row.amount.currency(), locale);
-    let refresh = row.success_url.as_ref().map(|url| format!("{SUCCESS_REDIRECT_SECS};url={url}"));
     let markup = layout(
         locale,
         theme,
         heading,
         html! {
-            @if let Some(refresh) = &refresh {
-                meta http-equiv="refresh" content=(refresh);
-            }
         },
         html! {
             div.card {
@@ -279,8 +266,6 @@ fn paid(locale: Locale, theme: &str, merchant: &str, row: &crate::store::Session
             @if let Some(url) = &row.success_url {
                 p.card.next {
                     a href=(url) { (fill(Word::Continue.text(locale), merchant)) }
-                    br;
-                    span.muted { (Word::RedirectNote.text(locale)) }
                 }
             }
             footer { (fill(Word::Footer.text(locale), merchant)) }

@@ -712,7 +712,7 @@ async fn openapi_json() -> Response {
 ///
 /// Server-rendered HTML in the session's language (`locale`, else the browser's `Accept-Language`) and theme:
 /// an open session shows the widget (loaded from `/pay/pkg/`), a paid one its receipt and the link to
-/// `success_url` (followed after 5 seconds), an expired or cancelled one says so (410), an unknown id 404.
+/// `success_url`, an expired or cancelled one says so (410), an unknown id 404.
 /// Strict Content-Security-Policy, `no-store`, no referrer, not framable.
 #[utoipa::path(
     get, path = "/pay/{id}", tag = "page",
