@@ -78,6 +78,7 @@ body{margin:0;min-height:100vh;font:16px/1.5 system-ui,-apple-system,'Segoe UI',
 .high-contrast{--bg:#000;--card:#000;--text:#fff;--muted:#fff;--link:#ffff00;--ok:#fff;--bad:#fff}\
 main{max-width:480px;margin:0 auto;padding:24px 16px}\
 h1{font-size:1.25rem;margin:0 0 16px}\
+#pay{display:block;margin-bottom:16px}\
 .card{background:var(--card);border-radius:12px;padding:20px;margin-bottom:16px}\
 .high-contrast .card{border:2px solid #fff}\
 .muted{color:var(--muted)}\
@@ -252,8 +253,7 @@ fn paid(locale: Locale, theme: &str, merchant: &str, row: &crate::store::Session
         locale,
         theme,
         heading,
-        html! {
-        },
+        html! {},
         html! {
             div.card {
                 h1.ok { (heading) }
