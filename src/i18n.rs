@@ -444,14 +444,16 @@ pub fn table(locale: Locale) -> Vec<&'static str> {
     Key::ALL.iter().map(|k| k.text(locale)).collect()
 }
 
-/// What the loader (`www/deshpay.js`) shows in place of the widget when it cannot start. English is in the
-/// loader itself; Bengali and Hindi come last in their texts file (`cargo xtask build`), so an English page does
-/// not download them.
+/// What the loader (`www/deshpay.js`) shows in place of the widget when it cannot start, then after a newline
+/// the text of its link to the hosted payment page. English is in the loader itself; Bengali and Hindi come last
+/// in their texts file (`cargo xtask build`), so an English page does not download them.
 pub fn loader_fallback(locale: Locale) -> &'static str {
     match locale {
-        Locale::En => "The payment form could not load. Please refresh the page or contact the seller.",
-        Locale::Bn => "পেমেন্ট ফর্মটি লোড হয়নি। পেজটি রিফ্রেশ করুন অথবা বিক্রেতার সাথে যোগাযোগ করুন।",
-        Locale::Hi => "भुगतान फ़ॉर्म लोड नहीं हो सका। कृपया पेज रीफ़्रेश करें या विक्रेता से संपर्क करें।",
+        Locale::En => {
+            "The payment form could not load. Please refresh the page or contact the seller.\nContinue on a secure payment page"
+        }
+        Locale::Bn => "পেমেন্ট ফর্মটি লোড হয়নি। পেজটি রিফ্রেশ করুন অথবা বিক্রেতার সাথে যোগাযোগ করুন।\nনিরাপদ পেমেন্ট পেজে চালিয়ে যান",
+        Locale::Hi => "भुगतान फ़ॉर्म लोड नहीं हो सका। कृपया पेज रीफ़्रेश करें या विक्रेता से संपर्क करें।\nसुरक्षित भुगतान पेज पर जारी रखें",
     }
 }
 

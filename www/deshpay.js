@@ -33,9 +33,10 @@ const COLORS = {
   primary: 'primary', onPrimary: 'on-primary', 'on-primary': 'on-primary', bg: 'bg', background: 'bg', text: 'text',
   muted: 'muted', border: 'border', error: 'error', success: 'success', focus: 'focus',
 };
-// Shown when the widget cannot start, in the language it would have spoken (it cannot say this itself). Bengali
-// and Hindi come last in their texts file (loadTexts), so that English pages do not download them.
-const FALLBACK = { en: 'The payment form could not load. Please refresh the page or contact the seller.' };
+// Shown when the widget cannot start, in the language it would have spoken (it cannot say this itself), then
+// (after a newline) the link to the hosted payment page. Bengali and Hindi come last in their texts file
+// (loadTexts), so that English pages do not download them.
+const FALLBACK = { en: 'The payment form could not load. Please refresh the page or contact the seller.\nContinue on a secure payment page' };
 const HANDLE = Symbol('deshpay');
 
 let glue; // Promise of the initialised wasm-bindgen module, shared by every widget on the page.
@@ -108,14 +109,24 @@ function applyTheme(host, theme) {
   return [theme.base, set];
 }
 
-function fallback(host, root, session, reason, locale) {
+function fallback(host, root, session, reason, locale, endpoint) {
   const box = document.createElement('div');
   box.setAttribute('role', 'alert');
   box.lang = locale;
-  box.textContent = FALLBACK[locale] ?? FALLBACK.en;
+  const [text, label] = (FALLBACK[locale] ?? FALLBACK.en).split('\n');
+  box.textContent = text;
   // CSSOM, not a style attribute: allowed by a strict CSP.
-  for (const [k, v] of Object.entries({ padding: '16px', border: '1px solid #b3261e', 'border-radius': '8px', color: '#1a1a1a', background: '#fff', font: '16px/1.5 system-ui, sans-serif' })) {
-    box.style.setProperty(k, v);
+  const css = (el, props) => { for (const [k, v] of Object.entries(props)) el.style.setProperty(k, v); };
+  css(box, { padding: '16px', border: '1px solid #b3261e', 'border-radius': '8px', color: '#1a1a1a', background: '#fff', font: '16px/1.5 system-ui, sans-serif' });
+  // Without WebAssembly here (an in-app browser, the page's CSP), the same payment on the backend's hosted page
+  // (GET /pay/{id}), unless this is that page.
+  const page = /^cs_\w+$/.test(session) && /^https?:\/\//.test(endpoint) && `${endpoint.replace(/\/+$/, '')}/pay/${session}`;
+  if (reason === 'wasm_unavailable' && page && page !== location.origin + location.pathname) {
+    const link = document.createElement('a');
+    link.href = page;
+    link.textContent = label;
+    css(link, { display: 'block', 'margin-top': '8px', color: '#0b57d0', 'font-weight': '600' });
+    box.append(link);
   }
   root.replaceChildren(box);
   const detail = { session, reason };
@@ -175,7 +186,7 @@ export function mount(element, options = {}) {
     (error) => localeTexts.then(() => {
       if (gone) return false;
       console.error('DeshPay: WebAssembly could not start:', error);
-      fallback(host, root, session, 'wasm_unavailable', locale);
+      fallback(host, root, session, 'wasm_unavailable', locale, endpoint);
       return false;
     }),
   );

@@ -74,6 +74,7 @@ impl Stack {
                 listen: "127.0.0.1:0".into(),
                 public_url: None,
                 allowed_origins: vec![shop_origin.clone()],
+                widget_dir: Some(pkg.clone()),
             },
             database: DatabaseSettings {
                 url: format!("sqlite://{}", db.path().join("e2e.db").display()),
@@ -253,6 +254,19 @@ impl Browser {
     /// # Errors
     /// When chromedriver or Chromium is missing or does not start.
     pub async fn start(device: Device) -> Result<Browser> {
+        Self::launch(device, None).await
+    }
+
+    /// Starts a phone (Pixel 7's screen, touch) whose browser says it is `user_agent`, e.g. an app's in-app
+    /// browser (Facebook's, Instagram's, WhatsApp's): what a headless Chromium can show of them.
+    ///
+    /// # Errors
+    /// When chromedriver or Chromium is missing or does not start.
+    pub async fn start_as(user_agent: &str) -> Result<Browser> {
+        Self::launch(Device::Phone, Some(user_agent)).await
+    }
+
+    async fn launch(device: Device, user_agent: Option<&str>) -> Result<Browser> {
         let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         if !PathBuf::from(&chromedriver).exists() || !PathBuf::from(&chromium).exists() {
@@ -275,8 +289,15 @@ impl Browser {
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         });
-        if device == Device::Phone {
-            options["mobileEmulation"] = json!({"deviceName": "Pixel 7"});
+        match (device, user_agent) {
+            (Device::Phone, Some(ua)) => {
+                options["mobileEmulation"] = json!({
+                    "deviceMetrics": {"width": 412, "height": 915, "pixelRatio": 2.625, "touch": true, "mobile": true},
+                    "userAgent": ua,
+                });
+            }
+            (Device::Phone, None) => options["mobileEmulation"] = json!({"deviceName": "Pixel 7"}),
+            (Device::Desktop, _) => {}
         }
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), options);

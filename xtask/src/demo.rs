@@ -77,6 +77,7 @@ fn write_config(ports: Ports) -> Result<PathBuf> {
 [server]
 listen = "127.0.0.1:{backend}"
 allowed_origins = ["http://127.0.0.1:{shop}", "http://localhost:{shop}"]
+widget_dir = "{pkg}"
 
 [database]
 url = "sqlite://{db}"
@@ -111,6 +112,7 @@ retry_ms = 2000
         shop = ports.shop,
         sandbox = ports.sandbox,
         db = dir.join("deshpay.db").display(),
+        pkg = root().join("pkg").display(),
         key = DEMO_API_KEY,
         bestin_key = bestin_key.trim_end(),
         webhook_secret = DEMO_WEBHOOK_SECRET,

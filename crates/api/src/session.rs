@@ -112,8 +112,11 @@ pub struct CreateSessionRequest {
     pub currency: String,
     /// The merchant's order reference, unique per merchant; sent to bKash as merchantInvoiceNumber.
     pub invoice: String,
-    /// Where the customer's browser returns after the provider's page (http or https URL).
-    pub return_url: String,
+    /// Where the customer's browser returns after the provider's page (http or https URL). Without it the
+    /// customer comes back to the session's hosted payment page (`url`), which shows the outcome; a payment
+    /// link (`link: true`) has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
     /// Methods offered, e.g. `["bkash"]`; defaults to every method of the currency.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Method>))]
@@ -121,9 +124,24 @@ pub struct CreateSessionRequest {
     /// Shown to the customer.
     #[serde(default)]
     pub description: Option<String>,
-    /// Lifetime in seconds (60 to 86400; default 1800).
+    /// Lifetime in seconds: 60 to 86400 (default `merchant.session_ttl_secs`, 1800); for a payment link 60 to
+    /// 604800 (7 days, the default).
     #[serde(default)]
     pub expires_in: Option<u32>,
+    /// A payment link: a session to send as a URL (chat, e-mail, a QR code at the counter), paid on its hosted
+    /// page `url`; longer lifetime, no `return_url`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub link: bool,
+    /// The hosted page's theme: `light` (default), `dark`, `bkash` or `high-contrast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
+    /// The hosted page's language: `en`, `bn` or `hi` (default: the customer's browser language).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Where the hosted page sends the customer after a successful payment (https; http only to
+    /// 127.0.0.1/localhost in the sandbox environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_url: Option<String>,
 }
 
 /// The completed payment of a session.
@@ -169,8 +187,23 @@ pub struct Session {
     /// Description for the customer.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub description: Option<String>,
-    /// Return URL.
-    pub return_url: String,
+    /// The merchant's return URL; `null` when the customer returns to the hosted page (`url`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub return_url: Option<String>,
+    /// The session's hosted payment page, `GET /pay/{id}` on the backend's origin: payable with no merchant
+    /// page at all (send it, or show `{url}/qr.svg`).
+    pub url: String,
+    /// Whether this is a payment link.
+    pub link: bool,
+    /// The hosted page's theme, as created.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub theme: Option<String>,
+    /// The hosted page's language, as created.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub locale: Option<String>,
+    /// Where the hosted page sends the customer after a successful payment.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub success_url: Option<String>,
     /// Creation time.
     #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
     pub created_at: String,

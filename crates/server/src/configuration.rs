@@ -181,6 +181,11 @@ pub struct ServerSettings {
     /// Origins allowed to call the widget API from a browser (CORS), e.g. ["https://shop.example"].
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// The built widget package (`cargo xtask build` writes `pkg/`), which the hosted payment page
+    /// (`GET /pay/{id}`) loads from `GET /pay/pkg/{file}`, precompressed files included. Default `pkg`
+    /// (relative to the working directory).
+    #[serde(default)]
+    pub widget_dir: Option<std::path::PathBuf>,
 }
 
 /// `[database]`.

@@ -267,6 +267,32 @@ pub fn check_return_url(url: &str, max_chars: usize, production: bool) -> Result
     Ok(())
 }
 
+/// Checks a session's `success_url`, where the hosted page sends the customer after paying: at most
+/// `max_chars`, an absolute https URL without user info; plain http only to the machine itself
+/// (`127.0.0.1`, `localhost`, `[::1]`) and never in production.
+///
+/// # Errors
+/// 400 `invalid_request` naming the rule.
+pub fn check_success_url(url: &str, max_chars: usize, production: bool) -> Result<(), AppError> {
+    let refuse = |why: &str| Err(AppError::bad_request(ErrorCode::InvalidRequest, format!("success_url {why}")));
+    if url.chars().count() > max_chars {
+        return refuse(&format!("is longer than {max_chars} characters"));
+    }
+    let Ok(parsed) = url::Url::parse(url) else {
+        return refuse("must be an absolute https:// URL");
+    };
+    if parsed.host_str().is_none_or(str::is_empty) || !parsed.username().is_empty() || parsed.password().is_some() {
+        return refuse("must be an absolute https:// URL with a host and no user name or password");
+    }
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback && !production => Ok(()),
+        "http" if loopback => refuse("must be an https:// URL in production"),
+        _ => refuse("must be an https:// URL (http:// only to 127.0.0.1 or localhost in the sandbox)"),
+    }
+}
+
 /// What bKash's redirect to `GET /v1/bkash/callback` carries that the backend uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackQuery {

@@ -104,9 +104,17 @@ pub fn merchant_json(data: &[u8]) -> bool {
     let mut decoded = false;
     if let Ok(session) = serde_json::from_slice::<CreateSessionRequest>(data) {
         let _ = Money::parse(&session.amount, Currency::Bdt);
-        if crate::edge::check_return_url(&session.return_url, 2048, true).is_ok() {
-            assert!(session.return_url.chars().count() <= 2048);
-            assert!(session.return_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")));
+        if let Some(url) = &session.return_url
+            && crate::edge::check_return_url(url, 2048, true).is_ok()
+        {
+            assert!(url.chars().count() <= 2048);
+            assert!(url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")));
+        }
+        if let Some(url) = &session.success_url
+            && crate::edge::check_success_url(url, 2048, true).is_ok()
+        {
+            assert!(url.chars().count() <= 2048);
+            assert!(url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")));
         }
         let _ = serde_json::to_string(&session).expect("a decoded request encodes");
         decoded = true;

@@ -15,6 +15,7 @@ pub mod fuzz_checks;
 pub mod ids;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod payments;
 pub mod payouts;
 pub mod preflight;

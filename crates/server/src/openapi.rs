@@ -37,6 +37,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "merchant", description = "The merchant's server: sessions, refunds, bKash search, UPI payouts and balance."),
         (name = "widget", description = "The widget in the customer's browser (CORS to the merchant's origins)."),
         (name = "provider", description = "Called by bKash and Bestin Pay, not by merchants."),
+        (name = "page", description = "The hosted payment page in the customer's browser: `GET /pay/{id}` (the session's `url`), its QR code and the widget's files it loads."),
         (name = "operations", description = "Health, metrics and this document."),
         (name = "webhooks", description = "Sent by DeshPay to the merchant's `webhook.url`."),
     )

@@ -69,7 +69,22 @@ fn invalid(message: impl Into<String>) -> CreateError {
     CreateError::Invalid(message.into())
 }
 
-/// Validates a create request into a session row.
+/// The hosted page's themes (the widget's presets).
+pub const PAGE_THEMES: [&str; 4] = ["light", "dark", "bkash", "high-contrast"];
+/// The hosted page's languages (the widget's).
+pub const PAGE_LOCALES: [&str; 3] = ["en", "bn", "hi"];
+/// The longest lifetime of a session (seconds).
+pub const MAX_SESSION_SECS: u32 = 86_400;
+/// The longest lifetime of a payment link, and its default (seconds): 7 days.
+pub const MAX_LINK_SECS: u32 = 7 * 86_400;
+
+/// The hosted payment page of a session: `{public_url}/pay/{id}`.
+pub fn page_url(public_url: &str, id: &SessionId) -> String {
+    format!("{}/pay/{id}", public_url.trim_end_matches('/'))
+}
+
+/// Validates a create request into a session row; `public_url` is the backend's own origin (a session without a
+/// return URL returns to its hosted page there).
 ///
 /// # Errors
 /// A typed 400 for every field that is wrong.
@@ -78,6 +93,7 @@ pub fn validate_new_session(
     now: i64,
     default_ttl: u32,
     upi_enabled: bool,
+    public_url: &str,
 ) -> Result<SessionRow, CreateError> {
     let currency: Currency =
         req.currency.parse().map_err(|e: deshpay_api::MoneyError| CreateError::InvalidCurrency(e.to_string()))?;
@@ -89,10 +105,18 @@ pub fn validate_new_session(
     if invoice.is_empty() || invoice.chars().count() > 255 || invoice.contains(['<', '>', '&']) {
         return Err(invalid("invoice must be 1 to 255 characters without < > &"));
     }
-    let return_url = url::Url::parse(&req.return_url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| invalid("return_url must be an absolute http or https URL"))?;
+    if req.link && req.return_url.is_some() {
+        return Err(invalid("a payment link has no return_url: the customer stays on its page (use success_url)"));
+    }
+    let return_url = match &req.return_url {
+        Some(url) => Some(
+            url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| invalid("return_url must be an absolute http or https URL"))?,
+        ),
+        None => None,
+    };
     let mut methods = Vec::new();
     for name in &req.methods {
         let method = Method::parse(name).ok_or_else(|| invalid(format!("unknown method {name:?} (bkash or upi)")))?;
@@ -116,16 +140,36 @@ pub fn validate_new_session(
     if req.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
         return Err(invalid("description must be at most 500 characters"));
     }
-    let ttl = req.expires_in.unwrap_or(default_ttl);
-    if !(60..=86_400).contains(&ttl) {
-        return Err(invalid("expires_in must be between 60 and 86400 seconds"));
+    let (ttl, max) = if req.link {
+        (req.expires_in.unwrap_or(MAX_LINK_SECS), MAX_LINK_SECS)
+    } else {
+        (req.expires_in.unwrap_or(default_ttl), MAX_SESSION_SECS)
+    };
+    if !(60..=max).contains(&ttl) {
+        return Err(invalid(format!(
+            "expires_in must be between 60 and {max} seconds{}",
+            if req.link { " for a payment link" } else { "" }
+        )));
     }
+    if let Some(theme) = req.theme.as_deref().filter(|t| !PAGE_THEMES.contains(t)) {
+        return Err(invalid(format!("unknown theme {theme:?} (light, dark, bkash or high-contrast)")));
+    }
+    if let Some(locale) = req.locale.as_deref().filter(|l| !PAGE_LOCALES.contains(l)) {
+        return Err(invalid(format!("unknown locale {locale:?} (en, bn or hi)")));
+    }
+    let id = ids::session_id();
+    let hosted_return = return_url.is_none();
     Ok(SessionRow {
-        id: ids::session_id(),
+        return_url: return_url.map_or_else(|| page_url(public_url, &id), |u| u.to_string()),
+        id,
         amount,
         invoice: invoice.to_owned(),
         description: req.description.clone().filter(|d| !d.trim().is_empty()),
-        return_url: return_url.to_string(),
+        hosted_return,
+        link: req.link,
+        page_theme: req.theme.clone(),
+        page_locale: req.locale.clone(),
+        success_url: req.success_url.clone(),
         methods,
         status: SessionStatus::Open,
         paid_attempt_id: None,
@@ -136,6 +180,7 @@ pub fn validate_new_session(
 
 /// The merchant's view of a session from its rows.
 fn session_view(
+    public_url: &str,
     row: SessionRow,
     payment: Option<Payment>,
     refunds: Vec<RefundRow>,
@@ -157,7 +202,12 @@ fn session_view(
         invoice: row.invoice,
         methods: row.methods,
         description: row.description,
-        return_url: row.return_url,
+        url: page_url(public_url, &row.id),
+        return_url: if row.hosted_return { None } else { Some(row.return_url) },
+        link: row.link,
+        theme: row.page_theme,
+        locale: row.page_locale,
+        success_url: row.success_url,
         created_at: rfc3339(row.created_at),
         expires_at: rfc3339(row.expires_at),
         payment,
@@ -187,8 +237,13 @@ impl AppState {
     /// Validation errors, `invoice_in_use`, or internal.
     pub async fn create_session(&self, req: &CreateSessionRequest) -> Result<Session, CreateError> {
         let now = self.clock.now_ms();
-        let row =
-            validate_new_session(req, now, self.settings.merchant.session_ttl_secs, self.providers.bestin.is_some())?;
+        let row = validate_new_session(
+            req,
+            now,
+            self.settings.merchant.session_ttl_secs,
+            self.providers.bestin.is_some(),
+            &self.public_url,
+        )?;
         if let Some(existing) = self.store.insert_session_for_invoice(&row, now).await? {
             return Err(CreateError::InvoiceInUse(format!(
                 "invoice {} already has session {} ({})",
@@ -199,7 +254,7 @@ impl AppState {
         }
         tracing::info!(session = %row.id, amount = %row.amount, "session created");
         // Just written: no payment, refund or attempt to read back yet.
-        Ok(session_view(row, None, Vec::new(), Vec::new())?)
+        Ok(session_view(&self.public_url, row, None, Vec::new(), Vec::new())?)
     }
 
     /// Loads a session, applying lazy expiry.
@@ -244,7 +299,7 @@ impl AppState {
         };
         let refunds = self.store.refunds(&row.id).await?;
         let attempts = self.store.attempts_of(&row.id).await?.iter().map(attempt_record).collect();
-        session_view(row, payment, refunds, attempts)
+        session_view(&self.public_url, row, payment, refunds, attempts)
     }
 
     /// The widget's view: no return URL, no payer details.

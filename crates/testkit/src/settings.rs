@@ -23,6 +23,7 @@ pub fn sandbox_settings(sandbox: &Sandbox, db_url: &str) -> Settings {
             listen: "127.0.0.1:0".into(),
             public_url: None,
             allowed_origins: vec!["http://shop.test".into()],
+            widget_dir: None,
         },
         database: DatabaseSettings { url: db_url.into(), max_connections: 8 },
         limits: LimitSettings::default(),

@@ -48,6 +48,8 @@ pub struct Routes {
     pub metrics: OpenApiRouter<AppState>,
     /// Everything else: bKash's callback, the health check, this API's description.
     pub open: OpenApiRouter<AppState>,
+    /// The hosted payment page, its QR code and the widget's files it loads (public, same origin).
+    pub page: OpenApiRouter<AppState>,
 }
 
 impl Routes {
@@ -74,12 +76,16 @@ impl Routes {
                 .routes(routes!(bkash_callback))
                 .routes(routes!(healthz))
                 .routes(routes!(openapi_json)),
+            page: OpenApiRouter::new()
+                .routes(routes!(pay_page))
+                .routes(routes!(pay_qr))
+                .routes(routes!(pay_widget_file)),
         }
     }
 
     /// The paths and operations of every group (merged into `base`, which carries the rest of the document).
     pub fn into_openapi(self, base: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-        let Routes { merchant, widget_actions, widget, notify, metrics, open } = self;
+        let Routes { merchant, widget_actions, widget, notify, metrics, open, page } = self;
         OpenApiRouter::with_openapi(base)
             .merge(merchant)
             .merge(widget_actions)
@@ -87,6 +93,7 @@ impl Routes {
             .merge(notify)
             .merge(metrics)
             .merge(open)
+            .merge(page)
             .into_openapi()
     }
 }
@@ -107,7 +114,7 @@ impl Default for Routes {
 /// per-IP limit reads the peer address).
 pub fn router(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
-    let Routes { merchant, widget_actions, widget, notify, metrics, open } = Routes::new();
+    let Routes { merchant, widget_actions, widget, notify, metrics, open, page } = Routes::new();
     let merchant = merchant
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key))
         .layer(RequestBodyLimitLayer::new(limits.merchant_body_bytes));
@@ -122,8 +129,14 @@ pub fn router(state: AppState) -> Router {
     let notify = notify.layer(RequestBodyLimitLayer::new(limits.notify_body_bytes));
     // On the public listener the metrics need the API key; `server.admin_listen` serves them without.
     let metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    let (routes, _) =
-        OpenApiRouter::new().merge(merchant).merge(widget).merge(notify).merge(metrics).merge(open).split_for_parts();
+    let (routes, _) = OpenApiRouter::new()
+        .merge(merchant)
+        .merge(widget)
+        .merge(notify)
+        .merge(metrics)
+        .merge(open)
+        .merge(page)
+        .split_for_parts();
     routes
         .fallback(|| async { AppError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(middleware::from_fn(edge::json_errors))
@@ -263,7 +276,11 @@ async fn create_session(
     ApiJson(req): ApiJson<CreateSessionRequest>,
 ) -> Response {
     let production = state.settings.server.environment == crate::configuration::Environment::Production;
-    if let Err(e) = edge::check_return_url(&req.return_url, state.settings.limits.return_url_max_chars, production) {
+    let max = state.settings.limits.return_url_max_chars;
+    if let Some(Err(e)) = req.return_url.as_deref().map(|url| edge::check_return_url(url, max, production)) {
+        return e.into_response();
+    }
+    if let Some(Err(e)) = req.success_url.as_deref().map(|url| edge::check_success_url(url, max, production)) {
         return e.into_response();
     }
     let body = serde_json::to_string(&req).unwrap_or_default();
@@ -689,4 +706,102 @@ async fn metrics(State(state): State<AppState>) -> Response {
 )]
 async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()).into_response()
+}
+
+/// The session's hosted payment page: its widget on this origin, payable with no merchant page.
+///
+/// Server-rendered HTML in the session's language (`locale`, else the browser's `Accept-Language`) and theme:
+/// an open session shows the widget (loaded from `/pay/pkg/`), a paid one its receipt and the link to
+/// `success_url`, an expired or cancelled one says so (410), an unknown id 404.
+/// Strict Content-Security-Policy, `no-store`, no referrer, not framable.
+#[utoipa::path(
+    get, path = "/pay/{id}", tag = "page",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "The page: the widget, or the receipt of a paid session.", content_type = "text/html", body = String),
+        (status = 404, description = "No such session: a page that says so.", content_type = "text/html", body = String),
+        (status = 410, description = "The session expired or was cancelled: a page that says so.", content_type = "text/html", body = String),
+        (status = 500, description = "The store failed: a page that says to try again.", content_type = "text/html", body = String),
+    )
+)]
+async fn pay_page(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    crate::page::render(&state, &id, &headers).await
+}
+
+/// The hosted payment page's URL as a QR code (SVG), to show at the counter or print on an invoice.
+#[utoipa::path(
+    get, path = "/pay/{id}/qr.svg", tag = "page",
+    params(("id" = SessionId, Path, description = "Session id.")),
+    responses(
+        (status = 200, description = "The QR code of `{public_url}/pay/{id}`, dark on white.", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "`session_not_found`.", body = ErrorBody),
+        (status = 410, description = "`session_expired`, `session_canceled`: nothing to pay any more.", body = ErrorBody),
+    )
+)]
+async fn pay_qr(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_session_id(&id)?;
+    let row = state.load_session(&id).await?;
+    match row.status {
+        SessionStatus::Expired => {
+            return Err(AppError::new(StatusCode::GONE, ErrorCode::SessionExpired, "this session has expired"));
+        }
+        SessionStatus::Canceled => {
+            return Err(AppError::new(StatusCode::GONE, ErrorCode::SessionCanceled, "this session was canceled"));
+        }
+        SessionStatus::Open | SessionStatus::Paid => {}
+    }
+    let url = crate::sessions::page_url(&state.public_url, &row.id);
+    let svg = crate::page::qr_svg(&url)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the page URL does not fit a QR code")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// The widget's files for the hosted payment page (`server.widget_dir`, the built `pkg/`): the loader, the
+/// glue, the wasm and the locale texts, sent precompressed (`.br`, `.gz`) when the browser takes them.
+#[utoipa::path(
+    get, path = "/pay/pkg/{file}", tag = "page",
+    params(("file" = String, Path, description = "A file of the widget package, e.g. `deshpay.js`.")),
+    responses(
+        (status = 200, description = "The file, with its type (`text/javascript`, `application/wasm`, `application/json`).", content_type = "text/javascript", body = String),
+        (status = 304, description = "Not modified since the browser's copy."),
+        (status = 404, description = "No such file."),
+    )
+)]
+async fn pay_widget_file(State(state): State<AppState>, Path(file): Path<String>, request: Request) -> Response {
+    use tower::ServiceExt;
+    if !crate::page::widget_file_name(&file) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let dir = state.settings.server.widget_dir.clone().unwrap_or_else(|| "pkg".into());
+    let (mut parts, body) = request.into_parts();
+    parts.uri = match format!("/{file}").parse() {
+        Ok(uri) => uri,
+        Err(_) => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let served = tower_http::services::ServeDir::new(dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .oneshot(Request::from_parts(parts, body))
+        .await;
+    let mut response = match served {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
+    };
+    if response.status().is_success() {
+        let headers = response.headers_mut();
+        // Not content-hashed: revalidated each time (ETag / Last-Modified), so a new build is never mixed with an
+        // old one in a browser's cache.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
+    response
 }

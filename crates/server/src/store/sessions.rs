@@ -16,8 +16,19 @@ pub struct SessionRow {
     pub invoice: String,
     /// Description.
     pub description: Option<String>,
-    /// Return URL.
+    /// Where the browser returns after the provider's page: the merchant's return URL, or the hosted page's
+    /// URL when `hosted_return`.
     pub return_url: String,
+    /// The customer returns to the hosted page (the merchant gave no return URL).
+    pub hosted_return: bool,
+    /// A payment link.
+    pub link: bool,
+    /// The hosted page's theme.
+    pub page_theme: Option<String>,
+    /// The hosted page's language.
+    pub page_locale: Option<String>,
+    /// Where the hosted page sends the customer after a successful payment.
+    pub success_url: Option<String>,
     /// Offered methods.
     pub methods: Vec<Method>,
     /// Status as stored (an open session past `expires_at` is shown as expired).
@@ -44,6 +55,11 @@ struct SessionRecord {
     paid_attempt_id: Option<String>,
     created_at: i64,
     expires_at: i64,
+    link: i64,
+    hosted_return: i64,
+    page_theme: Option<String>,
+    page_locale: Option<String>,
+    success_url: Option<String>,
 }
 
 impl TryFrom<SessionRecord> for SessionRow {
@@ -56,6 +72,11 @@ impl TryFrom<SessionRecord> for SessionRow {
             invoice: r.invoice,
             description: r.description,
             return_url: r.return_url,
+            hosted_return: r.hosted_return != 0,
+            link: r.link != 0,
+            page_theme: r.page_theme,
+            page_locale: r.page_locale,
+            success_url: r.success_url,
             methods: r.methods.split(',').filter_map(Method::parse).collect(),
             status: session_status_of(&r.status)?,
             paid_attempt_id: decode(r.paid_attempt_id.as_deref().map(AttemptId::parse).transpose())?,
@@ -160,7 +181,8 @@ impl Store {
         let methods = s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",");
         sqlx::query(
             "INSERT INTO sessions (id, amount_minor, currency, invoice, description, return_url, methods, status, \
-             paid_attempt_id, created_at, expires_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9)",
+             paid_attempt_id, created_at, expires_at, updated_at, link, hosted_return, page_theme, page_locale, \
+             success_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $9, $11, $12, $13, $14, $15)",
         )
         .bind(s.id.as_str())
         .bind(s.amount.minor())
@@ -172,6 +194,11 @@ impl Store {
         .bind(s.status.as_str())
         .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(i64::from(s.link))
+        .bind(i64::from(s.hosted_return))
+        .bind(s.page_theme.clone())
+        .bind(s.page_locale.clone())
+        .bind(s.success_url.clone())
         .execute(&mut tx)
         .await?;
         insert_event(&mut tx, Some(&s.id), None, "session.created", &s.amount.to_string(), now).await?;

@@ -277,6 +277,9 @@ async fn every_route_the_router_serves_is_documented_and_answers_as_documented()
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/pay/{id}"),
+        ("GET", "/pay/{id}/qr.svg"),
+        ("GET", "/pay/pkg/{file}"),
     ] {
         assert!(operations.contains(&(method.to_owned(), path.to_owned())), "{method} {path} is not documented");
     }
@@ -284,7 +287,8 @@ async fn every_route_the_router_serves_is_documented_and_answers_as_documented()
         let path = template
             .replace("/v1/payouts/{id}", "/v1/payouts/po_unknown")
             .replace("{id}", &session)
-            .replace("{trx_id}", "TRXNOTKNOWN1");
+            .replace("{trx_id}", "TRXNOTKNOWN1")
+            .replace("{file}", "deshpay.js");
         let body = contract.operation(method, template).get("requestBody").map(|_| json!({}));
         let r = if template == "/v1/checkout/{id}/events" {
             // A stream: its headers are the answer.
@@ -307,7 +311,8 @@ async fn every_route_the_router_serves_is_documented_and_answers_as_documented()
     let documented: BTreeSet<(String, String)> = operations.into_iter().collect();
     let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
     for template in paths {
-        let path = template.replace("{id}", &session).replace("{trx_id}", "TRXNOTKNOWN1");
+        let path =
+            template.replace("{id}", &session).replace("{trx_id}", "TRXNOTKNOWN1").replace("{file}", "deshpay.js");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             if !documented.contains(&(method.to_owned(), template.clone())) {
                 let r = app.merchant(method, &path, None).await;
