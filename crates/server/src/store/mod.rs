@@ -17,6 +17,7 @@ use std::sync::Arc;
 mod attempts;
 mod group_commit;
 mod idempotency;
+mod ipn;
 mod leases;
 mod lite;
 mod outbox;
@@ -27,6 +28,7 @@ mod retention;
 mod sessions;
 mod tokens;
 
+pub use ipn::UnmatchedRow;
 pub use attempts::{AttemptPatch, AttemptRow, AttemptState, UNSETTLED};
 pub use outbox::WebhookRow;
 pub use payment::{Begin, Change, SessionEffect};
