@@ -442,9 +442,10 @@ pub(crate) async fn deliver(app: AppState, message_id: String) {
     loop {
         let (fault, delays) = {
             let mut state = app.lock();
-            let fault = state.ipn.next_fault();
+            // Faults shape a message's first delivery only; SNS's retries go out as they should.
+            let fault = if round == 0 { state.ipn.next_fault() } else { None };
             let delays = state.ipn.subscription.as_ref().map(|s| s.retry_delays_ms.clone()).unwrap_or_default();
-            (if round == 0 { fault } else { None }, delays)
+            (fault, delays)
         };
         let kind = fault.as_ref().map(|f| f.kind);
         if let Some(f) = &fault

@@ -103,10 +103,10 @@ impl AppState {
     /// An [`IpnError`]; a refused envelope changes nothing.
     #[tracing::instrument(skip_all)]
     pub async fn bkash_ipn(&self, header_type: Option<&str>, body: &[u8]) -> Result<IpnDone, IpnError> {
-        let envelope = self.bkash_ipn.verify(body, header_type, self.clock.now_ms()).await?;
+        let envelope = self.ipn_verifier.verify(body, header_type, self.clock.now_ms()).await?;
         match envelope.kind {
             Kind::SubscriptionConfirmation => {
-                self.bkash_ipn.confirm(&envelope).await?;
+                self.ipn_verifier.confirm(&envelope).await?;
                 tracing::info!(message_id = %envelope.message_id, "bKash IPN subscription confirmed");
                 self.metrics.ipn("subscribed");
                 Ok(IpnDone::Subscribed)

@@ -93,14 +93,14 @@ impl Application {
         };
         let providers = Providers { bkash: Bkash::new(bkash, tokens, &public_url), bestin };
         let (changes, _) = tokio::sync::broadcast::channel(256);
-        let bkash_ipn = IpnVerifier::new(
+        let ipn_verifier = IpnVerifier::new(
             settings.bkash.ipn_topic_arn.clone(),
             settings.bkash.ipn_cert_hosts.clone(),
             environment == crate::configuration::Environment::Sandbox,
             settings.bkash.timeout_ms,
         );
         let state = AppState::new(Inner {
-            bkash_ipn,
+            ipn_verifier,
             settings,
             public_url,
             store,

@@ -38,7 +38,7 @@ pub struct Inner {
     /// Wakes the webhook deliverer when an event was recorded.
     pub webhook_wake: tokio::sync::Notify,
     /// Verifies bKash's IPN envelopes (Amazon SNS) and confirms the subscription.
-    pub bkash_ipn: crate::providers::bkash::ipn::IpnVerifier,
+    pub ipn_verifier: crate::providers::bkash::ipn::IpnVerifier,
 }
 
 impl AppState {

@@ -6,6 +6,7 @@ mod attacks;
 mod bkash_payments;
 mod customer_words;
 mod edges;
+mod ipn;
 mod money_rules;
 mod openapi;
 mod refunds;

@@ -214,7 +214,7 @@ impl IpnVerifier {
     }
 
     async fn fetch(&self, url: &url::Url) -> Result<CachedCert, IpnRejection> {
-        let unavailable = |e: String| IpnRejection::CertUnavailable(e);
+        let unavailable = IpnRejection::CertUnavailable;
         let answer = self.http.get(url.clone()).send().await.map_err(|e| unavailable(e.to_string()))?;
         if !answer.status().is_success() {
             return Err(unavailable(format!("HTTP {}", answer.status().as_u16())));
