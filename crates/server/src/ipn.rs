@@ -63,6 +63,8 @@ pub enum IpnDone {
 struct IpnPayment {
     trx_id: String,
     amount: Money,
+    /// `saleAmount`: the amount before a bKash coupon, when one applied (`amount` is then what is settled).
+    sale_amount: Option<Money>,
     status: String,
     invoice: Option<String>,
     payer: Option<String>,
@@ -84,9 +86,11 @@ fn parse_payment(message: &str) -> Result<IpnPayment, &'static str> {
     }
     let amount = text("amount").ok_or("amount missing")?;
     let amount = Money::parse_positive(&amount, Currency::Bdt).map_err(|_| "amount malformed")?;
+    let sale_amount = text("saleAmount").and_then(|a| Money::parse_positive(&a, Currency::Bdt).ok());
     Ok(IpnPayment {
         trx_id,
         amount,
+        sale_amount,
         status: text("transactionStatus").unwrap_or_default(),
         invoice: text("merchantInvoiceNumber"),
         payer: text("debitMSISDN"),
@@ -147,7 +151,8 @@ impl AppState {
             None => Vec::new(),
         };
         let mut confirming = false;
-        for attempt in candidates.into_iter().filter(|a| a.amount == p.amount) {
+        let ours = |amount: Money| amount == p.amount || Some(amount) == p.sale_amount;
+        for attempt in candidates.into_iter().filter(|a| ours(a.amount)) {
             match attempt.state {
                 // The customer approved and the callback never came (or has not yet): the same claim and single
                 // Execute as the callback's.
