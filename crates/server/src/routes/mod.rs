@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Json, Router};
 use deshpay_api::{
     BalanceEntry, BkashTransaction, CheckoutView, CreateSessionRequest, ErrorBody, ErrorCode, Payout, PayoutRequest,
-    Refund, RefundRequest, Session, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse,
+    Refund, RefundRequest, Session, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse, UnmatchedPayments,
 };
 use serde::Serialize;
 use std::future::Future;
