@@ -334,7 +334,8 @@ async fn a_dropped_ipn_leaves_the_payment_to_the_reconciler() {
     .await;
     assert_eq!(d[0]["fault"], "drop");
     assert_eq!(app.session(&id).await["status"], "open");
-    app.advance(5).await;
+    // Past the reconciler's staleness (two bKash timeouts plus the token wait).
+    app.advance(120).await;
     app.state.reconcile_once().await.unwrap();
     let s = app.session(&id).await;
     assert_eq!(s["status"], "paid", "{s}");
