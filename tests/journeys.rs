@@ -298,7 +298,9 @@ async fn a_customer_who_closes_the_tab_before_the_callback_is_paid_by_bkashs_ipn
     assert_eq!(p["trxID"], paid["payment"]["trx_id"]);
     let ipn = stack.sandbox_get("/__sandbox/bkash/ipn").await?;
     assert!(
-        ipn["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["type"] == "Notification" && d["status"] == 200)),
+        ipn["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["type"] == "Notification" && d["status"] == 200)),
         "{ipn}"
     );
     // The customer opens the shop's checkout page again: the widget shows the receipt.

@@ -78,7 +78,8 @@ const CERT_PATH: &str = "/__sns/SimpleNotificationService-sandbox.pem";
 const AWS_DEFAULT_RETRIES_MS: [u64; 3] = [20_000, 20_000, 20_000];
 
 static KEY: LazyLock<RsaPrivateKey> = LazyLock::new(|| {
-    RsaPrivateKey::from_pkcs8_pem(SNS_TEST_PRIVATE_KEY_PEM).expect("the embedded SNS test key is a valid PKCS#8 RSA key")
+    RsaPrivateKey::from_pkcs8_pem(SNS_TEST_PRIVATE_KEY_PEM)
+        .expect("the embedded SNS test key is a valid PKCS#8 RSA key")
 });
 
 /// The SNS side of the sandbox: one subscription, the messages published, the delivery log, the faults.
@@ -238,15 +239,7 @@ fn bkash_date_time(unix_ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
         .to_offset(dhaka);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 fn uuid() -> String {
@@ -287,10 +280,8 @@ fn envelope(public_url: &str, sub: &Subscription, m: &Message, fault: Option<Fau
         }
         Kind::Notification => {
             env.insert("Type".into(), "Notification".into());
-            let unsubscribe = format!(
-                "{public_url}/__sns/?Action=Unsubscribe&SubscriptionArn={}",
-                crate::bestin::encode(&sub.arn)
-            );
+            let unsubscribe =
+                format!("{public_url}/__sns/?Action=Unsubscribe&SubscriptionArn={}", crate::bestin::encode(&sub.arn));
             env.insert("UnsubscribeURL".into(), unsubscribe.into());
         }
     }

@@ -132,13 +132,13 @@ async fn pin(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, Fo
 
 fn pin_step(app: &AppState, payment_id: &str, fields: &Fields) -> Response {
     with_open_payment(app, payment_id, fields, |p| {
-        if field(&fields, "action") == "close" {
+        if field(fields, "action") == "close" {
             return confirm_close_page(p);
         }
         if p.step != PageStep::Pin {
             return step_page(p, None, None);
         }
-        if PINS.contains(&field(&fields, "pin")) {
+        if PINS.contains(&field(fields, "pin")) {
             tracing::info!("customer verified; payment approved");
             p.verified = true;
             p.status = PaymentStatus::Approved;

@@ -89,7 +89,12 @@ async fn notifications_wait_for_the_subscribe_url_and_are_signed_as_sns_signs_wi
     for version in ["1", "2"] {
         let sandbox = Sandbox::spawn(SandboxConfig::default()).await.unwrap();
         let (endpoint, seen) = listener(StatusCode::OK).await;
-        control(&sandbox, "/__sandbox/bkash/ipn/subscribe", json!({"endpoint": endpoint, "signature_version": version.parse::<u8>().unwrap()})).await;
+        control(
+            &sandbox,
+            "/__sandbox/bkash/ipn/subscribe",
+            json!({"endpoint": endpoint, "signature_version": version.parse::<u8>().unwrap()}),
+        )
+        .await;
         let got = wait_for(&seen, 1).await;
         let (kind, content_type, confirmation) = &got[0];
         assert_eq!(kind, "SubscriptionConfirmation");
@@ -99,7 +104,8 @@ async fn notifications_wait_for_the_subscribe_url_and_are_signed_as_sns_signs_wi
         assert!(verifies(confirmation).await, "{confirmation}");
 
         // A QR payment before the subscription is confirmed is held.
-        let paid = control(&sandbox, "/__sandbox/bkash/ipn/payments", json!({"amount": "120.5", "channel": "qr"})).await;
+        let paid =
+            control(&sandbox, "/__sandbox/bkash/ipn/payments", json!({"amount": "120.5", "channel": "qr"})).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(seen.lock().unwrap().len(), 1, "nothing before the SubscribeURL is fetched");
         let r = reqwest::get(confirmation["SubscribeURL"].as_str().unwrap()).await.unwrap();
@@ -128,7 +134,8 @@ async fn notifications_wait_for_the_subscribe_url_and_are_signed_as_sns_signs_wi
 async fn a_refused_delivery_is_retried_with_the_same_message_id_and_faults_shape_it() {
     let sandbox = Sandbox::spawn(SandboxConfig::default()).await.unwrap();
     let (endpoint, seen) = listener(StatusCode::INTERNAL_SERVER_ERROR).await;
-    control(&sandbox, "/__sandbox/bkash/ipn/subscribe", json!({"endpoint": endpoint, "retry_delays_ms": [50, 50]})).await;
+    control(&sandbox, "/__sandbox/bkash/ipn/subscribe", json!({"endpoint": endpoint, "retry_delays_ms": [50, 50]}))
+        .await;
     let got = wait_for(&seen, 3).await;
     assert!(got.iter().all(|(_, _, e)| e["MessageId"] == got[0].2["MessageId"]), "retries keep the MessageId");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -140,6 +147,7 @@ async fn a_refused_delivery_is_retried_with_the_same_message_id_and_faults_shape
     control(&sandbox, "/__sandbox/bkash/ipn/subscribe", json!({"endpoint": endpoint, "retry_delays_ms": []})).await;
     let got = wait_for(&seen, 1).await;
     assert!(!verifies(&got[0].2).await, "a bad_signature fault does not verify");
-    let state: Value = reqwest::get(format!("{}/__sandbox/bkash/ipn", sandbox.url())).await.unwrap().json().await.unwrap();
+    let state: Value =
+        reqwest::get(format!("{}/__sandbox/bkash/ipn", sandbox.url())).await.unwrap().json().await.unwrap();
     assert_eq!(state["deliveries"][0]["fault"], "bad_signature");
 }

@@ -28,8 +28,8 @@ mod retention;
 mod sessions;
 mod tokens;
 
-pub use ipn::UnmatchedRow;
 pub use attempts::{AttemptPatch, AttemptRow, AttemptState, UNSETTLED};
+pub use ipn::UnmatchedRow;
 pub use outbox::WebhookRow;
 pub use payment::{Begin, Change, SessionEffect};
 pub use payouts::{PayoutRow, PayoutState};

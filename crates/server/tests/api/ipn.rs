@@ -56,9 +56,10 @@ impl TestApp {
                 .unwrap()
                 .iter()
                 .find(|m| {
-                    m["message"].as_str().and_then(|t| serde_json::from_str::<Value>(t).ok()).is_some_and(|p| {
-                        p["merchantInvoiceNumber"] == invoice
-                    })
+                    m["message"]
+                        .as_str()
+                        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                        .is_some_and(|p| p["merchantInvoiceNumber"] == invoice)
                 })
                 .map(|m| m["trxID"].as_str().unwrap().to_owned())
                 .ok_or_else(|| s.to_string())
@@ -296,11 +297,11 @@ async fn an_ipn_for_a_payment_we_never_created_is_recorded_and_reported_and_touc
     assert_eq!(app.outbox_count("payment.unmatched").await, 2);
     // A redelivery records nothing more.
     let s = app.ipn_state().await;
-    let message_id = s["messages"].as_array().unwrap().iter().find(|m| m["trxID"] == qr_trx.as_str()).unwrap()
-        ["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message_id =
+        s["messages"].as_array().unwrap().iter().find(|m| m["trxID"] == qr_trx.as_str()).unwrap()["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     app.sandbox_post(&format!("/__sandbox/bkash/ipn/messages/{message_id}/resend"), &json!({})).await;
     assert_eq!(app.unmatched().await.len(), 2);
     assert_eq!(app.outbox_count("payment.unmatched").await, 2);

@@ -284,11 +284,7 @@ fn labels_match(pattern: &str, host: &str) -> bool {
     let (p, h): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), host.split('.').collect());
     p.len() == h.len()
         && p.iter().zip(&h).all(|(p, h)| {
-            if *p == "*" {
-                !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            } else {
-                p == h
-            }
+            if *p == "*" { !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') } else { p == h }
         })
 }
 
