@@ -351,3 +351,40 @@ async fn ipn_is_off_without_a_topic() {
     let r = app.post_ipn(r#"{"Type":"Notification"}"#).await;
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn attack_an_ipn_naming_our_invoice_and_amount_never_pays_what_bkash_did_not_complete() {
+    let app = spawn_app_with(outbox_only).await;
+    app.subscribe_ipn(1).await;
+    // A payment announced with our session's invoice and amount, while our paymentID was never approved.
+    let (id, invoice, bkash_url, payment_id) = started(&app, "640.00").await;
+    let r = app
+        .sandbox_post(
+            "/__sandbox/bkash/ipn/payments",
+            &json!({"amount": "640.00", "channel": "app", "invoice": invoice}),
+        )
+        .await;
+    let trx = r.json::<Value>().await.unwrap()["trxID"].as_str().unwrap().to_owned();
+    // The core asks bKash about our own paymentID; bKash says it is not approved: nothing is paid.
+    let listed = eventually(WAIT, || async {
+        let u = app.unmatched().await;
+        if u.is_empty() { Err("not recorded yet".to_owned()) } else { Ok(u) }
+    })
+    .await;
+    assert_eq!(listed[0]["trx_id"], trx.as_str());
+    let s = app.session(&id).await;
+    assert_eq!(s["status"], "open", "{s}");
+    assert_eq!(s["attempts"][0]["status"], "created", "{s}");
+    assert_eq!(app.sandbox_payment(&payment_id).await["status"], "initiated");
+    assert_eq!(app.outbox_count("session.paid").await, 0);
+    // The customer can still pay it, once (its own IPN races the callback; one of them executes).
+    let callback = app.pay_on_page(&bkash_url, WALLET, OTP, PIN).await;
+    let back = app.follow_callback(&callback).await;
+    assert!(!back.contains("deshpay_status=failed"), "{back}");
+    wait_paid(&app, &id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // One Execute refused (2056, not approved) when the forged-looking IPN came, one that took the money.
+    assert_eq!(app.sandbox_payment(&payment_id).await["execute_calls"], 2);
+    assert_eq!(app.sandbox_payment(&payment_id).await["status"], "completed");
+    assert_eq!(app.outbox_count("session.paid").await, 1);
+}
