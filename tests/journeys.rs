@@ -281,3 +281,57 @@ async fn the_session_is_read_once_and_beside_the_wasm_not_after_it() -> Result<(
     assert!(timing[1] < timing[2], "the session is requested before the wasm has arrived: {timing:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_customer_who_closes_the_tab_before_the_callback_is_paid_by_bkashs_ipn() -> Result<()> {
+    let stack = Stack::start().await?;
+    // bKash's SNS subscription to the backend's IPN listener, confirmed by the backend.
+    stack
+        .sandbox_post(
+            "/__sandbox/bkash/ipn/subscribe",
+            serde_json::json!({"endpoint": format!("{}/v1/bkash/ipn", stack.backend), "retry_delays_ms": [500, 500, 500]}),
+        )
+        .await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    while stack.sandbox_get("/__sandbox/bkash/ipn").await?["subscription"]["confirmed"] != true {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the backend did not confirm the IPN subscription");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let browser = Browser::start(Device::Desktop).await?;
+    let session = browser.buy(&stack, "tea", "light", "en").await?;
+    browser.wait_for_text("Pay with bKash", WAIT).await?;
+    start_bkash(&browser, &stack).await?;
+    // The tab dies after the PIN: the redirect to our callback never leaves the browser.
+    browser.cdp("Network.enable", serde_json::json!({})).await?;
+    browser.cdp("Network.setBlockedURLs", serde_json::json!({"urls": ["*/v1/bkash/callback*"]})).await?;
+    browser.pay_on_bkash_page(WALLET, "123456", "12121").await?;
+    // bKash's IPN reaches the backend, which executes the payment once: the merchant's API and server see it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let paid = loop {
+        let s = stack.session(&session).await?;
+        if s["status"] == "paid" {
+            break s;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the IPN did not pay the session: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stack.wait_for_webhook("session.paid", &session).await?;
+    let payment_id = paid["payment"]["payment_id"].as_str().unwrap_or_default().to_owned();
+    let p = stack.sandbox_get(&format!("/__sandbox/bkash/payments/{payment_id}")).await?;
+    assert_eq!(p["execute_calls"], 1, "{p}");
+    assert_eq!(p["trxID"], paid["payment"]["trx_id"]);
+    let ipn = stack.sandbox_get("/__sandbox/bkash/ipn").await?;
+    assert!(
+        ipn["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["type"] == "Notification" && d["status"] == 200)),
+        "{ipn}"
+    );
+    // The customer opens the shop's checkout page again: the widget shows the receipt.
+    browser.cdp("Network.setBlockedURLs", serde_json::json!({"urls": []})).await?;
+    browser.goto(&format!("{}/checkout/{session}", stack.shop)).await?;
+    let text = browser.wait_for_text("Payment successful", WAIT).await?;
+    assert!(text.contains(paid["payment"]["trx_id"].as_str().unwrap_or("?")), "{text}");
+    browser.screenshot("ipn-closed-tab-paid").await?;
+    Ok(())
+}

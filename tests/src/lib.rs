@@ -99,6 +99,9 @@ impl Stack {
                 timeout_ms: 10_000,
                 refresh_margin_secs: 300,
                 refresh_token_lifetime_secs: 28 * 24 * 3600,
+                ipn_topic_arn: Some(deshpay_sandbox::BKASH_IPN_TOPIC_ARN.to_owned()),
+                // The sandbox's own host plays sns.<region>.amazonaws.com.
+                ipn_cert_hosts: vec![format!("127.0.0.1:{}", sandbox.port())],
             },
             bestin: Some(BestinSettings {
                 base_url: sandbox.bestin_base_url(),

@@ -23,5 +23,6 @@ pub use ids::{AttemptId, ID_RANDOM_LEN, IdError, RefundId, SessionId};
 pub use money::{Currency, Money, MoneyError};
 pub use session::*;
 pub use webhook::{
-    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent,
+    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, UnmatchedPayment, UnmatchedPayments,
+    WebhookData, WebhookEvent,
 };

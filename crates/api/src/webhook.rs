@@ -39,12 +39,22 @@ pub enum WebhookData {
     /// The session expired unpaid and can no longer be paid.
     #[serde(rename = "session.expired")]
     SessionExpired(SessionExpired),
+    /// bKash announced (IPN) a payment to the merchant that no session of ours made (a QR, USSD or app payment):
+    /// recorded, never attached to a session; listed by `GET /v1/bkash/unmatched`.
+    #[serde(rename = "payment.unmatched")]
+    PaymentUnmatched(UnmatchedPayment),
 }
 
 impl WebhookData {
     /// Every event type, as `type` and the webhook's name spell it.
-    pub const TYPES: [&'static str; 5] =
-        ["session.paid", "payment.needs_review", "refund.succeeded", "refund.failed", "session.expired"];
+    pub const TYPES: [&'static str; 6] = [
+        "session.paid",
+        "payment.needs_review",
+        "refund.succeeded",
+        "refund.failed",
+        "session.expired",
+        "payment.unmatched",
+    ];
 
     /// The `type` on the wire.
     pub fn event_type(&self) -> &'static str {
@@ -54,6 +64,7 @@ impl WebhookData {
             WebhookData::RefundSucceeded(_) => "refund.succeeded",
             WebhookData::RefundFailed(_) => "refund.failed",
             WebhookData::SessionExpired(_) => "session.expired",
+            WebhookData::PaymentUnmatched(_) => "payment.unmatched",
         }
     }
 }
@@ -141,6 +152,48 @@ pub struct SessionExpired {
     pub amount: String,
     /// Currency.
     pub currency: Currency,
+}
+
+/// A payment bKash announced by its IPN that matches no payment we created (`payment.unmatched`, and an entry of
+/// `GET /v1/bkash/unmatched`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnmatchedPayment {
+    /// bKash's trxID.
+    pub trx_id: String,
+    /// Decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Amount))]
+    pub amount: String,
+    /// Amount in minor units (poisha).
+    pub amount_minor: i64,
+    /// Currency (BDT).
+    pub currency: Currency,
+    /// The payer's wallet as bKash sent it (`debitMSISDN`, e.g. `8801770618575`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub payer: Option<String>,
+    /// bKash's `transactionType`: 10003126 QR, 10002175 USSD, 10002294 checkout/app, 10003476 bank, ...
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub transaction_type: Option<String>,
+    /// bKash's `merchantInvoiceNumber`, when it sent one (it matched no payment of ours).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub invoice: Option<String>,
+    /// bKash's `transactionReference` (what the customer typed), when it sent one.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub reference: Option<String>,
+    /// bKash's `dateTime` as sent (`yyyyMMddHHmmss`, Dhaka time).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub paid_at: Option<String>,
+    /// When the backend recorded it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Timestamp))]
+    pub created_at: String,
+}
+
+/// `GET /v1/bkash/unmatched`: the unmatched bKash payments, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnmatchedPayments {
+    /// The payments.
+    pub data: Vec<UnmatchedPayment>,
 }
 
 #[cfg(test)]

@@ -474,6 +474,8 @@ fn do_create(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
         trx_id: None,
         executed_ms: None,
         refunds: Vec::new(),
+        reserved_trx_id: None,
+        ipn_announced: false,
     };
     tracing::info!(payment_id = %payment.id, amount = %payment.amount, "payment created");
     let response = bk_ok(obj(json!({
@@ -502,7 +504,11 @@ async fn execute(AxState(app): AxState<AppState>, headers: HeaderMap, body: Byte
     {
         payment.execute_calls += 1;
     }
-    serve(&app, Endpoint::Execute, |s| do_execute(s, &headers, &body)).await
+    let response = serve(&app, Endpoint::Execute, |s| do_execute(s, &headers, &body)).await;
+    if let Some(id) = parse_body(&body).ok().and_then(|b| text(&b, "paymentID")) {
+        crate::ipn::announce(&app, &id);
+    }
+    response
 }
 
 fn do_execute(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -540,7 +546,8 @@ fn do_execute(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Response {
     } else {
         None
     };
-    let trx_id = if failure.is_none() { Some(state.new_trx_id()) } else { None };
+    let reserved = payment.reserved_trx_id.clone();
+    let trx_id = if failure.is_none() { Some(reserved.unwrap_or_else(|| state.new_trx_id())) } else { None };
     let Some(payment) = state.payments.get_mut(&id) else {
         return bk_error(INVALID_PAYMENT_ID);
     };

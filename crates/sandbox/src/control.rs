@@ -94,7 +94,10 @@ async fn approve(AxState(app): AxState<AppState>, Path(payment_id): Path<String>
     p.wallet = Some(wallet);
     p.verified = true;
     p.status = PaymentStatus::Approved;
-    Json(json!({ "redirect_url": p.redirect_for("success") })).into_response()
+    let response = Json(json!({ "redirect_url": p.redirect_for("success") })).into_response();
+    drop(state);
+    crate::ipn::announce(&app, &payment_id);
+    response
 }
 
 async fn add_fault(AxState(app): AxState<AppState>, bytes: Bytes) -> Response {

@@ -35,6 +35,11 @@
 //!   PIN `12121`/`21212`/`13131`, Close then Yes).
 //! - Control API for tests under `{url}/__sandbox/`: counters, payment inspection, approve,
 //!   clock, faults, reset (the clock and reset are shared with Bestin Pay).
+//! - bKash's IPN over an Amazon-SNS-shaped HTTP subscription (`SubscriptionConfirmation`, signed
+//!   `Notification`s, the signing certificate at `{url}/__sns/SimpleNotificationService-sandbox.pem`),
+//!   with its control API under `{url}/__sandbox/bkash/ipn` (subscribe, faults, simulated QR/USSD
+//!   payments, resend). Its choices are listed in the `ipn` module's docs, summed up under
+//!   "bKash IPN" below.
 //!
 //! State lives in memory; every expiry and limit runs on a sandbox clock (system time plus an
 //! offset that tests move with `POST /__sandbox/clock/advance`).
@@ -62,6 +67,24 @@
 //!   or 9999), after the operation when `process` is true (the worst case: it happened, the answer says not).
 //!   Fault endpoints are `grant`, `refresh`, `create`, `execute`, `query`, `search`, `refund` (v1
 //!   refund and v2 transaction) and `refund_status` (v1 without amount and v2 status).
+//!
+//! ## bKash IPN
+//!
+//! - `POST /__sandbox/bkash/ipn/subscribe` `{"endpoint":"http://..","signature_version":1|2,
+//!   "retry_delays_ms":[20000,20000,20000]}` subscribes the merchant's listener and POSTs the
+//!   `SubscriptionConfirmation`; notifications are held until its `SubscribeURL` is fetched.
+//! - A checkout payment is announced once, when the customer finishes the hosted page with a wallet
+//!   whose Execute succeeds (or at a successful Execute), with the trxID Execute will return: bKash
+//!   does not publish when its IPN fires, and this way a payment whose browser never returned is
+//!   announced. Failure wallets are never announced.
+//! - Envelopes are signed with SHA1withRSA (SignatureVersion 1, the default) or SHA256withRSA (2) by
+//!   a test key whose certificate is [`SNS_TEST_CERT_PEM`]; the topic is [`BKASH_IPN_TOPIC_ARN`].
+//! - `GET /__sandbox/bkash/ipn` lists the subscription, messages and deliveries;
+//!   `POST /__sandbox/bkash/ipn/faults` `{"kind":"drop"|"duplicate"|"delay"|"bad_signature"|
+//!   "unsigned"|"foreign_topic"|"foreign_cert_host","delay_ms":..,"times":..}`;
+//!   `POST /__sandbox/bkash/ipn/payments` `{"amount":"120.00","channel":"qr"|"ussd"|"app"|"bank",
+//!   "wallet":..,"invoice":..,"reference":..}` plays a payment no checkout created;
+//!   `POST /__sandbox/bkash/ipn/messages/{id}/resend` redelivers a message now.
 //!
 //! ## Bestin Pay
 //!
@@ -119,11 +142,13 @@ mod bestin;
 mod bestin_control;
 mod bestin_page;
 mod control;
+mod ipn;
 mod notify;
 mod page;
 mod state;
 
 pub use bestin::{BestinCredentials, BestinOptions};
+pub use ipn::{MERCHANT_WALLET as BKASH_MERCHANT_WALLET, SNS_TEST_CERT_PEM, TOPIC_ARN as BKASH_IPN_TOPIC_ARN};
 pub use state::AppState;
 
 /// The public key (SubjectPublicKeyInfo PEM) that verifies the sandbox's Bestin Pay
@@ -179,6 +204,9 @@ pub struct SandboxConfig {
     pub bestin: BestinCredentials,
     /// How the Bestin Pay simulator behaves (expiry, payout delay, balance, notification retries).
     pub bestin_options: BestinOptions,
+    /// bKash's IPN: the merchant's listener URL, subscribed at start (SignatureVersion 1, AWS's retries).
+    /// The control API (`POST /__sandbox/bkash/ipn/subscribe`) subscribes one later or replaces it.
+    pub bkash_ipn_endpoint: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -189,6 +217,7 @@ impl Default for SandboxConfig {
             bkash: BkashCredentials::public_sandbox(),
             bestin: BestinCredentials::sandbox_default(),
             bestin_options: BestinOptions::default(),
+            bkash_ipn_endpoint: None,
         }
     }
 }
@@ -214,6 +243,9 @@ impl Sandbox {
             config.public_url.map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| format!("http://{addr}"));
         let state = AppState::with_bestin(url.clone(), config.bkash, config.bestin, config.bestin_options);
         bestin::spawn_ticker(&state);
+        if let Some(endpoint) = config.bkash_ipn_endpoint {
+            ipn::subscribe(&state, endpoint, 1, vec![20_000, 20_000, 20_000]);
+        }
         let app = router(state.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -271,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(page::routes())
         .merge(control::routes())
+        .merge(ipn::routes())
         .merge(bestin::routes())
         .merge(bestin_page::routes())
         .merge(bestin_control::routes())

@@ -124,14 +124,21 @@ async fn otp(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, Fo
 
 #[tracing::instrument(skip_all, fields(payment_id = %payment_id))]
 async fn pin(AxState(app): AxState<AppState>, Path(payment_id): Path<String>, Form(fields): Form<Fields>) -> Response {
-    with_open_payment(&app, &payment_id, &fields, |p| {
-        if field(&fields, "action") == "close" {
+    let response = pin_step(&app, &payment_id, &fields);
+    // A payment the customer approved is announced by the IPN, whether or not the browser comes back.
+    crate::ipn::announce(&app, &payment_id);
+    response
+}
+
+fn pin_step(app: &AppState, payment_id: &str, fields: &Fields) -> Response {
+    with_open_payment(app, payment_id, fields, |p| {
+        if field(fields, "action") == "close" {
             return confirm_close_page(p);
         }
         if p.step != PageStep::Pin {
             return step_page(p, None, None);
         }
-        if PINS.contains(&field(&fields, "pin")) {
+        if PINS.contains(&field(fields, "pin")) {
             tracing::info!("customer verified; payment approved");
             p.verified = true;
             p.status = PaymentStatus::Approved;

@@ -62,7 +62,7 @@ impl AppState {
     ) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
         let bestin = Bestin::new(bestin, bestin_options);
-        Self { inner: Arc::new(Mutex::new(State::new(public_url, bkash, bestin))) }
+        Self { inner: Arc::new(Mutex::new(State::new(public_url, bkash, bestin, crate::ipn::Ipn::new()))) }
     }
 
     /// Locks the state. A panic in another handler must not take the whole sandbox down, so a
@@ -89,10 +89,12 @@ pub(crate) struct State {
     pub counters: Counters,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
     pub bestin: Bestin,
+    /// bKash's IPN over SNS: the subscription, messages and their faults.
+    pub ipn: crate::ipn::Ipn,
 }
 
 impl State {
-    fn new(public_url: String, creds: BkashCredentials, bestin: Bestin) -> Self {
+    fn new(public_url: String, creds: BkashCredentials, bestin: Bestin, ipn: crate::ipn::Ipn) -> Self {
         Self {
             public_url,
             creds,
@@ -106,6 +108,7 @@ impl State {
             counters: Counters::default(),
             faults: HashMap::new(),
             bestin,
+            ipn,
         }
     }
 
@@ -114,7 +117,8 @@ impl State {
         let public_url = std::mem::take(&mut self.public_url);
         let creds = self.creds.clone();
         let bestin = self.bestin.fresh();
-        *self = Self::new(public_url, creds, bestin);
+        let ipn = self.ipn.fresh();
+        *self = Self::new(public_url, creds, bestin, ipn);
     }
 
     /// The sandbox clock: system time plus the test-controlled offset, in Unix milliseconds.
@@ -229,6 +233,10 @@ pub(crate) struct Payment {
     pub trx_id: Option<String>,
     pub executed_ms: Option<i64>,
     pub refunds: Vec<Refund>,
+    /// The trxID announced by the IPN before Execute (Execute then completes with it).
+    pub reserved_trx_id: Option<String>,
+    /// Whether an IPN was published for this payment.
+    pub ipn_announced: bool,
 }
 
 impl Payment {

@@ -445,7 +445,7 @@ impl AppState {
     /// `executing_attempt_id` in one transaction. Losers of the claim never confirm: a duplicate callback reports
     /// the current state, and an attempt whose session was paid, claimed by another attempt or has expired is
     /// closed without a confirm.
-    async fn claim_and_confirm(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
+    pub(crate) async fn claim_and_confirm(&self, attempt: &AttemptRow) -> Result<Ending, AppError> {
         let claimed = self
             .change(Change {
                 attempt,

@@ -258,6 +258,20 @@ pub struct BkashSettings {
     /// Lifetime of a refresh_token (bKash: 28 days); a grant replaces it a day before.
     #[serde(default = "default_refresh_token_lifetime")]
     pub refresh_token_lifetime_secs: u64,
+    /// The Amazon SNS topic bKash publishes our IPN to (bKash names it at onboarding, e.g.
+    /// "arn:aws:sns:ap-southeast-1:...:bpt_01XXXXXXXXX"). Unset: `POST /v1/bkash/ipn` answers 404. Envelopes of
+    /// any other topic are refused, and a SubscribeURL is followed only for this one.
+    #[serde(default)]
+    pub ipn_topic_arn: Option<String>,
+    /// Hosts allowed to serve an IPN's `SigningCertURL` and `SubscribeURL`; `*` stands for one DNS label, and an
+    /// entry with `:port` must match the port too. Default `["sns.*.amazonaws.com"]`. HTTPS only, except with
+    /// `server.environment = "sandbox"` (the sandbox serves plain HTTP).
+    #[serde(default = "default_ipn_cert_hosts")]
+    pub ipn_cert_hosts: Vec<String>,
+}
+
+fn default_ipn_cert_hosts() -> Vec<String> {
+    vec!["sns.*.amazonaws.com".to_owned()]
 }
 
 /// `[reconciler]`.

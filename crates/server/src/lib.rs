@@ -13,6 +13,7 @@ pub mod edge;
 pub mod error;
 pub mod fuzz_checks;
 pub mod ids;
+pub mod ipn;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

@@ -47,6 +47,7 @@ pub struct Metrics {
     webhook_deliveries: Family<ResultLabel, Counter>,
     renewals_suppressed: Counter,
     grant_blocks: Counter,
+    ipn: Family<ResultLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -92,7 +93,14 @@ impl Default for Metrics {
             "bKash grant calls refused with HTTP 429: grants stop until bKash's block ends (alert on this)",
             grant_blocks.clone(),
         );
+        let ipn = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "bkash_ipn",
+            "bKash IPN deliveries taken, by result (subscribed, duplicate, known, matched, unmatched, ignored, refused)",
+            ipn.clone(),
+        );
         Metrics {
+            ipn,
             registry,
             attempts,
             provider_calls,
@@ -126,6 +134,11 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .observe(seconds);
+    }
+
+    /// Counts a bKash IPN delivery by its result.
+    pub fn ipn(&self, result: &str) {
+        self.ipn.get_or_create(&ResultLabel { result: result.into() }).inc();
     }
 
     /// Counts a webhook delivery attempt: `delivered` or not.

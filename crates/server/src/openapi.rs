@@ -179,6 +179,10 @@ fn webhook(event: &'static str) -> PathItem {
         }
         "refund.succeeded" => "A refund returned the money.",
         "refund.failed" => "The provider refused a refund.",
+        "payment.unmatched" => {
+            "bKash announced (IPN) a payment to the merchant that no session made (QR, USSD, app): recorded, listed \
+             by `GET /v1/bkash/unmatched`, never attached to a session."
+        }
         _ => "The session expired unpaid and can no longer be paid.",
     };
     let body = AllOfBuilder::new().item(Ref::from_schema_name(WebhookEvent::name())).item(

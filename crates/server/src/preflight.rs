@@ -93,6 +93,19 @@ pub fn check(settings: &Settings) -> Result<(), Refusals> {
         }
     }
 
+    // bKash's IPN comes from Amazon SNS: in production its certificates come only from SNS's hosts.
+    if production && settings.bkash.ipn_topic_arn.is_some() {
+        for host in &settings.bkash.ipn_cert_hosts {
+            let host = host.trim().to_ascii_lowercase();
+            if host.contains(':') || !(host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")) {
+                refuse(
+                    "bkash.ipn_cert_hosts",
+                    format!("{host:?} is not an Amazon SNS host; leave it unset (default [\"sns.*.amazonaws.com\"])"),
+                );
+            }
+        }
+    }
+
     let mut urls: Vec<(&'static str, &str)> = vec![("bkash.base_url", &settings.bkash.base_url)];
     if let Some(backup) = &settings.bkash.backup_base_url {
         urls.push(("bkash.backup_base_url", backup));

@@ -10,6 +10,7 @@ use crate::providers::bestin::client::BestinClient;
 use crate::providers::bestin::notify::{NotifyVerifier, PRODUCTION_PUBLIC_KEY};
 use crate::providers::bkash::Bkash;
 use crate::providers::bkash::client::BkashClient;
+use crate::providers::bkash::ipn::IpnVerifier;
 use crate::providers::bkash::token::TokenManager;
 use crate::routes::router;
 use crate::state::{AppState, Inner};
@@ -92,7 +93,14 @@ impl Application {
         };
         let providers = Providers { bkash: Bkash::new(bkash, tokens, &public_url), bestin };
         let (changes, _) = tokio::sync::broadcast::channel(256);
+        let ipn_verifier = IpnVerifier::new(
+            settings.bkash.ipn_topic_arn.clone(),
+            settings.bkash.ipn_cert_hosts.clone(),
+            environment == crate::configuration::Environment::Sandbox,
+            settings.bkash.timeout_ms,
+        );
         let state = AppState::new(Inner {
+            ipn_verifier,
             settings,
             public_url,
             store,

@@ -37,6 +37,8 @@ pub struct Inner {
     pub webhook_http: reqwest::Client,
     /// Wakes the webhook deliverer when an event was recorded.
     pub webhook_wake: tokio::sync::Notify,
+    /// Verifies bKash's IPN envelopes (Amazon SNS) and confirms the subscription.
+    pub ipn_verifier: crate::providers::bkash::ipn::IpnVerifier,
 }
 
 impl AppState {

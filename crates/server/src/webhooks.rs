@@ -1,5 +1,5 @@
 //! Signed webhooks to the merchant's server: `session.paid`, `payment.needs_review`, `refund.succeeded`,
-//! `refund.failed`, `session.expired`.
+//! `refund.failed`, `session.expired`, `payment.unmatched`.
 //!
 //! Each event is written to the `webhook_deliveries` outbox in the same transaction as the change it reports,
 //! so a crash cannot lose it, then delivered by [`deliver_due`] (woken at once, and every second) with retries:
@@ -16,7 +16,8 @@ use crate::clock::rfc3339;
 use crate::state::AppState;
 use crate::store::{AttemptRow, RefundRow, SessionRow, WebhookRow};
 use deshpay_api::{
-    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, WebhookData, WebhookEvent,
+    PaymentEvent, PaymentNeedsReview, RefundSettled, SessionExpired, SessionPaid, UnmatchedPayment, WebhookData,
+    WebhookEvent,
 };
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -81,6 +82,11 @@ pub fn session_expired(state: &AppState, session: &SessionRow) -> Option<Webhook
             currency: session.amount.currency(),
         }),
     )
+}
+
+/// `payment.unmatched`: bKash announced a payment that matches nothing we created.
+pub fn payment_unmatched(state: &AppState, payment: UnmatchedPayment) -> Option<WebhookRow> {
+    event(state, WebhookData::PaymentUnmatched(payment))
 }
 
 /// `refund.succeeded` or `refund.failed` for `refund`.

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Json, Router};
 use deshpay_api::{
     BalanceEntry, BkashTransaction, CheckoutView, CreateSessionRequest, ErrorBody, ErrorCode, Payout, PayoutRequest,
-    Refund, RefundRequest, Session, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse,
+    Refund, RefundRequest, Session, SessionId, SessionStatus, StartBkashResponse, StartUpiResponse, UnmatchedPayments,
 };
 use serde::Serialize;
 use std::future::Future;
@@ -61,6 +61,7 @@ impl Routes {
                 .routes(routes!(get_session))
                 .routes(routes!(create_refund))
                 .routes(routes!(search_transaction))
+                .routes(routes!(bkash_unmatched))
                 .routes(routes!(create_payout))
                 .routes(routes!(get_payout))
                 .routes(routes!(cancel_payout))
@@ -70,7 +71,7 @@ impl Routes {
                 .routes(routes!(start_upi))
                 .routes(routes!(cancel_checkout)),
             widget: OpenApiRouter::new().routes(routes!(checkout_view)).routes(routes!(checkout_events)),
-            notify: OpenApiRouter::new().routes(routes!(bestin_notify)),
+            notify: OpenApiRouter::new().routes(routes!(bestin_notify)).routes(routes!(bkash_ipn)),
             metrics: OpenApiRouter::new().routes(routes!(metrics)),
             open: OpenApiRouter::new()
                 .routes(routes!(bkash_callback))
@@ -546,6 +547,79 @@ async fn bestin_notify(State(state): State<AppState>, body: axum::body::Bytes) -
         }
         Err(NotifyRejection::Internal(e)) => e.into_response(),
     }
+}
+
+/// bKash's IPN, as Amazon SNS delivers it (provider-facing, not for merchants).
+///
+/// The envelope (`text/plain` JSON) must be for `bkash.ipn_topic_arn`, signed (SignatureVersion 1 or 2) with a
+/// certificate served from a host of `bkash.ipn_cert_hosts`. A `SubscriptionConfirmation` is confirmed by fetching
+/// its SubscribeURL. A `Notification` is deduplicated by MessageId and fed to the payment core: a payment of ours
+/// is executed or queried (the provider's answer decides), one that matches nothing of ours is recorded and
+/// announced by `payment.unmatched`.
+#[utoipa::path(
+    post, path = "/v1/bkash/ipn", tag = "provider",
+    request_body(content = String, content_type = "text/plain", description = "The SNS envelope (JSON text)."),
+    responses(
+        (status = 200, description = "Taken (also a redelivery of a MessageId already handled).", content_type = "text/plain", body = String, example = "ok"),
+        (status = 400, description = "`invalid_notification`: not an SNS envelope, or a payload that cannot be read.", body = ErrorBody),
+        (status = 401, description = "`invalid_notification`: unsigned, or the signature does not verify.", body = ErrorBody),
+        (status = 403, description = "`invalid_notification`: another topic, or a certificate/subscribe URL that is not allowed.", body = ErrorBody),
+        (status = 404, description = "`not_found`: bKash IPN is not configured.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 503, description = "`provider_unavailable`: the certificate or SubscribeURL could not be fetched, or the payment is being confirmed right now; SNS delivers it again.", body = ErrorBody),
+    )
+)]
+async fn bkash_ipn(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    use crate::ipn::{IpnDone, IpnError};
+    use crate::providers::bkash::ipn::IpnRejection;
+    let header_type = headers.get("x-amz-sns-message-type").and_then(|v| v.to_str().ok());
+    let refused = |status: StatusCode, why: &str| {
+        state.metrics.ipn("refused");
+        tracing::warn!(why, "refused a bKash IPN envelope");
+        AppError::new(status, ErrorCode::InvalidNotification, why).into_response()
+    };
+    match state.bkash_ipn(header_type, &body).await {
+        Ok(IpnDone::Subscribed | IpnDone::Duplicate | IpnDone::Handled(_)) => (StatusCode::OK, "ok").into_response(),
+        Err(IpnError::Rejected(rejection)) => match rejection {
+            IpnRejection::Disabled => {
+                AppError::not_found(ErrorCode::NotFound, "bKash IPN is not configured").into_response()
+            }
+            IpnRejection::Malformed(why) => refused(StatusCode::BAD_REQUEST, why),
+            IpnRejection::Unsigned => refused(StatusCode::UNAUTHORIZED, "the envelope is not signed"),
+            IpnRejection::BadSignature => refused(StatusCode::UNAUTHORIZED, "the signature does not verify"),
+            IpnRejection::ForeignTopic => refused(StatusCode::FORBIDDEN, "not our topic"),
+            IpnRejection::UrlNotAllowed => refused(StatusCode::FORBIDDEN, "certificate or subscribe URL not allowed"),
+            e @ (IpnRejection::CertUnavailable(_) | IpnRejection::SubscribeFailed(_)) => {
+                tracing::warn!(error = %e, "bKash IPN not taken for now");
+                AppError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ProviderUnavailable, "try again later")
+                    .into_response()
+            }
+        },
+        Err(IpnError::BadPayload(why)) => refused(StatusCode::BAD_REQUEST, why),
+        Err(IpnError::Pending) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ProviderUnavailable,
+            "the payment is being confirmed; deliver it again later",
+        )
+        .into_response(),
+        Err(IpnError::Internal(e)) => e.into_response(),
+    }
+}
+
+/// bKash payments that match no payment of ours.
+///
+/// Payments to the merchant that bKash announced by its IPN and that no session made (QR, USSD, app payments, or
+/// an invoice or amount of no payment of ours), newest first; each was also announced by `payment.unmatched`.
+/// They are never attached to a session.
+#[utoipa::path(
+    get, path = "/v1/bkash/unmatched", tag = "merchant", security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The unmatched payments (at most 500).", body = UnmatchedPayments),
+        (status = 401, description = "`unauthorized`.", body = ErrorBody),
+    )
+)]
+async fn bkash_unmatched(State(state): State<AppState>) -> Result<Response, AppError> {
+    Ok(Json(UnmatchedPayments { data: state.unmatched_payments().await? }).into_response())
 }
 
 /// Send money to a UPI address (Bestin Pay payout).

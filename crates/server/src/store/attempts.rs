@@ -379,6 +379,41 @@ impl Store {
         .transpose()
     }
 
+    /// Finds an attempt by the provider's transaction id (bKash trxID), once recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempt_by_trx_id(&self, method: Method, trx_id: &str) -> StoreResult<Option<AttemptRow>> {
+        sqlx::query_as::<_, AttemptRecord>(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE method = $1 AND trx_id = $2 ORDER BY created_at LIMIT 1"
+        ))
+        .bind(method.as_str())
+        .bind(trx_id)
+        .fetch_optional(self.db())
+        .await?
+        .map(AttemptRow::try_from)
+        .transpose()
+    }
+
+    /// The attempts with `method` that a provider id was recorded for, of every session with this invoice, newest
+    /// first (at most 20).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn attempts_for_invoice(&self, method: Method, invoice: &str) -> StoreResult<Vec<AttemptRow>> {
+        sqlx::query_as::<_, AttemptRecord>(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE method = $1 AND provider_ref IS NOT NULL \
+             AND session_id IN (SELECT id FROM sessions WHERE invoice = $2) ORDER BY created_at DESC, id DESC LIMIT 20"
+        ))
+        .bind(method.as_str())
+        .bind(invoice)
+        .fetch_all(self.db())
+        .await?
+        .into_iter()
+        .map(AttemptRow::try_from)
+        .collect()
+    }
+
     /// Finds an attempt by our request id at the provider.
     ///
     /// # Errors

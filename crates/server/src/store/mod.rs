@@ -17,6 +17,7 @@ use std::sync::Arc;
 mod attempts;
 mod group_commit;
 mod idempotency;
+mod ipn;
 mod leases;
 mod lite;
 mod outbox;
@@ -28,6 +29,7 @@ mod sessions;
 mod tokens;
 
 pub use attempts::{AttemptPatch, AttemptRow, AttemptState, UNSETTLED};
+pub use ipn::UnmatchedRow;
 pub use outbox::WebhookRow;
 pub use payment::{Begin, Change, SessionEffect};
 pub use payouts::{PayoutRow, PayoutState};

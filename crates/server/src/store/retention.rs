@@ -25,7 +25,8 @@ impl Store {
         };
         Ok(Purged {
             idempotency_keys: run("DELETE FROM idempotency WHERE created_at < $1", keys_before).await?,
-            notifications: run("DELETE FROM notifications WHERE received_at < $1", notifications_before).await?,
+            notifications: run("DELETE FROM notifications WHERE received_at < $1", notifications_before).await?
+                + run("DELETE FROM bkash_ipn_messages WHERE received_at < $1", notifications_before).await?,
             events: run("DELETE FROM events WHERE created_at < $1", events_before).await?,
         })
     }

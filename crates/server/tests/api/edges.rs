@@ -27,6 +27,8 @@ fn production(sandbox: &deshpay_sandbox::Sandbox) -> Settings {
     bestin.base_url = "https://api.bestinpay.com".into();
     bestin.app_id = "shop-app".into();
     bestin.public_key_pem = None;
+    s.bkash.ipn_topic_arn = Some("arn:aws:sns:ap-southeast-1:123456789012:bpt_01711000000".into());
+    s.bkash.ipn_cert_hosts = vec!["sns.*.amazonaws.com".into()];
     s.webhook = Some(WebhookSettings {
         url: "https://shop.example/deshpay/webhook".into(),
         secret: "whsec_0123456789abcdef0123456789abcdef".into(),
@@ -84,6 +86,12 @@ async fn production_refuses_weak_keys_sandbox_credentials_and_http_urls_naming_t
         ("no public URL", "server.public_url", |s| s.server.public_url = None),
         ("http origin", "server.allowed_origins", |s| s.server.allowed_origins = vec!["http://shop.example".into()]),
         ("wildcard origin", "server.allowed_origins", |s| s.server.allowed_origins = vec!["*".into()]),
+        ("IPN certificates from a non-SNS host", "bkash.ipn_cert_hosts", |s| {
+            s.bkash.ipn_cert_hosts = vec!["sns.*.amazonaws.com".into(), "*.example.com".into()]
+        }),
+        ("IPN certificates from the sandbox", "bkash.ipn_cert_hosts", |s| {
+            s.bkash.ipn_cert_hosts = vec!["127.0.0.1:8082".into()]
+        }),
     ];
     for (name, setting, change) in cases {
         let mut settings = production(&sandbox);

@@ -7,6 +7,7 @@ mod bkash_payments;
 mod customer_words;
 mod edges;
 mod hosted_page;
+mod ipn;
 mod money_rules;
 mod openapi;
 mod refunds;

@@ -176,7 +176,7 @@ async fn the_document_is_valid_openapi_3_1() {
     let spec = oas3::from_json(contract.doc.to_string()).expect("parses as OpenAPI 3.1");
     let version = spec.validate_version().expect("a supported OpenAPI version");
     assert_eq!((version.major, version.minor), (3, 1));
-    assert_eq!(spec.webhooks.len(), 5);
+    assert_eq!(spec.webhooks.len(), 6);
     let mut operation_ids = BTreeSet::new();
     for (path, method, op) in spec.operations() {
         let id = op.operation_id.clone().unwrap_or_else(|| panic!("{method} {path} has no operationId"));

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod ipn;
 pub mod token;
 pub mod transformers;
 
