@@ -125,7 +125,21 @@ impl AppState {
                     self.metrics.ipn("duplicate");
                     return Ok(IpnDone::Duplicate);
                 }
-                let payment = parse_payment(&envelope.message).map_err(IpnError::BadPayload)?;
+                let payment = match parse_payment(&envelope.message) {
+                    Ok(payment) => payment,
+                    Err(why) => {
+                        // SNS does not retry a 4xx: what bKash said is kept (audit event `bkash.ipn_unreadable`)
+                        // and the MessageId marked handled before it is refused, so no payment is lost unseen.
+                        let now = self.clock.now_ms();
+                        let detail = serde_json::json!({
+                            "message_id": envelope.message_id, "why": why, "message": envelope.message,
+                        });
+                        self.store.add_event(None, None, "bkash.ipn_unreadable", &detail.to_string(), now).await?;
+                        self.store.record_ipn_message(&envelope.message_id, None, "unreadable", now).await?;
+                        tracing::error!(message_id = %envelope.message_id, why, "verified bKash IPN whose payload cannot be read: kept as event bkash.ipn_unreadable");
+                        return Err(IpnError::BadPayload(why));
+                    }
+                };
                 let outcome = if payment.status == "Completed" {
                     self.settle_ipn(&payment, &envelope.message_id).await?
                 } else {
