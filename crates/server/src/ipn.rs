@@ -10,7 +10,7 @@
 //!   the callback: the same claim as the callback's, so a callback, a reconciler and a redelivered IPN never
 //!   execute twice); a closed one is queried, and a success the provider confirms is a late success or review.
 //!   The IPN's own words never pay: only the provider's Execute/Query answer on a paymentID we recorded does;
-//! - while an attempt of that invoice is being confirmed, the answer is 503 (SNS retries, and by then the
+//! - while an attempt of that invoice is being confirmed, or bKash gave no usable answer about one, the answer is 503 (SNS retries, and by then the
 //!   confirm has decided);
 //! - a payment that none of ours turns out to be (QR, USSD, app payments, another amount or invoice) is recorded
 //!   in `bkash_unmatched` with an audit event and a `payment.unmatched` webhook in one transaction, listed by
@@ -178,8 +178,14 @@ impl AppState {
                 _ => {
                     // Closed in our books: the provider is asked, and a success it confirms is settled by the core.
                     let provider = self.provider_of(&attempt)?;
-                    if let outcome @ Outcome::Paid(_) = provider.sync(&attempt).await {
-                        self.apply_outcome(&attempt, outcome, "ipn query").await?;
+                    match provider.sync(&attempt).await {
+                        outcome @ Outcome::Paid(_) => {
+                            self.apply_outcome(&attempt, outcome, "ipn query").await?;
+                        }
+                        // bKash could not tell: this payment may be ours, so it is not filed as unmatched; SNS
+                        // delivers it again.
+                        Outcome::NoAnswer(_) | Outcome::Unknown(_) => confirming = true,
+                        _ => {}
                     }
                 }
             }

@@ -180,12 +180,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn events_of_kind(&self, kind: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query_as::<_, (Option<String>,)>(
-            "SELECT detail FROM events WHERE kind = $1 ORDER BY created_at, id",
-        )
-        .bind(kind)
-        .fetch_all(self.db())
-        .await?;
+        let rows =
+            sqlx::query_as::<_, (Option<String>,)>("SELECT detail FROM events WHERE kind = $1 ORDER BY created_at, id")
+                .bind(kind)
+                .fetch_all(self.db())
+                .await?;
         Ok(rows.into_iter().map(|(detail,)| detail.unwrap_or_default()).collect())
     }
 

@@ -433,3 +433,37 @@ async fn attack_a_verified_ipn_whose_payload_cannot_be_read_is_kept_before_it_is
     assert_eq!(app.post_ipn(&signed_notification(&app, "m-readable-02", &ok)).await.status(), 200);
     assert_eq!(app.unmatched().await.len(), 1);
 }
+
+#[tokio::test]
+async fn attack_an_ipn_for_our_closed_attempt_while_bkash_cannot_answer_is_retried_not_recorded_as_unmatched() {
+    let app = spawn_app_with(outbox_only).await;
+    // No subscription yet: the notification is held until one is confirmed.
+    let (id, invoice, bkash_url, payment_id) = started(&app, "515.00").await;
+    // bKash takes the money but answers Execute with a definitive decline: our attempt is closed as failed.
+    app.fault(json!({"endpoint": "execute", "response": "code", "code": "2023", "message": "Insufficient Balance",
+                     "process": true}))
+        .await;
+    let callback = app.pay_on_page(&bkash_url, WALLET, OTP, PIN).await;
+    app.follow_callback(&callback).await;
+    let s = app.session(&id).await;
+    assert_eq!(s["attempts"][0]["status"], "failed", "{s}");
+    assert_eq!(app.sandbox_payment(&payment_id).await["status"], "completed");
+    // The IPN comes while bKash's Query cannot answer: it must be delivered again, not filed as someone else's.
+    app.fault(json!({"endpoint": "query", "response": "http_status", "status": 503, "times": 50})).await;
+    app.subscribe_ipn(1).await;
+    let trx = app.announced_trx(&invoice).await;
+    let d = eventually(WAIT, || async {
+        let d = app.deliveries_of(&trx).await;
+        if d.len() < 2 { Err(format!("{d:?}")) } else { Ok(d) }
+    })
+    .await;
+    assert!(d.iter().all(|d| d["status"] == 503), "{d:?}");
+    assert!(app.unmatched().await.is_empty());
+    assert_eq!(app.outbox_count("payment.unmatched").await, 0);
+    // bKash answers again: the next redelivery settles it as ours (a late success).
+    app.http.delete(format!("{}/__sandbox/bkash/faults", app.sandbox.url())).send().await.unwrap();
+    let s = wait_paid(&app, &id).await;
+    assert_eq!(s["payment"]["trx_id"], trx.as_str(), "{s}");
+    assert!(app.unmatched().await.is_empty());
+    assert_eq!(app.sandbox_payment(&payment_id).await["execute_calls"], 1);
+}
