@@ -10,7 +10,7 @@
 //!   the callback: the same claim as the callback's, so a callback, a reconciler and a redelivered IPN never
 //!   execute twice); a closed one is queried, and a success the provider confirms is a late success or review.
 //!   The IPN's own words never pay: only the provider's Execute/Query answer on a paymentID we recorded does;
-//! - while an attempt of that invoice is being confirmed, the answer is 503 (SNS retries, and by then the
+//! - while an attempt of that invoice is being confirmed, or bKash gave no usable answer about one, the answer is 503 (SNS retries, and by then the
 //!   confirm has decided);
 //! - a payment that none of ours turns out to be (QR, USSD, app payments, another amount or invoice) is recorded
 //!   in `bkash_unmatched` with an audit event and a `payment.unmatched` webhook in one transaction, listed by
@@ -125,7 +125,21 @@ impl AppState {
                     self.metrics.ipn("duplicate");
                     return Ok(IpnDone::Duplicate);
                 }
-                let payment = parse_payment(&envelope.message).map_err(IpnError::BadPayload)?;
+                let payment = match parse_payment(&envelope.message) {
+                    Ok(payment) => payment,
+                    Err(why) => {
+                        // SNS does not retry a 4xx: what bKash said is kept (audit event `bkash.ipn_unreadable`)
+                        // and the MessageId marked handled before it is refused, so no payment is lost unseen.
+                        let now = self.clock.now_ms();
+                        let detail = serde_json::json!({
+                            "message_id": envelope.message_id, "why": why, "message": envelope.message,
+                        });
+                        self.store.add_event(None, None, "bkash.ipn_unreadable", &detail.to_string(), now).await?;
+                        self.store.record_ipn_message(&envelope.message_id, None, "unreadable", now).await?;
+                        tracing::error!(message_id = %envelope.message_id, why, "verified bKash IPN whose payload cannot be read: kept as event bkash.ipn_unreadable");
+                        return Err(IpnError::BadPayload(why));
+                    }
+                };
                 let outcome = if payment.status == "Completed" {
                     self.settle_ipn(&payment, &envelope.message_id).await?
                 } else {
@@ -164,8 +178,14 @@ impl AppState {
                 _ => {
                     // Closed in our books: the provider is asked, and a success it confirms is settled by the core.
                     let provider = self.provider_of(&attempt)?;
-                    if let outcome @ Outcome::Paid(_) = provider.sync(&attempt).await {
-                        self.apply_outcome(&attempt, outcome, "ipn query").await?;
+                    match provider.sync(&attempt).await {
+                        outcome @ Outcome::Paid(_) => {
+                            self.apply_outcome(&attempt, outcome, "ipn query").await?;
+                        }
+                        // bKash could not tell: this payment may be ours, so it is not filed as unmatched; SNS
+                        // delivers it again.
+                        Outcome::NoAnswer(_) | Outcome::Unknown(_) => confirming = true,
+                        _ => {}
                     }
                 }
             }

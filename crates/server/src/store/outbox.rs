@@ -175,6 +175,19 @@ impl Store {
         self.exec(event_query(session_id, attempt_id, kind, detail, now)).await.map(|_| ())
     }
 
+    /// Details of the audit events of `kind`, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn events_of_kind(&self, kind: &str) -> StoreResult<Vec<String>> {
+        let rows =
+            sqlx::query_as::<_, (Option<String>,)>("SELECT detail FROM events WHERE kind = $1 ORDER BY created_at, id")
+                .bind(kind)
+                .fetch_all(self.db())
+                .await?;
+        Ok(rows.into_iter().map(|(detail,)| detail.unwrap_or_default()).collect())
+    }
+
     /// Audit events of a session, oldest first: `(kind, detail)`.
     ///
     /// # Errors

@@ -388,3 +388,82 @@ async fn attack_an_ipn_naming_our_invoice_and_amount_never_pays_what_bkash_did_n
     assert_eq!(app.sandbox_payment(&payment_id).await["status"], "completed");
     assert_eq!(app.outbox_count("session.paid").await, 1);
 }
+
+/// An SNS envelope of our topic carrying `message`, signed (SignatureVersion 1) with the sandbox's SNS test key.
+fn signed_notification(app: &TestApp, message_id: &str, message: &str) -> String {
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let topic = deshpay_sandbox::BKASH_IPN_TOPIC_ARN;
+    let timestamp = "2026-12-07T10:00:00.000Z";
+    let canonical = format!(
+        "Message\n{message}\nMessageId\n{message_id}\nTimestamp\n{timestamp}\nTopicArn\n{topic}\nType\nNotification\n"
+    );
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("../../../sandbox/keys/sns-test-private.pem")).unwrap();
+    let signature = rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key).sign(canonical.as_bytes()).to_vec();
+    json!({
+        "Type": "Notification", "MessageId": message_id, "TopicArn": topic, "Message": message,
+        "Timestamp": timestamp, "SignatureVersion": "1",
+        "Signature": base64::engine::general_purpose::STANDARD.encode(signature),
+        "SigningCertURL": format!("{}/__sns/SimpleNotificationService-sandbox.pem", app.sandbox.url()),
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn attack_a_verified_ipn_whose_payload_cannot_be_read_is_kept_before_it_is_refused() {
+    let app = spawn_app().await;
+    // A genuine (verified) notification of a completed payment whose amount we cannot parse: SNS does not retry
+    // a 4xx, so unless we keep it, this payment is recorded nowhere.
+    let message = json!({"trxID": "CLS9XYZ001", "amount": 1250, "currency": "BDT", "transactionStatus": "Completed",
+                         "debitMSISDN": "8801700000001", "transactionType": "10003126", "dateTime": "20261207160000"})
+    .to_string();
+    let envelope = signed_notification(&app, "3f1c6c62-8f7e-4b7a-9a59-unreadable01", &message);
+    let r = app.post_ipn(&envelope).await;
+    assert_eq!(r.status(), 400);
+    let kept = app.state.store.events_of_kind("bkash.ipn_unreadable").await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].contains("CLS9XYZ001") && kept[0].contains("unreadable01"), "{kept:?}");
+    // A redelivery is a duplicate: kept once.
+    assert_eq!(app.post_ipn(&envelope).await.status(), 200);
+    assert_eq!(app.state.store.events_of_kind("bkash.ipn_unreadable").await.unwrap().len(), 1);
+    // A signed envelope with a readable payload of a payment we never made is still recorded as unmatched.
+    let ok = json!({"trxID": "CLS9XYZ002", "amount": "12.50", "currency": "BDT", "transactionStatus": "Completed"})
+        .to_string();
+    assert_eq!(app.post_ipn(&signed_notification(&app, "m-readable-02", &ok)).await.status(), 200);
+    assert_eq!(app.unmatched().await.len(), 1);
+}
+
+#[tokio::test]
+async fn attack_an_ipn_for_our_closed_attempt_while_bkash_cannot_answer_is_retried_not_recorded_as_unmatched() {
+    let app = spawn_app_with(outbox_only).await;
+    // No subscription yet: the notification is held until one is confirmed.
+    let (id, invoice, bkash_url, payment_id) = started(&app, "515.00").await;
+    // bKash takes the money but answers Execute with a definitive decline: our attempt is closed as failed.
+    app.fault(json!({"endpoint": "execute", "response": "code", "code": "2023", "message": "Insufficient Balance",
+                     "process": true}))
+        .await;
+    let callback = app.pay_on_page(&bkash_url, WALLET, OTP, PIN).await;
+    app.follow_callback(&callback).await;
+    let s = app.session(&id).await;
+    assert_eq!(s["attempts"][0]["status"], "failed", "{s}");
+    assert_eq!(app.sandbox_payment(&payment_id).await["status"], "completed");
+    // The IPN comes while bKash's Query cannot answer: it must be delivered again, not filed as someone else's.
+    app.fault(json!({"endpoint": "query", "response": "http_status", "status": 503, "times": 50})).await;
+    app.subscribe_ipn(1).await;
+    let trx = app.announced_trx(&invoice).await;
+    let d = eventually(WAIT, || async {
+        let d = app.deliveries_of(&trx).await;
+        if d.len() < 2 { Err(format!("{d:?}")) } else { Ok(d) }
+    })
+    .await;
+    assert!(d.iter().all(|d| d["status"] == 503), "{d:?}");
+    assert!(app.unmatched().await.is_empty());
+    assert_eq!(app.outbox_count("payment.unmatched").await, 0);
+    // bKash answers again: the next redelivery settles it as ours (a late success).
+    app.http.delete(format!("{}/__sandbox/bkash/faults", app.sandbox.url())).send().await.unwrap();
+    let s = wait_paid(&app, &id).await;
+    assert_eq!(s["payment"]["trx_id"], trx.as_str(), "{s}");
+    assert!(app.unmatched().await.is_empty());
+    assert_eq!(app.sandbox_payment(&payment_id).await["execute_calls"], 1);
+}
