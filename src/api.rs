@@ -44,18 +44,13 @@ impl ApiError {
     }
 }
 
-/// `GET {endpoint}/v1/checkout/{session}`: the public view of the session. `prefetched` is the loader's
-/// `fetch` of this same URL, begun beside the wasm's download (the first read only): see `www/deshpay.js`.
+/// `GET {endpoint}/v1/checkout/{session}`: the public view of the session.
 ///
 /// # Errors
 /// [`ApiError`] for transport failures, error statuses and unexpected bodies.
 #[cfg(target_arch = "wasm32")]
-pub async fn checkout_view(
-    endpoint: &str,
-    session: &str,
-    prefetched: Option<js_sys::Promise>,
-) -> Result<CheckoutView, ApiError> {
-    read(fetch("GET", &url(endpoint, session, ""), prefetched).await?).await
+pub async fn checkout_view(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
+    read(fetch("GET", &url(endpoint, session, "")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/bkash`: starts a bKash attempt and returns where to send the browser.
@@ -65,7 +60,7 @@ pub async fn checkout_view(
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResponse, ApiError> {
-    read(fetch("POST", &url(endpoint, session, "/bkash"), None).await?).await
+    read(fetch("POST", &url(endpoint, session, "/bkash")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/upi`: starts (or returns the pending) UPI payin: deep links, QR text
@@ -75,7 +70,7 @@ pub async fn start_bkash(endpoint: &str, session: &str) -> Result<StartBkashResp
 /// [`ApiError`]; notably 409 `payment_in_progress`, 503 `provider_unavailable`, 502 `provider_error`.
 #[cfg(target_arch = "wasm32")]
 pub async fn start_upi(endpoint: &str, session: &str) -> Result<StartUpiResponse, ApiError> {
-    read(fetch("POST", &url(endpoint, session, "/upi"), None).await?).await
+    read(fetch("POST", &url(endpoint, session, "/upi")).await?).await
 }
 
 /// `POST {endpoint}/v1/checkout/{session}/cancel`: cancels the pending attempt; returns the session view.
@@ -84,7 +79,7 @@ pub async fn start_upi(endpoint: &str, session: &str) -> Result<StartUpiResponse
 /// [`ApiError`]; 409 `nothing_to_cancel` when the attempt already finished.
 #[cfg(target_arch = "wasm32")]
 pub async fn cancel(endpoint: &str, session: &str) -> Result<CheckoutView, ApiError> {
-    read(fetch("POST", &url(endpoint, session, "/cancel"), None).await?).await
+    read(fetch("POST", &url(endpoint, session, "/cancel")).await?).await
 }
 
 /// The server-sent events URL of a session (`EventSource`).
@@ -105,15 +100,28 @@ fn url(endpoint: &str, session: &str, suffix: &str) -> String {
     crate::cat(&[endpoint, "/v1/checkout/", session, suffix])
 }
 
-/// `fetch(url, {method})` with web-sys directly (gloo-net's request builder adds URL and header handling the
-/// widget does not need), or the same request already `started` by the loader; a rejected promise (offline, DNS,
-/// CORS) is [`ApiError::Network`].
 #[cfg(target_arch = "wasm32")]
-async fn fetch(method: &str, url: &str, started: Option<js_sys::Promise>) -> Result<web_sys::Response, ApiError> {
+thread_local! {
+    /// The loader's `fetch` of a session view, begun beside the wasm's download: its URL and promise.
+    static STARTED: std::cell::Cell<Option<(String, js_sys::Promise)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Hands over the loader's request for the session view (`prefetch` in the mount options), which the next
+/// request for that same URL awaits instead of asking again.
+#[cfg(target_arch = "wasm32")]
+pub fn started(endpoint: &str, session: &str, promise: js_sys::Promise) {
+    STARTED.set(Some((url(endpoint, session, ""), promise)));
+}
+
+/// `fetch(url, {method})` with web-sys directly (gloo-net's request builder adds URL and header handling the
+/// widget does not need), or the loader's request for it ([`started`]); a rejected promise (offline, DNS, CORS)
+/// is [`ApiError::Network`].
+#[cfg(target_arch = "wasm32")]
+async fn fetch(method: &str, url: &str) -> Result<web_sys::Response, ApiError> {
     use wasm_bindgen::JsCast;
-    let promise = match started {
-        Some(promise) => promise,
-        None => {
+    let promise = match STARTED.take() {
+        Some((started, promise)) if started == url => promise,
+        _ => {
             let init = web_sys::RequestInit::new();
             init.set_method(method);
             web_sys::window().ok_or(ApiError::Network)?.fetch_with_str_and_init(url, &init)

@@ -98,8 +98,7 @@ mod exports {
         // it pulls in) out: it costs about 1 KB gzip, and a release panic aborts either way.
         #[cfg(debug_assertions)]
         console_error_panic_hook::set_once();
-        // `prefetch`: the loader's request for the session view (see `api::checkout_view`); not part of the
-        // documented options.
+        // `prefetch`: the loader's request for the session view (`api::started`); not a documented option.
         let prefetched = js_sys::Reflect::get(&options, &JsValue::from_str("prefetch"))
             .ok()
             .filter(|p| !p.is_undefined())
@@ -124,6 +123,9 @@ mod exports {
             document.create_element("div").map_err(|_| JsError::new("no div"))?.unchecked_into();
         container.set_class_name("dp-root");
         root.append_child(&container).map_err(|_| JsError::new("cannot append to the shadow root"))?;
-        Ok(WidgetHandle { inner: Some(crate::ui::mount(config, host, container, prefetched)) })
+        if let Some(promise) = prefetched {
+            crate::api::started(&config.endpoint, &config.session, promise);
+        }
+        Ok(WidgetHandle { inner: Some(crate::ui::mount(config, host, container)) })
     }
 }

@@ -62,8 +62,6 @@ struct Fixed {
     live: RefCell<Option<Live>>,
     /// Incremented whenever following starts or stops, so that late events, loops and answers are ignored.
     live_generation: Cell<u32>,
-    /// The loader's request for the session view, used by the first read.
-    prefetched: Cell<Option<js_sys::Promise>>,
 }
 
 /// The live status of one UPI attempt: its event stream (dropped on failure, for polling) and the listener that
@@ -76,7 +74,7 @@ struct Live {
 }
 
 impl Checkout {
-    fn new(config: Config, host: HtmlElement, container: HtmlElement, prefetched: Option<js_sys::Promise>) -> Checkout {
+    fn new(config: Config, host: HtmlElement, container: HtmlElement) -> Checkout {
         let (screen, view) = match &config.preview {
             Some(p) => (p.screen.clone(), Some(p.view.clone())),
             None => (Screen::Loading, None),
@@ -93,7 +91,6 @@ impl Checkout {
                 ready_sent: Cell::new(false),
                 live: RefCell::new(None),
                 live_generation: Cell::new(0),
-                prefetched: Cell::new(prefetched),
             })),
         }
         .starting_at(screen)
@@ -230,9 +227,8 @@ impl Checkout {
         self.show(Screen::Loading);
         let (endpoint, session, returned) =
             (fixed.config.endpoint.clone(), fixed.config.session.clone(), fixed.config.returned);
-        let prefetched = fixed.prefetched.take();
         spawn_local(async move {
-            let result = api::checkout_view(&endpoint, &session, prefetched).await;
+            let result = api::checkout_view(&endpoint, &session).await;
             if !self.alive() {
                 return;
             }
@@ -272,7 +268,7 @@ impl Checkout {
                     return;
                 }
                 // A failed poll is retried on the next tick: the outcome is already recorded by the backend.
-                if let Ok(view) = api::checkout_view(&endpoint, &session, None).await {
+                if let Ok(view) = api::checkout_view(&endpoint, &session).await {
                     if !self.alive() {
                         return;
                     }
@@ -439,7 +435,7 @@ impl Checkout {
                 if !self.is_live(generation) {
                     return;
                 }
-                if let Ok(view) = api::checkout_view(&endpoint, &session, None).await {
+                if let Ok(view) = api::checkout_view(&endpoint, &session).await {
                     self.live_view(generation, view);
                 }
             }
@@ -515,15 +511,10 @@ impl Checkout {
 }
 
 /// Mounts the widget into `container` (inside the host's shadow root). Dropping the returned handle unmounts it.
-pub fn mount(
-    config: Config,
-    host: HtmlElement,
-    container: HtmlElement,
-    prefetched: Option<js_sys::Promise>,
-) -> Box<dyn std::any::Any> {
+pub fn mount(config: Config, host: HtmlElement, container: HtmlElement) -> Box<dyn std::any::Any> {
     let target = container.clone();
     let handle = leptos::mount::mount_to(target, move || {
-        let checkout = Checkout::new(config, host, container, prefetched);
+        let checkout = Checkout::new(config, host, container);
         if !checkout.is_preview() {
             checkout.load();
         }
